@@ -1,0 +1,378 @@
+// Package config is the homeserver's YAML configuration: one section struct
+// per component, each with Defaults and Verify, loaded strictly (unknown keys
+// are errors) so that a typo never silently falls back to a default.
+//
+// It sits at the bottom of the dependency order: every component imports it,
+// it imports no component. A component receives only its own section and the
+// Global one.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Global holds settings every component needs.
+	Global Global `yaml:"global"`
+	// Database says where the tables live.
+	Database Database `yaml:"database"`
+	// Bus says how components talk to each other.
+	Bus Bus `yaml:"bus"`
+	// Client is the client-server API (the homeserver component).
+	Client Client `yaml:"client"`
+	// Federation is the server-server API.
+	Federation Federation `yaml:"federation"`
+	// Logging sets the log level and format.
+	Logging Logging `yaml:"logging"`
+	// Metrics sets the Prometheus listener.
+	Metrics Metrics `yaml:"metrics"`
+}
+
+// Global holds the settings shared by every component.
+type Global struct {
+	// ServerName is the Matrix server name, the part after ":" in user ids.
+	// Required; it cannot change once users exist.
+	ServerName string `yaml:"server_name"`
+	// SigningKey is the server's ed25519 signing key, written by `init` as
+	// "ed25519 <key id> <base64 seed>". Required.
+	SigningKey string `yaml:"signing_key"`
+	// DataDir holds the server's files (SQLite database, embedded NATS
+	// store, TLS files). Default: the directory of the configuration file.
+	DataDir string `yaml:"data_dir"`
+	// DefaultRoomVersion is the room version of new rooms. Default: "12".
+	DefaultRoomVersion string `yaml:"default_room_version"`
+}
+
+// Database selects the storage engine.
+type Database struct {
+	// URL is "sqlite:PATH" (relative paths are under data_dir) or
+	// "postgres://user@host/db". Default: "sqlite:homeserver.db".
+	URL string `yaml:"url"`
+	// MaxOpenConns caps the connection pool. Default: 20 (PostgreSQL),
+	// ignored by SQLite, which pools as its writer allows.
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+// Bus selects the NATS server.
+type Bus struct {
+	// URL is an external NATS server ("nats://host:4222"). Empty (the
+	// default) runs NATS embedded in the process.
+	URL string `yaml:"url"`
+	// StoreDir is where the embedded NATS keeps its JetStream files.
+	// Default: "nats" under data_dir.
+	StoreDir string `yaml:"store_dir"`
+	// Listen is a TCP address for the embedded NATS, so that other
+	// processes can join it. Empty (the default) opens no listener.
+	Listen string `yaml:"listen"`
+	// Prefix is put before every stream and subject name, so that two
+	// homeservers can share a NATS cluster. Default: "hs".
+	Prefix string `yaml:"prefix"`
+}
+
+// Client configures the client-server API.
+type Client struct {
+	// Listen is the address of the client API listener.
+	// Default: "127.0.0.1:8008".
+	Listen string `yaml:"listen"`
+	// PublicBaseURL is the URL clients reach the server at, advertised in
+	// /.well-known/matrix/client. Default: "http://" + listen.
+	PublicBaseURL string `yaml:"public_base_url"`
+	// WellKnownServer is the "m.server" value of /.well-known/matrix/server
+	// (host:port of the federation listener as other servers see it).
+	// Empty (the default) serves 404 there.
+	WellKnownServer string `yaml:"well_known_server"`
+	// MaxRequestBytes caps request bodies (media uploads excepted).
+	// Default: 1048576 (1 MiB).
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// Registration says who may create accounts.
+	Registration Registration `yaml:"registration"`
+	// Auth sets token and password policies.
+	Auth Auth `yaml:"auth"`
+	// RateLimits throttle clients.
+	RateLimits RateLimits `yaml:"rate_limits"`
+}
+
+// Registration says who may create accounts. Closed by default.
+type Registration struct {
+	// Open lets anyone register through /register. Default: false.
+	Open bool `yaml:"open"`
+	// AllowDummy, with open, lets /register complete with m.login.dummy
+	// alone, with no token. Default: false, so open registration still
+	// needs a registration token.
+	AllowDummy bool `yaml:"allow_dummy"`
+	// SharedSecret enables the Synapse-compatible admin endpoint
+	// /_synapse/admin/v1/register. Empty (the default) disables it.
+	SharedSecret string `yaml:"shared_secret"`
+	// GuestAccess lets guests register. Default: false (not supported yet:
+	// must stay false).
+	GuestAccess bool `yaml:"guest_access"`
+}
+
+// Auth sets token and password policies.
+type Auth struct {
+	// AccessTokenLifetime is how long an access token lives when the client
+	// asked for a refresh token. Default: "5m".
+	AccessTokenLifetime Duration `yaml:"access_token_lifetime"`
+	// RefreshTokenLifetime is how long an unused refresh token lives.
+	// Zero (the default) means forever.
+	RefreshTokenLifetime Duration `yaml:"refresh_token_lifetime"`
+	// PasswordMinLength is the shortest accepted password. Default: 8.
+	PasswordMinLength int `yaml:"password_min_length"`
+	// Argon2Memory is argon2id's memory in KiB. Default: 19456 (19 MiB,
+	// OWASP's recommended minimum).
+	Argon2Memory uint32 `yaml:"argon2_memory_kib"`
+	// Argon2Time is argon2id's number of passes. Default: 2.
+	Argon2Time uint32 `yaml:"argon2_time"`
+}
+
+// RateLimits throttle clients; a limit is a steady rate and a burst.
+type RateLimits struct {
+	// FailedLogin limits failed logins per account and per address.
+	// Default: 0.17/s (one per 6 s), burst 5.
+	FailedLogin RateLimit `yaml:"failed_login"`
+	// Register limits registration attempts per address.
+	// Default: 0.17/s, burst 3.
+	Register RateLimit `yaml:"register"`
+	// Request limits all requests per user. Default: 50/s, burst 200.
+	Request RateLimit `yaml:"request"`
+}
+
+// RateLimit is a token bucket: Burst requests at once, then PerSecond.
+// A zero PerSecond disables the limit.
+type RateLimit struct {
+	// PerSecond is the steady rate.
+	PerSecond float64 `yaml:"per_second"`
+	// Burst is how many requests may come at once.
+	Burst int `yaml:"burst"`
+}
+
+// Federation configures the server-server API.
+type Federation struct {
+	// Listen is the address of the federation listener (TLS).
+	// Default: "127.0.0.1:8448". Empty after defaults is impossible; set
+	// "off" to open no federation listener.
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files for the federation listener,
+	// relative to data_dir. Default: "federation.crt" and "federation.key"
+	// (a self-signed pair written by `init`).
+	TLSCert string `yaml:"tls_cert"`
+	// TLSKey is the private key matching TLSCert.
+	TLSKey string `yaml:"tls_key"`
+	// KeyValidity is how long other servers may cache our signing key.
+	// Default: "24h".
+	KeyValidity Duration `yaml:"key_validity"`
+}
+
+// Logging sets the log level and format.
+type Logging struct {
+	// Level is one of debug, info, warn, error. Default: "info".
+	Level string `yaml:"level"`
+	// Format is "text" or "json". Default: "text".
+	Format string `yaml:"format"`
+}
+
+// Metrics sets the Prometheus listener.
+type Metrics struct {
+	// Listen is the address of /metrics. Empty (the default) serves none.
+	Listen string `yaml:"listen"`
+}
+
+// Duration is a time.Duration written in YAML as a string such as "30s".
+type Duration time.Duration
+
+// UnmarshalYAML reads "30s"-style strings.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Std returns the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Load reads, defaults and verifies the configuration at path.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if c.Global.DataDir == "" {
+		abs, err := filepath.Abs(filepath.Dir(path))
+		if err != nil {
+			return nil, fmt.Errorf("resolve data_dir: %w", err)
+		}
+		c.Global.DataDir = abs
+	}
+	c.Defaults()
+	if err := c.Verify(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML strictly: unknown keys are errors.
+func Parse(raw []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	return &c, nil
+}
+
+// Defaults fills every zero field with its documented default.
+func (c *Config) Defaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Global.DefaultRoomVersion, "12")
+	def(&c.Database.URL, "sqlite:homeserver.db")
+	if c.Database.MaxOpenConns == 0 {
+		c.Database.MaxOpenConns = 20
+	}
+	def(&c.Bus.StoreDir, "nats")
+	def(&c.Bus.Prefix, "hs")
+	def(&c.Client.Listen, "127.0.0.1:8008")
+	def(&c.Client.PublicBaseURL, "http://"+c.Client.Listen)
+	if c.Client.MaxRequestBytes == 0 {
+		c.Client.MaxRequestBytes = 1 << 20
+	}
+	a := &c.Client.Auth
+	if a.AccessTokenLifetime == 0 {
+		a.AccessTokenLifetime = Duration(5 * time.Minute)
+	}
+	if a.PasswordMinLength == 0 {
+		a.PasswordMinLength = 8
+	}
+	if a.Argon2Memory == 0 {
+		a.Argon2Memory = 19456
+	}
+	if a.Argon2Time == 0 {
+		a.Argon2Time = 2
+	}
+	rl := &c.Client.RateLimits
+	defLimit(&rl.FailedLogin, 1.0/6, 5)
+	defLimit(&rl.Register, 1.0/6, 3)
+	defLimit(&rl.Request, 50, 200)
+	def(&c.Federation.Listen, "127.0.0.1:8448")
+	def(&c.Federation.TLSCert, "federation.crt")
+	def(&c.Federation.TLSKey, "federation.key")
+	if c.Federation.KeyValidity == 0 {
+		c.Federation.KeyValidity = Duration(24 * time.Hour)
+	}
+	def(&c.Logging.Level, "info")
+	def(&c.Logging.Format, "text")
+}
+
+func defLimit(l *RateLimit, perSecond float64, burst int) {
+	if l.PerSecond == 0 && l.Burst == 0 {
+		l.PerSecond, l.Burst = perSecond, burst
+	}
+}
+
+// Verify checks every section and reports all problems at once.
+func (c *Config) Verify() error {
+	var errs Errors
+	if c.Global.ServerName == "" {
+		errs.Add("global.server_name", "is required")
+	} else if strings.ContainsAny(c.Global.ServerName, "/ @#!") {
+		errs.Add("global.server_name", "must be a host name with an optional port")
+	}
+	if _, err := ParseSigningKey(c.Global.SigningKey); err != nil {
+		errs.Add("global.signing_key", err.Error())
+	}
+	if !knownRoomVersion(c.Global.DefaultRoomVersion) {
+		errs.Add("global.default_room_version", fmt.Sprintf("unknown room version %q", c.Global.DefaultRoomVersion))
+	}
+	if !strings.HasPrefix(c.Database.URL, "sqlite:") && !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
+		errs.Add("database.url", "must start with sqlite: or postgres://")
+	}
+	if c.Bus.URL != "" && !strings.HasPrefix(c.Bus.URL, "nats://") && !strings.HasPrefix(c.Bus.URL, "tls://") {
+		errs.Add("bus.url", "must start with nats:// or tls://")
+	}
+	if c.Bus.URL != "" && c.Bus.Listen != "" {
+		errs.Add("bus.listen", "only applies to the embedded NATS (bus.url is set)")
+	}
+	if c.Client.MaxRequestBytes < 65536 {
+		errs.Add("client.max_request_bytes", "must be at least 65536 (the largest event)")
+	}
+	if c.Client.Registration.GuestAccess {
+		errs.Add("client.registration.guest_access", "guest access is not supported")
+	}
+	if c.Client.Registration.AllowDummy && !c.Client.Registration.Open {
+		errs.Add("client.registration.allow_dummy", "needs client.registration.open")
+	}
+	if c.Client.Auth.PasswordMinLength < 1 {
+		errs.Add("client.auth.password_min_length", "must be positive")
+	}
+	for name, l := range map[string]RateLimit{"failed_login": c.Client.RateLimits.FailedLogin, "register": c.Client.RateLimits.Register, "request": c.Client.RateLimits.Request} {
+		if l.PerSecond < 0 || l.Burst < 0 || (l.PerSecond > 0 && l.Burst == 0) {
+			errs.Add("client.rate_limits."+name, "per_second and burst must be positive (per_second 0 disables)")
+		}
+	}
+	switch c.Logging.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs.Add("logging.level", "must be debug, info, warn or error")
+	}
+	if c.Logging.Format != "text" && c.Logging.Format != "json" {
+		errs.Add("logging.format", "must be text or json")
+	}
+	return errs.Err()
+}
+
+func knownRoomVersion(v string) bool {
+	switch v {
+	case "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12":
+		return true
+	}
+	return false
+}
+
+// Path resolves p against the data directory unless it is absolute.
+func (g *Global) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(g.DataDir, p)
+}
+
+// Errors collects every configuration problem before reporting.
+type Errors []string
+
+// Add records that key is wrong and why.
+func (e *Errors) Add(key, problem string) { *e = append(*e, key+": "+problem) }
+
+// Err returns nil when nothing was recorded, else one error listing all.
+func (e Errors) Err() error {
+	if len(e) == 0 {
+		return nil
+	}
+	return errors.New("invalid configuration:\n  " + strings.Join(e, "\n  "))
+}

@@ -1,0 +1,143 @@
+// Package storage opens the database on either engine, SQLite (the embedded
+// default) or PostgreSQL, and gives components one handle for both: the same
+// SQL text runs on each, writes go through a Writer that serialises them on
+// SQLite, and the few true engine differences live in Dialect.
+//
+// Components import this package and write their own table files; this
+// package knows nothing of any component's tables. Migrations are applied by
+// Open, from the migrations package.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/sirupsen/logrus"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// DB is a component's handle on the database: reads go to the pool
+// directly, writes through Write.
+type DB struct {
+	// Dialect tells the engine apart where SQL differs.
+	Dialect Dialect
+	pool    *sql.DB
+	// writeMu serialises write transactions on SQLite, which allows one
+	// writer at a time; taking it in Go avoids SQLITE_BUSY retries. Nil on
+	// PostgreSQL, where transactions run concurrently.
+	writeMu *sync.Mutex
+}
+
+// Options tune Open.
+type Options struct {
+	// DataDir resolves relative SQLite paths.
+	DataDir string
+	// MaxOpenConns caps the PostgreSQL pool; 0 means 20.
+	MaxOpenConns int
+	// Log receives migration progress; nil discards it.
+	Log *logrus.Entry
+}
+
+// Open connects to url ("sqlite:PATH" or "postgres://…") and applies every
+// pending migration before returning.
+func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
+	db, err := open(rawURL, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx, opts.Log); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func open(rawURL string, opts Options) (*DB, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		path := strings.TrimPrefix(rawURL, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return nil, fmt.Errorf("open database: sqlite: URL has no path")
+		}
+		if !filepath.IsAbs(path) && opts.DataDir != "" {
+			path = filepath.Join(opts.DataDir, path)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+		// WAL lets readers run beside the one writer; synchronous(FULL)
+		// fsyncs every commit so that an acknowledged write survives a
+		// power cut; _txlock=immediate takes the write lock at BEGIN so
+		// that a transaction never fails half-way on an upgrade to write.
+		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
+			"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(30000)" +
+			"&_pragma=foreign_keys(1)&_txlock=immediate"
+		pool, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		pool.SetMaxOpenConns(8)
+		pool.SetMaxIdleConns(8)
+		return &DB{Dialect: SQLite, pool: pool, writeMu: &sync.Mutex{}}, nil
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		pool, err := sql.Open("pgx", rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		n := opts.MaxOpenConns
+		if n <= 0 {
+			n = 20
+		}
+		pool.SetMaxOpenConns(n)
+		pool.SetMaxIdleConns(n)
+		return &DB{Dialect: Postgres, pool: pool}, nil
+	default:
+		return nil, fmt.Errorf("open database: unsupported URL scheme (want sqlite: or postgres://)")
+	}
+}
+
+// Close closes the pool.
+func (db *DB) Close() error { return db.pool.Close() }
+
+// Querier is what both the pool and a transaction offer: table files take
+// one so that a query runs alone or inside a caller's transaction.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Read returns the pool for queries outside a write transaction.
+func (db *DB) Read() Querier { return db.pool }
+
+// Write runs fn in a transaction and commits it if fn returns nil. On
+// SQLite, write transactions run one at a time. fn must not call Write.
+func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.writeMu != nil {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
+	tx, err := db.pool.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers, for health checks.
+func (db *DB) Ping(ctx context.Context) error { return db.pool.PingContext(ctx) }

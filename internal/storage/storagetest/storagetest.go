@@ -1,0 +1,105 @@
+// Package storagetest runs storage and integration tests on both engines:
+// a fresh SQLite file always, and a fresh PostgreSQL database when
+// HOMESERVER_TEST_POSTGRES names a server to create it on.
+package storagetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/matrix-gouv/homeserver/internal/storage"
+)
+
+// PostgresEnv is the environment variable holding the PostgreSQL DSN that
+// tests create their databases on, e.g. postgres://postgres@127.0.0.1/postgres.
+const PostgresEnv = "HOMESERVER_TEST_POSTGRES"
+
+// Engines runs fn as a subtest per engine, with a database URL that is
+// fresh for this subtest and dropped after it. The PostgreSQL subtest is
+// skipped, saying why, when PostgresEnv is unset.
+func Engines(t *testing.T, fn func(t *testing.T, url string)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLiteURL(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, PostgresURL(t)) })
+}
+
+// DBs is Engines with the database already opened and migrated.
+func DBs(t *testing.T, fn func(t *testing.T, db *storage.DB)) {
+	t.Helper()
+	Engines(t, func(t *testing.T, url string) {
+		fn(t, Open(t, url))
+	})
+}
+
+// Open opens and migrates url, closing it when the test ends.
+func Open(t testing.TB, url string) *storage.DB {
+	t.Helper()
+	db, err := storage.Open(context.Background(), url, storage.Options{})
+	if err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// SQLiteURL returns the URL of a new SQLite file in the test's temp dir.
+func SQLiteURL(t testing.TB) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "homeserver.db")
+}
+
+// PostgresURL creates a database on the server named by PostgresEnv and
+// returns its URL; it skips the test when PostgresEnv is unset.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(PostgresEnv)
+	if base == "" {
+		t.Skipf("PostgreSQL tests skipped: set %s (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) to run them", PostgresEnv)
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("open %s: %v", PostgresEnv, err)
+	}
+	defer admin.Close()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "hs_test_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database on %s: %v", PostgresEnv, err)
+	}
+	t.Cleanup(func() {
+		admin, err := sql.Open("pgx", base)
+		if err != nil {
+			return
+		}
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop test database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", PostgresEnv, err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Must fails the test on err; for set-up steps.
+func Must(t testing.TB, err error, what string, args ...any) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", fmt.Sprintf(what, args...), err)
+	}
+}
