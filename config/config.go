@@ -31,6 +31,8 @@ type Config struct {
 	Client Client `yaml:"client"`
 	// Federation is the server-server API.
 	Federation Federation `yaml:"federation"`
+	// Media is the media repository.
+	Media Media `yaml:"media"`
 	// Logging sets the log level and format.
 	Logging Logging `yaml:"logging"`
 	// Metrics sets the Prometheus listener.
@@ -172,6 +174,12 @@ type Federation struct {
 	KeyValidity Duration `yaml:"key_validity"`
 }
 
+// Media configures the media repository.
+type Media struct {
+	// MaxUploadBytes is the largest file accepted. Default: 52428800 (50 MiB).
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+}
+
 // Logging sets the log level and format.
 type Logging struct {
 	// Level is one of debug, info, warn, error. Default: "info".
@@ -285,6 +293,9 @@ func (c *Config) Defaults() {
 	def(&c.Federation.TLSKey, "federation.key")
 	if c.Federation.KeyValidity == 0 {
 		c.Federation.KeyValidity = Duration(24 * time.Hour)
+	}
+	if c.Media.MaxUploadBytes == 0 {
+		c.Media.MaxUploadBytes = 50 << 20
 	}
 	def(&c.Logging.Level, "info")
 	def(&c.Logging.Format, "text")

@@ -1,0 +1,40 @@
+// Package api is the homeserver (client-server API) component's face to the
+// other components: the types and interfaces they may use, and nothing else.
+// In one process a caller holds the component itself; split across
+// processes it holds homeserver/remote's NATS client of the same interface.
+package api
+
+import (
+	"context"
+	"errors"
+)
+
+// Device is an authenticated session: who the access token belongs to.
+type Device struct {
+	// UserID is the full Matrix user id, @local:server.
+	UserID string `json:"user_id"`
+	// DeviceID is the device the token was issued to.
+	DeviceID string `json:"device_id"`
+	// IsAdmin says the account is a server admin.
+	IsAdmin bool `json:"is_admin,omitempty"`
+	// AppServiceID is set when the token is an application service's.
+	AppServiceID string `json:"appservice_id,omitempty"`
+}
+
+// TokenQuerier resolves access tokens. The media component asks it, over
+// the bus when it runs in its own process, whether a request may proceed.
+type TokenQuerier interface {
+	// QueryAccessToken returns the device the token belongs to, or
+	// ErrUnknownToken / ErrSoftLogout.
+	QueryAccessToken(ctx context.Context, token string) (Device, error)
+}
+
+// Errors of TokenQuerier, which both transports preserve.
+var (
+	// ErrUnknownToken: the token does not exist (never issued, logged out,
+	// or the device was deleted); the client must log in again.
+	ErrUnknownToken = errors.New("unknown access token")
+	// ErrSoftLogout: the token expired; the client may refresh it or log
+	// in again to the same device (soft_logout true).
+	ErrSoftLogout = errors.New("access token expired")
+)
