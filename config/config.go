@@ -105,11 +105,12 @@ type Client struct {
 
 // Registration says who may create accounts. Closed by default.
 type Registration struct {
-	// Open lets anyone register through /register. Default: false.
-	Open bool `yaml:"open"`
-	// AllowDummy, with open, lets /register complete with m.login.dummy
-	// alone, with no token. Default: false, so open registration still
-	// needs a registration token.
+	// Enabled lets /register create accounts for holders of a registration
+	// token (m.login.registration_token). Default: false: only the admin
+	// CLI and the shared-secret endpoint create accounts.
+	Enabled bool `yaml:"enabled"`
+	// AllowDummy, with enabled, lets anyone register with no token
+	// (m.login.dummy): open registration. Default: false.
 	AllowDummy bool `yaml:"allow_dummy"`
 	// SharedSecret enables the Synapse-compatible admin endpoint
 	// /_synapse/admin/v1/register. Empty (the default) disables it.
@@ -336,8 +337,8 @@ func (c *Config) Verify() error {
 	if c.Client.Registration.GuestAccess {
 		errs.Add("client.registration.guest_access", "guest access is not supported")
 	}
-	if c.Client.Registration.AllowDummy && !c.Client.Registration.Open {
-		errs.Add("client.registration.allow_dummy", "needs client.registration.open")
+	if c.Client.Registration.AllowDummy && !c.Client.Registration.Enabled {
+		errs.Add("client.registration.allow_dummy", "needs client.registration.enabled")
 	}
 	if c.Client.Auth.PasswordMinLength < 1 {
 		errs.Add("client.auth.password_min_length", "must be positive")
