@@ -68,3 +68,23 @@ func LimitExceeded(after time.Duration) *Error {
 	e.Header = http.Header{"Retry-After": []string{strconv.Itoa(int(math.Ceil(after.Seconds())))}}
 	return e
 }
+
+// Blocked reports, without taking a token, whether key's bucket is empty:
+// for limits that count failures (failed logins) but must refuse every
+// attempt while exhausted.
+func (l *Limiter) Blocked(key string) error {
+	if l == nil || l.limit == 0 {
+		return nil
+	}
+	now := time.Now()
+	l.mu.Lock()
+	b, ok := l.buckets[key]
+	l.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if tokens := b.TokensAt(now); tokens < 1 {
+		return LimitExceeded(time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second)))
+	}
+	return nil
+}

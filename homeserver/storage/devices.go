@@ -1,0 +1,152 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Device is a device as GET /devices shows it.
+type Device struct {
+	DeviceID    string
+	DisplayName *string
+	LastSeenTS  int64
+	LastSeenIP  string
+}
+
+// Devices lists the devices of userID, oldest first.
+func (s *Store) Devices(ctx context.Context, userID string) ([]Device, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT device_id, display_name, last_seen_ts, last_seen_ip
+		FROM devices WHERE user_id = $1 ORDER BY created_ts, device_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	defer rows.Close()
+	var out []Device
+	for rows.Next() {
+		var d Device
+		if err := rows.Scan(&d.DeviceID, &d.DisplayName, &d.LastSeenTS, &d.LastSeenIP); err != nil {
+			return nil, fmt.Errorf("scan device: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Device returns one device of userID, or ErrNotFound.
+func (s *Store) Device(ctx context.Context, userID, deviceID string) (Device, error) {
+	var d Device
+	err := s.db.Read().QueryRowContext(ctx, `SELECT device_id, display_name, last_seen_ts, last_seen_ip
+		FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID).
+		Scan(&d.DeviceID, &d.DisplayName, &d.LastSeenTS, &d.LastSeenIP)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Device{}, ErrNotFound
+	}
+	if err != nil {
+		return Device{}, fmt.Errorf("load device: %w", err)
+	}
+	return d, nil
+}
+
+// SetDeviceName renames a device; ErrNotFound if it does not exist.
+func (s *Store) SetDeviceName(ctx context.Context, userID, deviceID, name string) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE devices SET display_name = $1 WHERE user_id = $2 AND device_id = $3`, name, userID, deviceID)
+		if err != nil {
+			return fmt.Errorf("rename device: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// DeleteDevices deletes the given devices of userID with their tokens, keys
+// and pending to-device messages, and records a device-list change for
+// each. Unknown device ids are ignored, as the spec asks.
+func (s *Store) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
+	now := s.nowMS()
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		return deleteDevices(ctx, tx, userID, deviceIDs, now)
+	})
+}
+
+// deviceTables are the tables whose rows die with a device.
+var deviceTables = []string{"access_tokens", "refresh_tokens", "device_keys", "one_time_keys", "fallback_keys", "device_inbox"}
+
+func deleteDevices(ctx context.Context, tx *sql.Tx, userID string, deviceIDs []string, now int64) error {
+	for _, id := range deviceIDs {
+		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, id)
+		if err != nil {
+			return fmt.Errorf("delete device: %w", err)
+		}
+		existed, _ := res.RowsAffected()
+		for _, table := range deviceTables {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1 AND device_id = $2`, userID, id); err != nil {
+				return fmt.Errorf("delete %s of device: %w", table, err)
+			}
+		}
+		if existed > 0 {
+			if err := recordDeviceChange(ctx, tx, userID, id, true, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func deviceIDs(ctx context.Context, tx *sql.Tx, userID string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT device_id FROM devices WHERE user_id = $1`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list device ids: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan device id: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// recordDeviceChange appends to device_list_changes, which the E2EE relay
+// publishes to the users and servers that share a room with userID.
+func recordDeviceChange(ctx context.Context, tx *sql.Tx, userID, deviceID string, deleted bool, now int64) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO device_list_changes (user_id, device_id, deleted, created_ts) VALUES ($1, $2, $3, $4)`,
+		userID, deviceID, deleted, now); err != nil {
+		return fmt.Errorf("record device-list change: %w", err)
+	}
+	return nil
+}
+
+// DeviceListChange is one row of the device-list change stream.
+type DeviceListChange struct {
+	StreamID int64
+	UserID   string
+	DeviceID string
+	Deleted  bool
+}
+
+// DeviceListChanges returns changes after stream position since, in order.
+func (s *Store) DeviceListChanges(ctx context.Context, since int64, limit int) ([]DeviceListChange, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT stream_id, user_id, device_id, deleted FROM device_list_changes
+		WHERE stream_id > $1 ORDER BY stream_id LIMIT $2`, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list device-list changes: %w", err)
+	}
+	defer rows.Close()
+	var out []DeviceListChange
+	for rows.Next() {
+		var c DeviceListChange
+		if err := rows.Scan(&c.StreamID, &c.UserID, &c.DeviceID, &c.Deleted); err != nil {
+			return nil, fmt.Errorf("scan device-list change: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,39 @@
+// Package storage holds the homeserver component's tables: accounts,
+// devices, access and refresh tokens, registration tokens, UIA sessions,
+// device-list changes and the E2EE rows that die with a device. One file per
+// table; each query is written once for both engines.
+//
+// Operations that touch several tables (register, log in, delete a device)
+// are methods here so that each runs in one transaction.
+package storage
+
+import (
+	"errors"
+	"time"
+
+	"github.com/matrix-gouv/homeserver/internal/storage"
+)
+
+// Sentinel errors of the store.
+var (
+	// ErrNotFound: no such row.
+	ErrNotFound = errors.New("not found")
+	// ErrUserExists: the user id is taken (or was, by a deactivated account).
+	ErrUserExists = errors.New("user id already taken")
+	// ErrTokenUnusable: a registration token is unknown, expired or used up.
+	ErrTokenUnusable = errors.New("registration token not usable")
+)
+
+// Store is the homeserver component's database.
+type Store struct {
+	db  *storage.DB
+	now func() time.Time
+}
+
+// New returns a store on db; the schema is already migrated by storage.Open.
+func New(db *storage.DB) *Store { return &Store{db: db, now: time.Now} }
+
+func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
+
+// Now is the store's clock, so that expiry times are computed on one clock.
+func (s *Store) Now() time.Time { return s.now() }
