@@ -8,38 +8,49 @@ package homeserver
 
 import (
 	"context"
-	"errors"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/homeserver/api"
-	"github.com/matrix-gouv/homeserver/internal/storage"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
+	"github.com/matrix-gouv/homeserver/homeserver/storage"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
+	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
 )
 
 // Deps is what the component needs from cmd/.
 type Deps struct {
 	Global *config.Global
 	Config *config.Client
-	DB     *storage.DB
+	DB     *dbstorage.DB
 	Log    *logrus.Entry
 }
 
 // Component is the client-server API.
 type Component struct {
-	deps Deps
+	store   *storage.Store
+	auth    *auth.Authenticator
+	account *account.Handlers
+	info    *info.Handlers
 }
 
 // New builds the component; it does no I/O until Start.
 func New(deps Deps) (*Component, error) {
-	return &Component{deps: deps}, nil
+	store := storage.New(deps.DB)
+	rl := deps.Config.RateLimits.Request
+	authn := auth.NewAuthenticator(store, httputil.NewLimiter(rl.PerSecond, rl.Burst))
+	return &Component{
+		store:   store,
+		auth:    authn,
+		account: account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn}),
+		info:    info.New(deps.Global, deps.Config),
+	}, nil
 }
 
-// Mount adds the client-server API's routes to r.
-func (c *Component) Mount(r chi.Router) {}
-
-// Start starts background work (token expiry sweeps).
+// Start starts background work (none yet).
 func (c *Component) Start(ctx context.Context) error { return nil }
 
 // Stop stops background work and waits for it.
@@ -47,21 +58,33 @@ func (c *Component) Stop(ctx context.Context) error { return nil }
 
 // Tokens returns the component's TokenQuerier, for other components in the
 // same process and for serving it on the bus.
-func (c *Component) Tokens() api.TokenQuerier { return nil }
+func (c *Component) Tokens() api.TokenQuerier { return c.auth }
 
-// CreateUser creates a local account for the admin CLI; password may be
-// empty for an account that cannot log in by password.
+// CreateUser creates a local account for the admin CLI and returns its
+// user id; password may be empty for an account that cannot log in by
+// password.
 func (c *Component) CreateUser(ctx context.Context, localpart, password string, admin bool) (userID string, err error) {
-	return "", errors.New("not yet")
+	return c.account.AdminCreateUser(ctx, localpart, password, admin)
 }
 
-// ResetPassword sets a new password and logs out every device but none.
-func (c *Component) ResetPassword(ctx context.Context, userID, password string) error {
-	return errors.New("not yet")
+// ResetPassword sets a new password for user (a localpart or user id) and
+// logs out all its devices.
+func (c *Component) ResetPassword(ctx context.Context, user, password string) (userID string, err error) {
+	return c.account.AdminResetPassword(ctx, user, password)
 }
 
-// Deactivate deactivates the account, logs out all its devices and frees
-// nothing: the user id is never reused.
-func (c *Component) Deactivate(ctx context.Context, userID string) error {
-	return errors.New("not yet")
+// Deactivate deactivates user's account and logs out all its devices; the
+// user id is never reused.
+func (c *Component) Deactivate(ctx context.Context, user string) (userID string, err error) {
+	return c.account.AdminDeactivate(ctx, user)
+}
+
+// CreateRegistrationToken stores a registration token usable uses times
+// (0: unlimited), for the admin CLI.
+func (c *Component) CreateRegistrationToken(ctx context.Context, token string, uses int) error {
+	t := storage.RegistrationToken{Token: token}
+	if uses > 0 {
+		t.UsesAllowed = &uses
+	}
+	return c.store.CreateRegistrationToken(ctx, t)
 }

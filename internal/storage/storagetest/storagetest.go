@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,13 +23,37 @@ import (
 // tests create their databases on, e.g. postgres://postgres@127.0.0.1/postgres.
 const PostgresEnv = "HOMESERVER_TEST_POSTGRES"
 
+// EnginesEnv, when set, lists the engines to test ("sqlite,postgres");
+// CI uses it to run the race detector on PostgreSQL only, where SQLite's
+// pure-Go driver would be too slow under it.
+const EnginesEnv = "HOMESERVER_TEST_ENGINES"
+
 // Engines runs fn as a subtest per engine, with a database URL that is
 // fresh for this subtest and dropped after it. The PostgreSQL subtest is
 // skipped, saying why, when PostgresEnv is unset.
 func Engines(t *testing.T, fn func(t *testing.T, url string)) {
 	t.Helper()
-	t.Run("sqlite", func(t *testing.T) { fn(t, SQLiteURL(t)) })
-	t.Run("postgres", func(t *testing.T) { fn(t, PostgresURL(t)) })
+	t.Run("sqlite", func(t *testing.T) {
+		skipUnlessSelected(t, "sqlite")
+		fn(t, SQLiteURL(t))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		skipUnlessSelected(t, "postgres")
+		fn(t, PostgresURL(t))
+	})
+}
+
+func skipUnlessSelected(t *testing.T, engine string) {
+	sel := os.Getenv(EnginesEnv)
+	if sel == "" {
+		return
+	}
+	for _, e := range strings.Split(sel, ",") {
+		if strings.TrimSpace(e) == engine {
+			return
+		}
+	}
+	t.Skipf("%s tests skipped: %s=%s", engine, EnginesEnv, sel)
 }
 
 // DBs is Engines with the database already opened and migrated.

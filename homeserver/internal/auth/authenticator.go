@@ -1,0 +1,99 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/matrix-gouv/homeserver/homeserver/api"
+	"github.com/matrix-gouv/homeserver/homeserver/storage"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
+)
+
+// Authenticator resolves access tokens against the store.
+type Authenticator struct {
+	store *storage.Store
+	// perUser limits requests per user; nil for no limit.
+	perUser *httputil.Limiter
+	now     func() time.Time
+}
+
+// NewAuthenticator returns an authenticator over store, limiting each user
+// to perUser (nil: no limit).
+func NewAuthenticator(store *storage.Store, perUser *httputil.Limiter) *Authenticator {
+	return &Authenticator{store: store, perUser: perUser, now: time.Now}
+}
+
+// QueryAccessToken implements api.TokenQuerier.
+func (a *Authenticator) QueryAccessToken(ctx context.Context, token string) (api.Device, error) {
+	ss, err := a.store.SessionByAccessToken(ctx, HashToken(token))
+	if errors.Is(err, storage.ErrNotFound) {
+		return api.Device{}, api.ErrUnknownToken
+	}
+	if err != nil {
+		return api.Device{}, err
+	}
+	if ss.ExpiresTS != 0 && ss.ExpiresTS <= a.now().UnixMilli() {
+		return api.Device{}, api.ErrSoftLogout
+	}
+	if !ss.Used {
+		if err := a.store.MarkUsed(ctx, ss); err != nil {
+			return api.Device{}, fmt.Errorf("first use of access token: %w", err)
+		}
+	}
+	return api.Device{UserID: ss.UserID, DeviceID: ss.DeviceID, IsAdmin: ss.IsAdmin, AppServiceID: ss.AppServiceID}, nil
+}
+
+// TokenError turns a TokenQuerier error into the client's Matrix error:
+// 401 M_UNKNOWN_TOKEN with soft_logout telling whether the device survives.
+func TokenError(err error) error {
+	switch {
+	case errors.Is(err, api.ErrSoftLogout):
+		return httputil.Errorf(httputil.CodeUnknownToken, "access token has expired").With("soft_logout", true)
+	case errors.Is(err, api.ErrUnknownToken):
+		return httputil.Errorf(httputil.CodeUnknownToken, "unknown access token").With("soft_logout", false)
+	}
+	return err
+}
+
+type deviceKey struct{}
+
+// DeviceFrom returns the device that authenticated the request; only
+// valid behind Require.
+func DeviceFrom(ctx context.Context) api.Device {
+	d, _ := ctx.Value(deviceKey{}).(api.Device)
+	return d
+}
+
+// WithDevice returns ctx carrying the authenticated device.
+func WithDevice(ctx context.Context, d api.Device) context.Context {
+	return context.WithValue(ctx, deviceKey{}, d)
+}
+
+// Require is middleware that admits only requests with a valid access
+// token, within the user's request rate, and tags the request's logger.
+func (a *Authenticator) Require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, err := httputil.AccessToken(r)
+		if err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
+		dev, err := a.QueryAccessToken(r.Context(), token)
+		if err != nil {
+			httputil.WriteError(w, r, TokenError(err))
+			return
+		}
+		if err := a.perUser.Allow(dev.UserID); err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
+		ctx := WithDevice(r.Context(), dev)
+		ctx = httputil.WithLog(ctx, httputil.Log(ctx).WithField(httputil.FieldUserID, dev.UserID).WithField(httputil.FieldDeviceID, dev.DeviceID))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+var _ api.TokenQuerier = (*Authenticator)(nil)
