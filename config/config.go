@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -328,6 +329,9 @@ func (c *Config) Verify() error {
 	if c.Bus.URL != "" && !strings.HasPrefix(c.Bus.URL, "nats://") && !strings.HasPrefix(c.Bus.URL, "tls://") {
 		errs.Add("bus.url", "must start with nats:// or tls://")
 	}
+	if !busPrefixPattern.MatchString(c.Bus.Prefix) {
+		errs.Add("bus.prefix", "may hold only letters, digits, - and _")
+	}
 	if c.Bus.URL != "" && c.Bus.Listen != "" {
 		errs.Add("bus.listen", "only applies to the embedded NATS (bus.url is set)")
 	}
@@ -358,6 +362,10 @@ func (c *Config) Verify() error {
 	}
 	return errs.Err()
 }
+
+// busPrefixPattern is what NATS accepts in both subject tokens and
+// stream names.
+var busPrefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 func knownRoomVersion(v string) bool {
 	switch v {

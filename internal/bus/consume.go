@@ -1,0 +1,318 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sirupsen/logrus"
+)
+
+// ErrPoison marks a message that can never be handled (it does not decode,
+// it names something that cannot exist): a Handler returns an error
+// wrapping it to have the message dropped instead of redelivered forever.
+var ErrPoison = errors.New("poison message")
+
+// Message is one stream message as a Handler sees it.
+type Message struct {
+	// Subject is the relative subject it was published on, with its
+	// partition token.
+	Subject string
+	// ID is the message id given to Publish; empty if none.
+	ID string
+	// Data is the JSON body; Decode reads it.
+	Data []byte
+	// Sequence is the message's position in its stream.
+	Sequence uint64
+	// Delivery counts deliveries to this consumer: 1 the first time, more
+	// on redelivery.
+	Delivery uint64
+	// Time is when the stream stored the message.
+	Time time.Time
+}
+
+// Decode unmarshals the JSON body into v. Its error wraps ErrPoison: a
+// body that does not decode now never will.
+func (m Message) Decode(v any) error {
+	if err := json.Unmarshal(m.Data, v); err != nil {
+		return fmt.Errorf("decode message %d on %s: %w (%w)", m.Sequence, m.Subject, err, ErrPoison)
+	}
+	return nil
+}
+
+// Handler handles one message. Returning nil acknowledges it; an error
+// has it redelivered after a backoff (it must therefore be idempotent),
+// unless the error wraps ErrPoison. ctx ends when the consumer stops.
+type Handler func(ctx context.Context, msg Message) error
+
+// Consumer defaults.
+const (
+	// defaultBackoffMin is the first redelivery delay after a failure.
+	defaultBackoffMin = 250 * time.Millisecond
+	// defaultBackoffMax caps the doubling delays.
+	defaultBackoffMax = time.Minute
+	// ackWait is how long the server waits for an ack before redelivering;
+	// a long handler is kept alive by progress pings (see keepAlive).
+	ackWait = 30 * time.Second
+	// retryDelay is the pause before re-attaching a consumer after an
+	// error, such as a NATS restart.
+	retryDelay = time.Second
+	// ackTimeout bounds the wait for the server to confirm an ack.
+	ackTimeout = 5 * time.Second
+)
+
+// ConsumeOption tunes Consume.
+type ConsumeOption func(*consumeOptions)
+
+type consumeOptions struct {
+	maxAckPending          int
+	backoffMin, backoffMax time.Duration
+}
+
+// WithMaxAckPending lets n messages be in flight at once. The default, 1,
+// keeps strict order even across failures: a message that failed is
+// redelivered before anything after it. Larger n is faster but a failed
+// message comes back after later ones; use it only where order does not
+// matter.
+func WithMaxAckPending(n int) ConsumeOption {
+	return func(o *consumeOptions) {
+		if n > 0 {
+			o.maxAckPending = n
+		}
+	}
+}
+
+// WithBackoff sets the redelivery delay after a failure: min at first,
+// doubling on each further failure of the same message, at most max.
+// Default: 250ms to 1m.
+func WithBackoff(min, max time.Duration) ConsumeOption {
+	return func(o *consumeOptions) {
+		if min > 0 && max >= min {
+			o.backoffMin, o.backoffMax = min, max
+		}
+	}
+}
+
+// Consume attaches the durable consumer durable (named after the consuming
+// component) to stream (one of the Stream constants), filtered to
+// filterSubject (a relative subject, may end in a wildcard; empty: the whole
+// stream), creating it on first use, and calls handler for each message in
+// stream order, one at a time, from one goroutine. A message is
+// acknowledged once handler returns nil, and negatively acknowledged with a
+// backoff otherwise (see Handler). Consuming stops when ctx ends, when stop
+// is called, or when the Bus closes; stop returns once the handler has
+// returned and may be called more than once.
+func (b *Bus) Consume(ctx context.Context, stream, durable, filterSubject string, handler Handler, opts ...ConsumeOption) (stop func(), err error) {
+	o := consumeOptions{maxAckPending: 1, backoffMin: defaultBackoffMin, backoffMax: defaultBackoffMax}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if durable == "" {
+		return nil, fmt.Errorf("consume %s: empty durable name", stream)
+	}
+	c := &consumer{
+		b:       b,
+		stream:  b.StreamName(stream),
+		handler: handler,
+		opts:    o,
+		cfg: jetstream.ConsumerConfig{
+			Durable:       durable,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       ackWait,
+			MaxDeliver:    -1,
+			MaxAckPending: o.maxAckPending,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		},
+	}
+	if filterSubject != "" {
+		c.cfg.FilterSubject = b.subject(filterSubject)
+	}
+	c.log = b.log.WithFields(logrus.Fields{fieldStream: c.stream, fieldConsumer: durable})
+	// Create it now, so that a bad stream or configuration fails here and
+	// not in the background.
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s on %s: %w", durable, c.stream, err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stop = func() {
+		cancel()
+		wg.Wait()
+	}
+	unregister, err := b.register(stop)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("consume %s: %w", stream, err)
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer unregister()
+		c.run(ctx, cons)
+	}()
+	go func() {
+		defer wg.Done()
+		c.keepAlive(ctx)
+	}()
+	return stop, nil
+}
+
+// consumer is one running Consume.
+type consumer struct {
+	b       *Bus
+	stream  string
+	cfg     jetstream.ConsumerConfig
+	handler Handler
+	opts    consumeOptions
+	log     *logrus.Entry
+
+	// mu guards current.
+	mu sync.Mutex
+	// current is the message being handled, kept alive by keepAlive.
+	current jetstream.Msg
+}
+
+// run pulls and handles messages until ctx ends, re-attaching the
+// consumer after errors (a NATS restart, a deleted consumer).
+func (c *consumer) run(ctx context.Context, cons jetstream.Consumer) {
+	for {
+		if cons != nil {
+			c.drain(ctx, cons)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retryDelay):
+		}
+		var err error
+		cons, err = c.b.js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg)
+		if err != nil && ctx.Err() == nil {
+			c.log.WithError(err).Warn("re-attach consumer")
+		}
+	}
+}
+
+// drain handles messages of one iterator until ctx ends or the iterator
+// fails.
+func (c *consumer) drain(ctx context.Context, cons jetstream.Consumer) {
+	// A small pull buffer: messages waiting in it are not kept alive, and
+	// with strict order only one can be in flight anyway.
+	it, err := cons.Messages(jetstream.PullMaxMessages(c.opts.maxAckPending + 1))
+	if err != nil {
+		c.log.WithError(err).Warn("pull messages")
+		return
+	}
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				c.release(it)
+			} else {
+				it.Stop()
+				c.log.WithError(err).Warn("pull messages")
+			}
+			return
+		}
+		c.handle(ctx, msg)
+	}
+}
+
+// release hands the messages already buffered back to the server at once,
+// so that the next consumer need not wait for their ack timeout.
+func (c *consumer) release(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		_ = msg.Nak()
+	}
+}
+
+func (c *consumer) handle(ctx context.Context, jm jetstream.Msg) {
+	msg := Message{Subject: c.b.relSubject(jm.Subject()), ID: jm.Headers().Get(jetstream.MsgIDHeader), Data: jm.Data()}
+	if md, err := jm.Metadata(); err == nil {
+		msg.Sequence, msg.Delivery, msg.Time = md.Sequence.Stream, md.NumDelivered, md.Timestamp
+	}
+	c.mu.Lock()
+	c.current = jm
+	c.mu.Unlock()
+	err := c.callHandler(ctx, msg)
+	c.mu.Lock()
+	c.current = nil
+	c.mu.Unlock()
+
+	log := c.log.WithFields(logrus.Fields{fieldSubject: msg.Subject, fieldSequence: msg.Sequence, fieldAttempt: msg.Delivery})
+	switch {
+	case err == nil:
+		// Confirmed ack: with strict order the next message comes only
+		// once the server has it. The consumer's ctx may be ending; the
+		// ack must still go.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+		defer cancel()
+		if err := jm.DoubleAck(actx); err != nil {
+			log.WithError(err).Warn("ack failed; the message will be redelivered")
+		}
+	case errors.Is(err, ErrPoison):
+		log.WithError(err).Error("dropping message that cannot be handled")
+		// Term, not TermWithReason: servers before 2.10 do not know the
+		// reason form and would leave the message pending.
+		_ = jm.Term()
+	case ctx.Err() != nil:
+		// Stopping: give it back at once for whoever consumes next.
+		_ = jm.Nak()
+	default:
+		delay := c.backoff(msg.Delivery)
+		log.WithError(err).WithField(fieldRetryIn, delay.String()).Warn("message handler failed")
+		_ = jm.NakWithDelay(delay)
+	}
+}
+
+// callHandler turns a handler panic into an error, so that one bad message
+// cannot take the process down.
+func (c *consumer) callHandler(ctx context.Context, msg Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	return c.handler(ctx, msg)
+}
+
+// backoff is the delay before redelivery after the delivery-th attempt.
+func (c *consumer) backoff(delivery uint64) time.Duration {
+	d := c.opts.backoffMin
+	for i := uint64(1); i < delivery && d < c.opts.backoffMax; i++ {
+		d *= 2
+	}
+	return min(d, c.opts.backoffMax)
+}
+
+// keepAlive tells the server, while a handler runs, that the message is
+// in progress, so that a slow handler does not get its message redelivered.
+func (c *consumer) keepAlive(ctx context.Context) {
+	t := time.NewTicker(ackWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.mu.Lock()
+			if c.current != nil {
+				_ = c.current.InProgress()
+			}
+			c.mu.Unlock()
+		}
+	}
+}

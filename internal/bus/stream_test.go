@@ -1,0 +1,224 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+func streamMsgs(t *testing.T, b *Bus, stream string) uint64 {
+	t.Helper()
+	st, err := b.js.Stream(context.Background(), b.StreamName(stream))
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatalf("stream %s info: %v", stream, err)
+	}
+	return info.State.Msgs
+}
+
+func TestPublish(t *testing.T) {
+	eachBus(t, func(t *testing.T, b *Bus) {
+		ctx := context.Background()
+		subject := Subject(SubjectRoomserverOutput, Partition("!room:example.org", 8))
+		steps := []struct {
+			msgID    string
+			wantMsgs uint64
+		}{
+			{"$a", 1},
+			{"$a", 1}, // a retry: deduplicated
+			{"$b", 2},
+			{"", 3}, // no id: no deduplication
+			{"", 4},
+		}
+		for _, s := range steps {
+			if err := b.Publish(ctx, subject, s.msgID, map[string]string{"id": s.msgID}); err != nil {
+				t.Fatalf("publish %q: %v", s.msgID, err)
+			}
+			if got := streamMsgs(t, b, StreamRoomserverOutput); got != s.wantMsgs {
+				t.Fatalf("after publishing %q: %d messages, want %d", s.msgID, got, s.wantMsgs)
+			}
+		}
+	})
+}
+
+func TestPublishRejects(t *testing.T) {
+	b := openEmbedded(t, t.TempDir(), randomPrefix(t))
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		subject string
+		v       any
+	}{
+		{"empty subject", "", 1},
+		{"wildcard", "roomserver.output.*", 1},
+		{"empty token", "roomserver..output", 1},
+		{"no stream", "nowhere.0", 1},
+		{"not JSON", Subject(SubjectRoomserverOutput, "0"), func() {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			if err := b.Publish(ctx, tt.subject, "", tt.v); err == nil {
+				t.Fatal("publish succeeded, want an error")
+			}
+		})
+	}
+}
+
+// recorder collects what a Handler saw.
+type recorder struct {
+	mu  sync.Mutex
+	got []string
+	ch  chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan struct{}, 100)} }
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	r.got = append(r.got, s)
+	r.mu.Unlock()
+	r.ch <- struct{}{}
+}
+
+// wait waits for n records and returns them all.
+func (r *recorder) wait(t *testing.T, n int) []string {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		select {
+		case <-r.ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %d messages, want %d: %v", i, n, r.snapshot())
+		}
+	}
+	return r.snapshot()
+}
+
+func (r *recorder) snapshot() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got...)
+}
+
+func TestConsumeInOrderWithRedelivery(t *testing.T) {
+	eachBus(t, func(t *testing.T, b *Bus) {
+		ctx := context.Background()
+		subject := Subject(SubjectRoomserverOutput, "5")
+		for i := 1; i <= 5; i++ {
+			if err := b.Publish(ctx, subject, "$"+strconv.Itoa(i), i); err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+		}
+		rec := newRecorder()
+		failed := false
+		handler := func(ctx context.Context, msg Message) error {
+			var n int
+			if err := msg.Decode(&n); err != nil {
+				return err
+			}
+			rec.add(fmt.Sprintf("%d#%d", n, msg.Delivery))
+			if n == 3 && !failed { // fail once: must come back before 4
+				failed = true
+				return errors.New("database is down")
+			}
+			return nil
+		}
+		stop, err := b.Consume(ctx, StreamRoomserverOutput, "sync", Subject(SubjectRoomserverOutput, "*"), handler,
+			WithBackoff(20*time.Millisecond, 100*time.Millisecond))
+		if err != nil {
+			t.Fatalf("consume: %v", err)
+		}
+		got := rec.wait(t, 6)
+		want := []string{"1#1", "2#1", "3#1", "3#2", "4#1", "5#1"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("handled %v, want %v", got, want)
+		}
+		stop()
+		stop() // stopping twice is fine
+
+		// The durable consumer resumes where it stopped.
+		if err := b.Publish(ctx, subject, "$6", 6); err != nil {
+			t.Fatalf("publish 6: %v", err)
+		}
+		stop, err = b.Consume(ctx, StreamRoomserverOutput, "sync", Subject(SubjectRoomserverOutput, "*"), handler)
+		if err != nil {
+			t.Fatalf("consume again: %v", err)
+		}
+		defer stop()
+		if got := rec.wait(t, 1); got[len(got)-1] != "6#1" {
+			t.Fatalf("after restart handled %v, want 6#1 last", got)
+		}
+		select {
+		case <-rec.ch:
+			t.Fatalf("extra message after restart: %v", rec.snapshot())
+		case <-time.After(100 * time.Millisecond):
+		}
+	})
+}
+
+func TestConsumeDropsPoison(t *testing.T) {
+	eachBus(t, func(t *testing.T, b *Bus) {
+		ctx := context.Background()
+		subject := Subject(SubjectToDevice, "0")
+		if err := b.Publish(ctx, subject, "bad", "not a number"); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		if err := b.Publish(ctx, subject, "good", 2); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		rec := newRecorder()
+		stop, err := b.Consume(ctx, StreamToDevice, "homeserver", "", func(ctx context.Context, msg Message) error {
+			rec.add(msg.ID)
+			var n int
+			return msg.Decode(&n)
+		})
+		if err != nil {
+			t.Fatalf("consume: %v", err)
+		}
+		defer stop()
+		got := rec.wait(t, 2)
+		if fmt.Sprint(got) != "[bad good]" {
+			t.Fatalf("handled %v, want [bad good]", got)
+		}
+		select {
+		case <-rec.ch:
+			t.Fatalf("poison message came back: %v", rec.snapshot())
+		case <-time.After(300 * time.Millisecond):
+		}
+	})
+}
+
+func TestConsumeStopsWithContext(t *testing.T) {
+	b := openEmbedded(t, t.TempDir(), randomPrefix(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	returned := make(chan struct{})
+	stop, err := b.Consume(ctx, StreamReceipts, "sync", "", func(ctx context.Context, msg Message) error {
+		close(started)
+		<-ctx.Done() // a handler that only ends when the consumer does
+		close(returned)
+		return ctx.Err()
+	})
+	if err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	if err := b.Publish(context.Background(), Subject(SubjectReceipts, "0"), "r1", 1); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	<-started
+	cancel()
+	stop() // returns only once the handler has
+	select {
+	case <-returned:
+	default:
+		t.Fatal("stop returned before the handler")
+	}
+}
