@@ -51,9 +51,9 @@ func (a *Authenticator) QueryAccessToken(ctx context.Context, token string) (api
 func TokenError(err error) error {
 	switch {
 	case errors.Is(err, api.ErrSoftLogout):
-		return httputil.Errorf(httputil.CodeUnknownToken, "access token has expired").With("soft_logout", true)
+		return httputil.UnknownToken(true)
 	case errors.Is(err, api.ErrUnknownToken):
-		return httputil.Errorf(httputil.CodeUnknownToken, "unknown access token").With("soft_logout", false)
+		return httputil.UnknownToken(false)
 	}
 	return err
 }
