@@ -140,10 +140,14 @@ func NotFound(format string, args ...any) *Error { return Errorf(CodeNotFound, f
 func BadJSON(format string, args ...any) *Error { return Errorf(CodeBadJSON, format, args...) }
 
 // InvalidParam is 400 M_INVALID_PARAM.
-func InvalidParam(format string, args ...any) *Error { return Errorf(CodeInvalidParam, format, args...) }
+func InvalidParam(format string, args ...any) *Error {
+	return Errorf(CodeInvalidParam, format, args...)
+}
 
 // MissingParam is 400 M_MISSING_PARAM.
-func MissingParam(format string, args ...any) *Error { return Errorf(CodeMissingParam, format, args...) }
+func MissingParam(format string, args ...any) *Error {
+	return Errorf(CodeMissingParam, format, args...)
+}
 
 // AsError turns any error into a Matrix error: a wrapped *Error as is,
 // anything else as 500 M_UNKNOWN with a message that reveals nothing.

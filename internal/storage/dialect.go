@@ -71,4 +71,3 @@ func Placeholders(from, n int) string {
 	}
 	return b.String()
 }
-

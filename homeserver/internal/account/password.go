@@ -69,4 +69,3 @@ func (h *Handlers) Deactivate(r *http.Request) (any, error) {
 func (h *Handlers) ThreePIDs(r *http.Request) (any, error) {
 	return map[string]any{"threepids": []any{}}, nil
 }
-

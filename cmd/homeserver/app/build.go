@@ -1,0 +1,114 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/sirupsen/logrus"
+
+	"github.com/matrix-gouv/homeserver/appservices"
+	"github.com/matrix-gouv/homeserver/federation"
+	"github.com/matrix-gouv/homeserver/homeserver"
+	"github.com/matrix-gouv/homeserver/homeserver/api"
+	"github.com/matrix-gouv/homeserver/homeserver/remote"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
+	"github.com/matrix-gouv/homeserver/mediaapi"
+	"github.com/matrix-gouv/homeserver/roomserver"
+)
+
+// built is what buildLocked made: the parts to start, in order, and the
+// routes each listener serves.
+type built struct {
+	parts []part
+	// clientRoutes and federationRoutes mount a component's routes on
+	// the client and the federation listener's router.
+	clientRoutes, federationRoutes []func(chi.Router)
+}
+
+// componentLog returns the logger of component name.
+func (a *App) componentLog(name string) *logrus.Entry {
+	return a.log.WithField(httputil.FieldComponent, name)
+}
+
+// buildLocked builds the components the App runs, in start order, on the
+// open database and bus. Nothing is started.
+func (a *App) buildLocked() (built, error) {
+	var b built
+	cfg := a.cfg
+	// tokens resolves access tokens for the media component: the client
+	// component itself when it runs here, its NATS client otherwise.
+	var tokens api.TokenQuerier
+	if a.run[Client] {
+		hs, err := homeserver.New(homeserver.Deps{
+			Global: &cfg.Global, Config: &cfg.Client, DB: a.db, Log: a.componentLog(Client),
+		})
+		if err != nil {
+			return built{}, fmt.Errorf("build %s: %w", Client, err)
+		}
+		tokens = hs.Tokens()
+		b.parts = append(b.parts, part{name: Client, start: hs.Start, stop: hs.Stop}, a.tokenService(hs.Tokens()))
+		b.clientRoutes = append(b.clientRoutes, hs.Mount)
+	} else {
+		tokens = remote.NewTokenClient(a.bus)
+	}
+	if a.run[Roomserver] {
+		rs, err := roomserver.New(roomserver.Deps{Global: &cfg.Global, DB: a.db, Log: a.componentLog(Roomserver)})
+		if err != nil {
+			return built{}, fmt.Errorf("build %s: %w", Roomserver, err)
+		}
+		b.parts = append(b.parts, part{name: Roomserver, start: rs.Start, stop: rs.Stop})
+	}
+	if a.run[Federation] {
+		fed, err := federation.New(federation.Deps{
+			Global: &cfg.Global, Config: &cfg.Federation, DB: a.db, Log: a.componentLog(Federation),
+		})
+		if err != nil {
+			return built{}, fmt.Errorf("build %s: %w", Federation, err)
+		}
+		b.parts = append(b.parts, part{name: Federation, start: fed.Start, stop: fed.Stop})
+		b.federationRoutes = append(b.federationRoutes, fed.Mount)
+	}
+	if a.run[Media] {
+		media, err := mediaapi.New(mediaapi.Deps{
+			Global: &cfg.Global, Config: &cfg.Media, Tokens: tokens, Log: a.componentLog(Media),
+		})
+		if err != nil {
+			return built{}, fmt.Errorf("build %s: %w", Media, err)
+		}
+		b.parts = append(b.parts, part{name: Media, start: media.Start, stop: media.Stop})
+		b.clientRoutes = append(b.clientRoutes, media.Mount)
+	}
+	if a.run[Appservices] {
+		as, err := appservices.New(appservices.Deps{Global: &cfg.Global, DB: a.db, Log: a.componentLog(Appservices)})
+		if err != nil {
+			return built{}, fmt.Errorf("build %s: %w", Appservices, err)
+		}
+		b.parts = append(b.parts, part{name: Appservices, start: as.Start, stop: as.Stop})
+	}
+	return b, nil
+}
+
+// tokenService is the part that answers other processes' access token
+// queries on the bus with the client component's TokenQuerier. It starts
+// after the client component and stops before it.
+func (a *App) tokenService(tokens api.TokenQuerier) part {
+	var stop func()
+	return part{
+		name: Client + " token service",
+		start: func(context.Context) error {
+			s, err := remote.ServeTokens(a.bus, tokens)
+			if err != nil {
+				return err
+			}
+			stop = s
+			return nil
+		},
+		stop: func(context.Context) error {
+			if stop != nil {
+				stop()
+			}
+			return nil
+		},
+	}
+}
