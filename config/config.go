@@ -151,7 +151,8 @@ type RateLimits struct {
 }
 
 // RateLimit is a token bucket: Burst requests at once, then PerSecond.
-// A zero PerSecond disables the limit.
+// Both zero (or absent) means the default; per_second 0 with a burst
+// disables the limit.
 type RateLimit struct {
 	// PerSecond is the steady rate.
 	PerSecond float64 `yaml:"per_second"`
