@@ -1,25 +1,42 @@
-// Package roomserver will own the room DAG: it builds, authorises and
-// persists events (with gomatrixserverlib), holds room state as shared
-// snapshots keyed by numeric ids, resolves state (v2) when the DAG forks,
+// Package roomserver owns the room DAG: it builds, authorises and persists
+// events (with gomatrixserverlib), holds room state as shared snapshots
+// keyed by numeric ids, resolves state (v2, v2.1) when the DAG forks,
 // serves history, and publishes every accepted event on the bus, in order
 // per room, for sync, federation, appservices and push to consume.
 //
 // Events of one room are processed strictly in order by a per-room
-// sequencer; different rooms never wait on each other. An event is
-// acknowledged only once it and the new state are committed.
+// sequencer (internal/input); different rooms never wait on each other. An
+// event is acknowledged only once it and the new state are committed.
 //
-// Only cmd/ builds it; other components will reach it through
-// roomserver/api (a direct call in one process, NATS request/reply across
-// processes). For now the component is a shell with the shared lifecycle.
+// Only cmd/ builds it; other components reach it through roomserver/api
+// (a direct call in one process; the NATS transport comes with the split
+// deployment of rooms).
 package roomserver
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/internal/bus"
 	"github.com/matrix-gouv/homeserver/internal/storage"
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+	"github.com/matrix-gouv/homeserver/roomserver/internal/input"
+	"github.com/matrix-gouv/homeserver/roomserver/internal/output"
+	"github.com/matrix-gouv/homeserver/roomserver/internal/query"
+	"github.com/matrix-gouv/homeserver/roomserver/internal/state"
+	rsstorage "github.com/matrix-gouv/homeserver/roomserver/storage"
+)
+
+// Cache bounds: events held parsed, and state entries held in snapshots.
+const (
+	eventCacheSize    = 100_000
+	snapshotCacheSize = 2_000_000
 )
 
 // Deps is what the roomserver needs from cmd/.
@@ -28,25 +45,81 @@ type Deps struct {
 	Global *config.Global
 	// DB holds the roomserver's tables (events, state snapshots, rooms).
 	DB *storage.DB
+	// Bus carries the output events.
+	Bus *bus.Bus
 	// Log is already tagged with component=roomserver.
 	Log *logrus.Entry
 }
 
-// Component is the roomserver.
+// Component is the roomserver. It implements api.Writer and api.Reader.
 type Component struct {
-	global *config.Global
-	db     *storage.DB
-	log    *logrus.Entry
+	*query.Reader
+	input     *input.Inputter
+	publisher *output.Publisher
 }
 
 // New builds the roomserver; it does no I/O until Start.
 func New(deps Deps) (*Component, error) {
-	return &Component{global: deps.Global, db: deps.DB, log: deps.Log}, nil
+	key, err := config.ParseSigningKey(deps.Global.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("roomserver: signing key: %w", err)
+	}
+	store := rsstorage.New(deps.DB)
+	versions := &roomVersions{store: store}
+	events := state.NewEvents(store, eventCacheSize, versions.of)
+	snapshots := state.NewSnapshots(store, snapshotCacheSize)
+	tuples := state.NewTuples(store)
+	c := &Component{Reader: query.New(store, events, snapshots, tuples)}
+	if deps.Bus != nil {
+		c.publisher = output.New(store, deps.Bus, deps.Log)
+	}
+	c.input = input.New(input.Deps{
+		Store: store, Events: events, Snapshots: snapshots, Tuples: tuples, Resolver: state.NewResolver(events),
+		ServerName: spec.ServerName(deps.Global.ServerName), KeyID: gomatrixserverlib.KeyID(key.ID), Key: key.Private,
+		Log: deps.Log, Queued: c.wake,
+	})
+	return c, nil
 }
 
-// Start starts the roomserver's background work (none yet). Call it once,
-// before any other method.
-func (c *Component) Start(ctx context.Context) error { return nil }
+func (c *Component) wake() {
+	if c.publisher != nil {
+		c.publisher.Wake()
+	}
+}
 
-// Stop stops the background work Start began and waits for it.
-func (c *Component) Stop(ctx context.Context) error { return nil }
+// Start starts publishing output events, beginning with any a previous
+// run committed but did not publish.
+func (c *Component) Start(ctx context.Context) error {
+	if c.publisher != nil {
+		c.publisher.Start(ctx)
+	}
+	return nil
+}
+
+// Stop publishes what is queued and stops.
+func (c *Component) Stop(ctx context.Context) error {
+	if c.publisher != nil {
+		c.publisher.Stop(ctx)
+	}
+	return nil
+}
+
+// CreateRoom implements api.Writer.
+func (c *Component) CreateRoom(ctx context.Context, req api.CreateRoomRequest) (string, []string, error) {
+	return c.input.CreateRoom(ctx, req)
+}
+
+// Send implements api.Writer.
+func (c *Component) Send(ctx context.Context, roomID string, ev api.ProtoEvent) (api.Event, error) {
+	return c.input.Send(ctx, roomID, ev)
+}
+
+// InputEvents implements api.Writer.
+func (c *Component) InputEvents(ctx context.Context, roomID string, events []json.RawMessage) ([]api.InputResult, error) {
+	return c.input.InputEvents(ctx, roomID, events)
+}
+
+var (
+	_ api.Writer = (*Component)(nil)
+	_ api.Reader = (*Component)(nil)
+)

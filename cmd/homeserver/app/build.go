@@ -53,7 +53,7 @@ func (a *App) buildLocked() (built, error) {
 		tokens = remote.NewTokenClient(a.bus)
 	}
 	if a.run[Roomserver] {
-		rs, err := roomserver.New(roomserver.Deps{Global: &cfg.Global, DB: a.db, Log: a.componentLog(Roomserver)})
+		rs, err := roomserver.New(roomserver.Deps{Global: &cfg.Global, DB: a.db, Bus: a.bus, Log: a.componentLog(Roomserver)})
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Roomserver, err)
 		}

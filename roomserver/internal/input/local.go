@@ -1,0 +1,208 @@
+package input
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"sort"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+	"github.com/matrix-gouv/homeserver/roomserver/internal/state"
+	"github.com/matrix-gouv/homeserver/roomserver/storage"
+)
+
+// maxPrevEvents is the most prev_events an event may have (spec, PDUs).
+const maxPrevEvents = 20
+
+// Send builds a local event on the room's forward extremities, checks it
+// against the current state and commits it.
+func (in *Inputter) Send(ctx context.Context, roomID string, p api.ProtoEvent) (api.Event, error) {
+	r := in.lock(roomID)
+	defer r.mu.Unlock()
+	if err := in.loadLocked(ctx, r); err != nil {
+		return api.Event{}, err
+	}
+	var ev *state.Event
+	err := in.commitLocked(ctx, r, func(t *roomTxn) error {
+		pdu, err := in.buildLocal(ctx, t, p, time.Now())
+		if err != nil {
+			return err
+		}
+		if err := in.authorise(ctx, pdu, t.state); err != nil {
+			return err
+		}
+		ev, err = t.addEvent(pdu, t.snap, t.state, "", false)
+		return err
+	})
+	if err != nil {
+		return api.Event{}, err
+	}
+	return in.deps.Events.APIEvent(ctx, ev)
+}
+
+// CreateRoom builds the create event and the events that follow it, each
+// checked against the state the earlier ones made, and commits them all in
+// one transaction: a room is created whole or not at all.
+func (in *Inputter) CreateRoom(ctx context.Context, req api.CreateRoomRequest) (string, []string, error) {
+	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(req.RoomVersion))
+	if err != nil {
+		return "", nil, api.ErrUnsupportedVersion
+	}
+	content := map[string]any{}
+	if len(req.CreateContent) > 0 {
+		if err := json.Unmarshal(req.CreateContent, &content); err != nil {
+			return "", nil, fmt.Errorf("%w: creation content must be an object", api.ErrInvalidEvent)
+		}
+	}
+	content["room_version"] = req.RoomVersion
+	if namesCreator(v.Version()) {
+		content["creator"] = req.Creator
+	}
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode create content: %w", err)
+	}
+	empty := ""
+	create := gomatrixserverlib.ProtoEvent{SenderID: req.Creator, Type: spec.MRoomCreate, StateKey: &empty, Content: raw, Depth: 1}
+	if !v.DomainlessRoomIDs() {
+		create.RoomID = "!" + randomString(18) + ":" + string(in.deps.ServerName)
+	}
+	createPDU, err := in.sign(v, &create, time.Now())
+	if err != nil {
+		return "", nil, err
+	}
+	roomID := createPDU.RoomID().String()
+	if err := gomatrixserverlib.Allowed(createPDU, &gomatrixserverlib.AuthEvents{}, state.UserIDForSender); err != nil {
+		return "", nil, &api.NotAllowedError{Reason: err.Error()}
+	}
+	r := in.lock(roomID)
+	defer r.mu.Unlock()
+	if r.loaded {
+		return "", nil, fmt.Errorf("create room %s: already exists", roomID)
+	}
+	var ids []string
+	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
+		if t.nid, err = in.deps.Store.InsertRoom(ctx, t.tx, roomID, req.RoomVersion); err != nil {
+			return err
+		}
+		t.version, t.state = v, storage.StateMap{}
+		if _, err := t.addEvent(createPDU, storage.Snapshot{}, storage.StateMap{}, "", false); err != nil {
+			return err
+		}
+		ids = append(ids, createPDU.EventID())
+		now := time.Now()
+		for i, p := range req.Events {
+			pdu, err := in.buildLocal(ctx, t, p, now)
+			if err != nil {
+				return fmt.Errorf("initial event %d (%s): %w", i, p.Type, err)
+			}
+			if err := in.authorise(ctx, pdu, t.state); err != nil {
+				return fmt.Errorf("initial event %d (%s): %w", i, p.Type, err)
+			}
+			if _, err := t.addEvent(pdu, t.snap, t.state, "", false); err != nil {
+				return err
+			}
+			ids = append(ids, pdu.EventID())
+		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return roomID, ids, nil
+}
+
+// buildLocal builds and signs a local event on the extremities of t, with
+// the auth events its type needs from t's current state.
+func (in *Inputter) buildLocal(ctx context.Context, t *roomTxn, p api.ProtoEvent, now time.Time) (gomatrixserverlib.PDU, error) {
+	if len(p.Content) == 0 {
+		p.Content = json.RawMessage("{}")
+	}
+	ext := append([]*state.Event(nil), t.ext...)
+	sort.Slice(ext, func(i, j int) bool { return ext[i].Depth > ext[j].Depth })
+	if len(ext) > maxPrevEvents {
+		ext = ext[:maxPrevEvents]
+	}
+	prevs := make([]string, len(ext))
+	var depth int64
+	for i, e := range ext {
+		prevs[i] = e.EventID
+		depth = max(depth, e.Depth)
+	}
+	proto := gomatrixserverlib.ProtoEvent{
+		SenderID: p.Sender, RoomID: in.roomIDOf(t), Type: p.Type, StateKey: p.StateKey,
+		Content: spec.RawJSON(p.Content), Redacts: p.Redacts, PrevEvents: prevs, Depth: depth + 1,
+	}
+	needed, err := gomatrixserverlib.StateNeededForProtoEvent(&proto)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
+	}
+	provider, err := in.authProvider(ctx, t.state, needed.Tuples())
+	if err != nil {
+		return nil, err
+	}
+	b := t.version.NewEventBuilderFromProtoEvent(&proto)
+	if err := b.AddAuthEvents(provider); err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
+	}
+	pdu, err := b.Build(now, in.deps.ServerName, in.deps.KeyID, in.deps.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
+	}
+	if len(pdu.JSON()) > api.MaxEventBytes {
+		return nil, api.ErrTooLarge
+	}
+	return pdu, nil
+}
+
+// roomIDOf returns the room id of the room t changes, from its create
+// event (the first event of every room).
+func (in *Inputter) roomIDOf(t *roomTxn) string {
+	for _, e := range t.added {
+		return e.PDU.RoomID().String()
+	}
+	if len(t.ext) > 0 {
+		return t.ext[0].PDU.RoomID().String()
+	}
+	return ""
+}
+
+// sign builds and signs an event with no prev or auth events (the create
+// event).
+func (in *Inputter) sign(v gomatrixserverlib.IRoomVersion, proto *gomatrixserverlib.ProtoEvent, now time.Time) (gomatrixserverlib.PDU, error) {
+	proto.PrevEvents, proto.AuthEvents = []string{}, []string{}
+	pdu, err := v.NewEventBuilderFromProtoEvent(proto).Build(now, in.deps.ServerName, in.deps.KeyID, in.deps.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
+	}
+	if len(pdu.JSON()) > api.MaxEventBytes {
+		return nil, api.ErrTooLarge
+	}
+	return pdu, nil
+}
+
+// namesCreator reports whether the room version's create event names its
+// creator in the content: versions before 11 do.
+func namesCreator(v gomatrixserverlib.RoomVersion) bool {
+	switch v {
+	case "1", "2", "3", "4", "5", "6", "7", "8", "9", "10":
+		return true
+	}
+	return false
+}
+
+func randomString(n int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	b := make([]byte, n)
+	for i := range b {
+		k, _ := rand.Int(rand.Reader, big.NewInt(int64(len(letters))))
+		b[i] = letters[k.Int64()]
+	}
+	return string(b)
+}

@@ -1,0 +1,342 @@
+package input
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"maps"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+	"github.com/matrix-gouv/homeserver/roomserver/internal/state"
+	"github.com/matrix-gouv/homeserver/roomserver/storage"
+)
+
+// roomTxn is a room's view while a transaction changes it: the changes
+// reach the room's in-memory view only once the transaction commits.
+type roomTxn struct {
+	in  *Inputter
+	ctx context.Context
+	tx  *sql.Tx
+	// nid and version of the room (set by CreateRoom for a new room).
+	nid     int64
+	version gomatrixserverlib.IRoomVersion
+	snap    storage.Snapshot
+	state   storage.StateMap
+	ext     []*state.Event
+	// stateChanged records whether current state or extremities moved.
+	stateChanged, extChanged bool
+	// added are the events written, cached at once (so resolution within
+	// the transaction finds them) and forgotten if it rolls back.
+	added  []*state.Event
+	tuples []rememberedTuple
+	queued bool
+}
+
+type rememberedTuple struct {
+	typ, stateKey string
+	nids          storage.StateKeyNIDs
+}
+
+// commitLocked runs work in one transaction on a copy of the room's view,
+// and installs the result in the view only if the transaction commits.
+func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *roomTxn) error) error {
+	t := &roomTxn{in: in, ctx: ctx, nid: r.nid, version: r.version, snap: r.snap, state: r.state, ext: r.ext}
+	err := in.deps.Store.Write(ctx, func(tx *sql.Tx) error {
+		t.tx = tx
+		if err := work(t); err != nil {
+			return err
+		}
+		if t.extChanged {
+			nids := make([]int64, len(t.ext))
+			for i, e := range t.ext {
+				nids[i] = e.NID
+			}
+			if err := in.deps.Store.SetExtremities(ctx, tx, t.nid, nids); err != nil {
+				return err
+			}
+		}
+		if t.stateChanged {
+			return in.deps.Store.SetCurrentState(ctx, tx, t.nid, t.snap.NID)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, e := range t.added {
+			in.deps.Events.Forget(e.NID)
+		}
+		return err
+	}
+	for _, tu := range t.tuples {
+		in.deps.Tuples.Remember(tu.typ, tu.stateKey, tu.nids)
+	}
+	r.nid, r.version, r.snap, r.state, r.ext, r.loaded = t.nid, t.version, t.snap, t.state, t.ext, true
+	if t.queued && in.deps.Queued != nil {
+		in.deps.Queued()
+	}
+	return nil
+}
+
+// intern returns the nids of an event's type and state key (state key nid
+// 0 for non-state events).
+func (t *roomTxn) intern(pdu gomatrixserverlib.PDU) (storage.StateKeyNIDs, error) {
+	if pdu.StateKey() == nil {
+		typeNID, err := t.in.deps.Store.InternType(t.ctx, t.tx, pdu.Type())
+		return storage.StateKeyNIDs{TypeNID: typeNID}, err
+	}
+	k, err := t.in.deps.Tuples.Intern(t.ctx, t.tx, pdu.Type(), *pdu.StateKey())
+	if err != nil {
+		return storage.StateKeyNIDs{}, err
+	}
+	t.tuples = append(t.tuples, rememberedTuple{pdu.Type(), *pdu.StateKey(), k})
+	return k, nil
+}
+
+// snapshot stores st as a snapshot derived from parent.
+func (t *roomTxn) snapshot(parent storage.Snapshot, parentState, st storage.StateMap) (storage.Snapshot, error) {
+	snap, err := t.in.deps.Store.InsertSnapshot(t.ctx, t.tx, t.nid, parent, parentState, st)
+	if err != nil {
+		return storage.Snapshot{}, err
+	}
+	// Snapshot nids are never reused, so caching one that a rollback
+	// discards is harmless.
+	t.in.deps.Snapshots.Add(snap, st)
+	return snap, nil
+}
+
+// addEvent stores one event with the state before it and, unless it is
+// rejected or soft-failed, makes it a forward extremity and moves the
+// room's current state. before must already be stored (its NID set) unless
+// it is the empty state.
+func (t *roomTxn) addEvent(pdu gomatrixserverlib.PDU, before storage.Snapshot, beforeState storage.StateMap, rejected string, softFailed bool) (*state.Event, error) {
+	tuple, err := t.intern(pdu)
+	if err != nil {
+		return nil, err
+	}
+	row := storage.Event{
+		RoomNID: t.nid, EventID: pdu.EventID(), Tuple: tuple, Depth: pdu.Depth(),
+		OriginServerTS: int64(pdu.OriginServerTS()), Sender: string(pdu.SenderID()), JSON: pdu.JSON(),
+		StateBeforeNID: before.NID, StateAfterNID: before.NID, Rejected: rejected, SoftFailed: softFailed,
+	}
+	if row.NID, err = t.in.deps.Store.InsertEvent(t.ctx, t.tx, row); err != nil {
+		return nil, err
+	}
+	after, afterState := before, beforeState
+	if row.IsState() && rejected == "" {
+		afterState = maps.Clone(beforeState)
+		afterState[tuple] = row.NID
+		if after, err = t.snapshot(before, beforeState, afterState); err != nil {
+			return nil, err
+		}
+		row.StateAfterNID = after.NID
+		if err := t.in.deps.Store.SetStateAfter(t.ctx, t.tx, row.NID, after.NID); err != nil {
+			return nil, err
+		}
+	}
+	ev := &state.Event{Event: row, PDU: pdu}
+	t.in.deps.Events.Add(ev)
+	t.added = append(t.added, ev)
+	if rejected != "" {
+		return ev, nil
+	}
+	out := api.OutputEvent{SoftFailed: softFailed}
+	if !softFailed {
+		if err := t.advance(ev, after, afterState, &out); err != nil {
+			return nil, err
+		}
+		if pdu.Type() == spec.MRoomRedaction {
+			if err := t.redact(ev); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if out.Event, err = t.in.deps.Events.APIEvent(t.ctx, ev); err != nil {
+		return nil, err
+	}
+	js, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encode output event: %w", err)
+	}
+	if err := t.in.deps.Store.AddToOutbox(t.ctx, t.tx, row.NID, js); err != nil {
+		return nil, err
+	}
+	t.queued = true
+	return ev, nil
+}
+
+// advance makes ev a forward extremity in place of its prev events, and
+// sets the room's current state: the state after ev when it is the only
+// extremity, else the resolution of the states after every extremity.
+func (t *roomTxn) advance(ev *state.Event, after storage.Snapshot, afterState storage.StateMap, out *api.OutputEvent) error {
+	prevs := map[string]bool{}
+	for _, id := range ev.PDU.PrevEventIDs() {
+		prevs[id] = true
+	}
+	ext := []*state.Event{}
+	for _, e := range t.ext {
+		if !prevs[e.EventID] {
+			ext = append(ext, e)
+		}
+	}
+	t.ext, t.extChanged = append(ext, ev), true
+
+	newSnap, newState := after, afterState
+	if len(t.ext) > 1 {
+		sets := make([]storage.StateMap, len(t.ext))
+		for i, e := range t.ext {
+			_, st, err := t.in.deps.Snapshots.Load(t.ctx, e.StateAfterNID)
+			if err != nil {
+				return err
+			}
+			sets[i] = st
+		}
+		resolved, err := t.in.deps.Resolver.Resolve(t.ctx, t.version.Version(), sets)
+		if err != nil {
+			return err
+		}
+		if maps.Equal(resolved, t.state) {
+			return nil
+		}
+		if maps.Equal(resolved, afterState) {
+			newState = afterState
+		} else if newSnap, err = t.snapshot(t.snap, t.state, resolved); err != nil {
+			return err
+		} else {
+			newState = resolved
+		}
+	}
+	if newSnap.NID == t.snap.NID {
+		return nil
+	}
+	if err := t.applyStateChange(t.state, newState, out); err != nil {
+		return err
+	}
+	t.snap, t.state, t.stateChanged = newSnap, newState, true
+	return nil
+}
+
+// applyStateChange keeps the membership table in step with current state
+// and lists the state events added and removed.
+func (t *roomTxn) applyStateChange(old, cur storage.StateMap, out *api.OutputEvent) error {
+	var addedNIDs, removedNIDs []int64
+	for k, nid := range cur {
+		if old[k] != nid {
+			addedNIDs = append(addedNIDs, nid)
+			if prev, ok := old[k]; ok {
+				removedNIDs = append(removedNIDs, prev)
+			}
+		}
+	}
+	var gone []int64
+	for k, nid := range old {
+		if _, ok := cur[k]; !ok {
+			removedNIDs = append(removedNIDs, nid)
+			gone = append(gone, nid)
+		}
+	}
+	added, err := t.in.deps.Events.ByNID(t.ctx, addedNIDs)
+	if err != nil {
+		return err
+	}
+	for _, e := range added {
+		out.StateAdded = append(out.StateAdded, e.EventID)
+		if e.PDU.Type() != spec.MRoomMember || e.PDU.StateKey() == nil {
+			continue
+		}
+		m, err := e.PDU.Membership()
+		if err != nil {
+			return fmt.Errorf("membership of %s: %w", e.EventID, err)
+		}
+		if err := t.in.deps.Store.SetMembership(t.ctx, t.tx, t.nid, *e.PDU.StateKey(), m, e.NID); err != nil {
+			return err
+		}
+	}
+	removed, err := t.in.deps.Events.ByNID(t.ctx, removedNIDs)
+	if err != nil {
+		return err
+	}
+	goneSet := map[int64]bool{}
+	for _, n := range gone {
+		goneSet[n] = true
+	}
+	for _, e := range removed {
+		out.StateRemoved = append(out.StateRemoved, e.EventID)
+		if goneSet[e.NID] && e.PDU.Type() == spec.MRoomMember && e.PDU.StateKey() != nil {
+			if err := t.in.deps.Store.DeleteMembership(t.ctx, t.tx, t.nid, *e.PDU.StateKey()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// redact applies an accepted redaction to its target when the target is
+// in this room and the redaction may apply: its sender sent the target,
+// or has the power to redact others' events.
+func (t *roomTxn) redact(red *state.Event) error {
+	targetID := red.PDU.Redacts()
+	if targetID == "" {
+		return nil
+	}
+	targets, err := t.in.deps.Events.ByID(t.ctx, []string{targetID})
+	if err != nil {
+		return err
+	}
+	target, ok := targets[targetID]
+	if !ok || target.RoomNID != t.nid || target.RedactedBy != "" {
+		return nil // unknown yet (remote) or already redacted: nothing to do
+	}
+	if target.PDU.SenderID() != red.PDU.SenderID() {
+		provider, err := t.in.authProvider(t.ctx, t.state, []gomatrixserverlib.StateKeyTuple{
+			{EventType: spec.MRoomPowerLevels}, {EventType: spec.MRoomCreate},
+		})
+		if err != nil {
+			return err
+		}
+		pl, err := provider.PowerLevels()
+		if err != nil {
+			return err
+		}
+		create, _ := provider.Create()
+		levels := &gomatrixserverlib.PowerLevelContent{}
+		if pl != nil {
+			if levels, err = pl.PowerLevels(); err != nil {
+				return nil // unreadable power levels grant nothing
+			}
+		} else {
+			levels.Defaults()
+		}
+		if levels.UserLevel(red.PDU.SenderID()) < levels.Redact && !isCreator(create, red.PDU.SenderID(), t.version) {
+			return nil
+		}
+	}
+	if err := t.in.deps.Store.SetRedactedBy(t.ctx, t.tx, target.NID, red.EventID); err != nil {
+		return err
+	}
+	t.in.deps.Events.Forget(target.NID)
+	return nil
+}
+
+// isCreator reports whether sender is a creator with unlimited power
+// (room version 12's privileged creators).
+func isCreator(create gomatrixserverlib.PDU, sender spec.SenderID, v gomatrixserverlib.IRoomVersion) bool {
+	if create == nil || !v.PrivilegedCreators() {
+		return false
+	}
+	if create.SenderID() == sender {
+		return true
+	}
+	var c struct {
+		AdditionalCreators []string `json:"additional_creators"`
+	}
+	_ = json.Unmarshal(create.Content(), &c)
+	for _, u := range c.AdditionalCreators {
+		if u == string(sender) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,159 @@
+// Package state gives the roomserver's other packages their view of rooms
+// in memory: cached events (rows and parsed PDUs), cached state snapshots,
+// interned (type, state key) pairs, and state resolution over snapshots.
+// Everything cached here is immutable once written (events, snapshots,
+// nids), so the caches need no invalidation, only bounds.
+package state
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/matrix-org/gomatrixserverlib"
+
+	"github.com/matrix-gouv/homeserver/roomserver/storage"
+)
+
+// Event is an event's row with its parsed PDU.
+type Event struct {
+	storage.Event
+	PDU gomatrixserverlib.PDU
+}
+
+// Events loads events through a bounded cache.
+type Events struct {
+	store   *storage.Store
+	version func(roomNID int64) (gomatrixserverlib.IRoomVersion, error)
+	limit   int
+
+	mu   sync.Mutex // guards byID and byNID
+	byID map[string]*Event
+	// byNID holds the same entries as byID.
+	byNID map[int64]*Event
+}
+
+// NewEvents returns an event cache of at most limit events; version tells
+// a room's version, to parse its events.
+func NewEvents(store *storage.Store, limit int, version func(roomNID int64) (gomatrixserverlib.IRoomVersion, error)) *Events {
+	return &Events{store: store, version: version, limit: limit, byID: map[string]*Event{}, byNID: map[int64]*Event{}}
+}
+
+// Add caches an event just written, so it need not be read back.
+func (c *Events) Add(e *Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.addLocked(e)
+}
+
+func (c *Events) addLocked(e *Event) {
+	if len(c.byNID) >= c.limit {
+		// Drop an arbitrary tenth: cheap, and a miss only costs a read.
+		n := 0
+		for nid, ev := range c.byNID {
+			delete(c.byNID, nid)
+			delete(c.byID, ev.EventID)
+			if n++; n >= c.limit/10 {
+				break
+			}
+		}
+	}
+	c.byID[e.EventID] = e
+	c.byNID[e.NID] = e
+}
+
+// Forget drops an event whose row changed (a redaction was applied).
+func (c *Events) Forget(nid int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byNID[nid]; ok {
+		delete(c.byNID, nid)
+		delete(c.byID, e.EventID)
+	}
+}
+
+// ByNID returns the events with the given nids, in the same order;
+// unknown nids are an error.
+func (c *Events) ByNID(ctx context.Context, nids []int64) ([]*Event, error) {
+	out := make([]*Event, len(nids))
+	var missing []int64
+	c.mu.Lock()
+	for i, n := range nids {
+		if e, ok := c.byNID[n]; ok {
+			out[i] = e
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	c.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := c.store.EventsByNID(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	loaded, err := c.parse(rows)
+	if err != nil {
+		return nil, err
+	}
+	for i, n := range nids {
+		if out[i] == nil {
+			if out[i] = loaded[n]; out[i] == nil {
+				return nil, fmt.Errorf("event nid %d: %w", n, storage.ErrNotFound)
+			}
+		}
+	}
+	return out, nil
+}
+
+// ByID returns the known events among ids, keyed by id.
+func (c *Events) ByID(ctx context.Context, ids []string) (map[string]*Event, error) {
+	out := make(map[string]*Event, len(ids))
+	var missing []string
+	c.mu.Lock()
+	for _, id := range ids {
+		if e, ok := c.byID[id]; ok {
+			out[id] = e
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	c.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := c.store.EventsByID(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	loaded, err := c.parse(rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range loaded {
+		out[e.EventID] = e
+	}
+	return out, nil
+}
+
+func (c *Events) parse(rows []storage.Event) (map[int64]*Event, error) {
+	out := make(map[int64]*Event, len(rows))
+	for _, r := range rows {
+		v, err := c.version(r.RoomNID)
+		if err != nil {
+			return nil, err
+		}
+		pdu, err := v.NewEventFromTrustedJSONWithEventID(r.EventID, r.JSON, false)
+		if err != nil {
+			return nil, fmt.Errorf("parse event %s: %w", r.EventID, err)
+		}
+		out[r.NID] = &Event{Event: r, PDU: pdu}
+	}
+	c.mu.Lock()
+	for _, e := range out {
+		c.addLocked(e)
+	}
+	c.mu.Unlock()
+	return out, nil
+}

@@ -1,0 +1,169 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/matrix-gouv/homeserver/internal/storage"
+)
+
+// Event is an event's row.
+type Event struct {
+	NID            int64
+	RoomNID        int64
+	EventID        string
+	Tuple          StateKeyNIDs // StateKeyNID 0 for non-state events
+	Depth          int64
+	OriginServerTS int64
+	Sender         string
+	JSON           []byte
+	StateBeforeNID int64
+	StateAfterNID  int64
+	Rejected       string
+	SoftFailed     bool
+	RedactedBy     string
+}
+
+// IsState reports whether the event is a state event.
+func (e Event) IsState() bool { return e.Tuple.StateKeyNID != 0 }
+
+const eventColumns = `event_nid, room_nid, event_id, type_nid, state_key_nid, depth, origin_server_ts, sender, event_json,
+	state_before_nid, state_after_nid, rejected, soft_failed, redacted_by`
+
+func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
+	var e Event
+	var js string
+	err := sc.Scan(&e.NID, &e.RoomNID, &e.EventID, &e.Tuple.TypeNID, &e.Tuple.StateKeyNID, &e.Depth, &e.OriginServerTS, &e.Sender, &js,
+		&e.StateBeforeNID, &e.StateAfterNID, &e.Rejected, &e.SoftFailed, &e.RedactedBy)
+	e.JSON = []byte(js)
+	return e, err
+}
+
+// InsertEvent stores an event and returns its nid.
+func (s *Store) InsertEvent(ctx context.Context, tx *sql.Tx, e Event) (int64, error) {
+	var nid int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO roomserver_events (room_nid, event_id, type_nid, state_key_nid, depth, origin_server_ts, sender,
+		event_json, state_before_nid, state_after_nid, rejected, soft_failed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING event_nid`,
+		e.RoomNID, e.EventID, e.Tuple.TypeNID, e.Tuple.StateKeyNID, e.Depth, e.OriginServerTS, e.Sender, string(e.JSON),
+		e.StateBeforeNID, e.StateAfterNID, e.Rejected, e.SoftFailed).Scan(&nid)
+	if err != nil {
+		return 0, fmt.Errorf("insert event %s: %w", e.EventID, err)
+	}
+	return nid, nil
+}
+
+// SetStateAfter records the snapshot after a state event, known only once
+// the event has its nid.
+func (s *Store) SetStateAfter(ctx context.Context, tx *sql.Tx, eventNID, snapshotNID int64) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE roomserver_events SET state_after_nid = $1 WHERE event_nid = $2`, snapshotNID, eventNID); err != nil {
+		return fmt.Errorf("set state after: %w", err)
+	}
+	return nil
+}
+
+// SetRedactedBy marks an event redacted by the redaction redactionID.
+func (s *Store) SetRedactedBy(ctx context.Context, tx *sql.Tx, eventNID int64, redactionID string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE roomserver_events SET redacted_by = $1 WHERE event_nid = $2 AND redacted_by = ''`, redactionID, eventNID); err != nil {
+		return fmt.Errorf("mark redacted: %w", err)
+	}
+	return nil
+}
+
+// EventByID loads an event by id, or ErrNotFound.
+func (s *Store) EventByID(ctx context.Context, q storage.Querier, eventID string) (Event, error) {
+	e, err := scanEvent(q.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM roomserver_events WHERE event_id = $1`, eventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Event{}, ErrNotFound
+	}
+	if err != nil {
+		return Event{}, fmt.Errorf("load event %s: %w", eventID, err)
+	}
+	return e, nil
+}
+
+// inChunk is how many ids one IN list holds, well under both engines'
+// limits on parameters.
+const inChunk = 500
+
+// EventsByNID loads events by nid, in no particular order; unknown nids
+// are left out.
+func (s *Store) EventsByNID(ctx context.Context, nids []int64) ([]Event, error) {
+	args := make([]any, len(nids))
+	for i, n := range nids {
+		args[i] = n
+	}
+	return s.eventsWhereIn(ctx, "event_nid", args)
+}
+
+// EventsByID loads events by id; unknown ids are left out.
+func (s *Store) EventsByID(ctx context.Context, ids []string) ([]Event, error) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return s.eventsWhereIn(ctx, "event_id", args)
+}
+
+func (s *Store) eventsWhereIn(ctx context.Context, column string, args []any) ([]Event, error) {
+	out := make([]Event, 0, len(args))
+	for start := 0; start < len(args); start += inChunk {
+		chunk := args[start:min(start+inChunk, len(args))]
+		rows, err := s.db.Read().QueryContext(ctx, `SELECT `+eventColumns+` FROM roomserver_events WHERE `+column+` IN (`+storage.Placeholders(1, len(chunk))+`)`, chunk...)
+		if err != nil {
+			return nil, fmt.Errorf("load events: %w", err)
+		}
+		for rows.Next() {
+			e, err := scanEvent(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scan event: %w", err)
+			}
+			out = append(out, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("load events: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// Timeline returns up to limit accepted, served events of a room after
+// (Forward) or before (Backward) event nid from. from 0 going backward
+// starts at the end.
+func (s *Store) Timeline(ctx context.Context, roomNID, from int64, forward bool, limit int) ([]Event, error) {
+	cond, order := "event_nid > $2", "ASC"
+	if !forward {
+		cond, order = "event_nid < $2", "DESC"
+		if from == 0 {
+			from = 1 << 62
+		}
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT `+eventColumns+` FROM roomserver_events
+		WHERE room_nid = $1 AND `+cond+` AND rejected = '' AND NOT soft_failed ORDER BY event_nid `+order+` LIMIT $3`, roomNID, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("load timeline: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan event: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// LatestNID returns the highest event nid.
+func (s *Store) LatestNID(ctx context.Context) (int64, error) {
+	var n sql.NullInt64
+	if err := s.db.Read().QueryRowContext(ctx, `SELECT MAX(event_nid) FROM roomserver_events`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("latest event: %w", err)
+	}
+	return n.Int64, nil
+}
+

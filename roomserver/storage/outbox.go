@@ -1,0 +1,51 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// OutboxEntry is an accepted event waiting to be published.
+type OutboxEntry struct {
+	EventNID int64
+	JSON     []byte
+}
+
+// AddToOutbox queues an output event, in the event's own transaction.
+func (s *Store) AddToOutbox(ctx context.Context, tx *sql.Tx, eventNID int64, outputJSON []byte) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO roomserver_outbox (event_nid, output_json) VALUES ($1, $2)`, eventNID, string(outputJSON)); err != nil {
+		return fmt.Errorf("queue output event: %w", err)
+	}
+	return nil
+}
+
+// Outbox returns up to limit queued output events, oldest first.
+func (s *Store) Outbox(ctx context.Context, limit int) ([]OutboxEntry, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT event_nid, output_json FROM roomserver_outbox ORDER BY event_nid LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxEntry
+	for rows.Next() {
+		var e OutboxEntry
+		var js string
+		if err := rows.Scan(&e.EventNID, &js); err != nil {
+			return nil, fmt.Errorf("scan outbox: %w", err)
+		}
+		e.JSON = []byte(js)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// RemoveFromOutbox deletes published entries.
+func (s *Store) RemoveFromOutbox(ctx context.Context, eventNID int64) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM roomserver_outbox WHERE event_nid = $1`, eventNID); err != nil {
+			return fmt.Errorf("remove from outbox: %w", err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,93 @@
+// Package storage holds the roomserver's tables: rooms, interned event
+// types and state keys, events, state snapshots, forward extremities,
+// current memberships and the output outbox. One file per table; each
+// query is written once for both engines.
+//
+// Numeric ids (nids) are the roomserver's own and never leave it.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/matrix-gouv/homeserver/internal/storage"
+)
+
+// ErrNotFound: no such row.
+var ErrNotFound = errors.New("not found")
+
+// Store is the roomserver's database.
+type Store struct {
+	db *storage.DB
+}
+
+// New returns a store on db, whose schema storage.Open has migrated.
+func New(db *storage.DB) *Store { return &Store{db: db} }
+
+// Write runs fn in a write transaction (serialised on SQLite).
+func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.db.Write(ctx, fn)
+}
+
+// Read is the pool, for queries outside a transaction.
+func (s *Store) Read() storage.Querier { return s.db.Read() }
+
+// StateKeyNIDs is a (type, state key) pair interned.
+type StateKeyNIDs struct {
+	TypeNID     int64
+	StateKeyNID int64
+}
+
+// intern returns the nid of value in table, creating it if new. The
+// insert may race with another process: on conflict it reads again.
+func intern(ctx context.Context, q storage.Querier, table, nidCol, valCol, value string) (int64, error) {
+	var nid int64
+	err := q.QueryRowContext(ctx, `SELECT `+nidCol+` FROM `+table+` WHERE `+valCol+` = $1`, value).Scan(&nid)
+	if err == nil {
+		return nid, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("look up %s: %w", table, err)
+	}
+	if _, err := q.ExecContext(ctx, `INSERT INTO `+table+` (`+valCol+`) VALUES ($1) ON CONFLICT DO NOTHING`, value); err != nil {
+		return 0, fmt.Errorf("insert %s: %w", table, err)
+	}
+	if err := q.QueryRowContext(ctx, `SELECT `+nidCol+` FROM `+table+` WHERE `+valCol+` = $1`, value).Scan(&nid); err != nil {
+		return 0, fmt.Errorf("look up %s: %w", table, err)
+	}
+	return nid, nil
+}
+
+// InternTuple returns the nids of an event type and state key.
+func (s *Store) InternTuple(ctx context.Context, tx *sql.Tx, eventType, stateKey string) (StateKeyNIDs, error) {
+	t, err := s.InternType(ctx, tx, eventType)
+	if err != nil {
+		return StateKeyNIDs{}, err
+	}
+	k, err := intern(ctx, tx, "roomserver_state_keys", "state_key_nid", "state_key", stateKey)
+	if err != nil {
+		return StateKeyNIDs{}, err
+	}
+	return StateKeyNIDs{TypeNID: t, StateKeyNID: k}, nil
+}
+
+// InternType returns the nid of an event type.
+func (s *Store) InternType(ctx context.Context, tx *sql.Tx, eventType string) (int64, error) {
+	return intern(ctx, tx, "roomserver_event_types", "type_nid", "event_type", eventType)
+}
+
+// LookupTuple returns the nids of a type and state key without creating
+// them; ok is false when either is unknown (so no state has that key).
+func (s *Store) LookupTuple(ctx context.Context, eventType, stateKey string) (k StateKeyNIDs, ok bool, err error) {
+	err = s.db.Read().QueryRowContext(ctx, `SELECT t.type_nid, k.state_key_nid FROM roomserver_event_types t, roomserver_state_keys k
+		WHERE t.event_type = $1 AND k.state_key = $2`, eventType, stateKey).Scan(&k.TypeNID, &k.StateKeyNID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return StateKeyNIDs{}, false, nil
+	}
+	if err != nil {
+		return StateKeyNIDs{}, false, fmt.Errorf("look up state key: %w", err)
+	}
+	return k, true, nil
+}
