@@ -32,8 +32,10 @@ type Event struct {
 	// StreamPos orders accepted events across all rooms: it is the
 	// position of the event in the roomserver's output. 0 for outliers.
 	StreamPos int64 `json:"stream_pos"`
-	// RedactedBecause is the redaction event's PDU when the event has been
-	// redacted, else nil.
+	// RedactedBy is the id of the redaction that applies to the event,
+	// empty when none does.
+	RedactedBy string `json:"redacted_by,omitempty"`
+	// RedactedBecause is that redaction's PDU (nil when not redacted).
 	RedactedBecause json.RawMessage `json:"redacted_because,omitempty"`
 }
 

@@ -166,4 +166,3 @@ func (s *Store) LatestNID(ctx context.Context) (int64, error) {
 	}
 	return n.Int64, nil
 }
-

@@ -124,9 +124,10 @@ func (in *Inputter) loadLocked(ctx context.Context, r *room) error {
 	return nil
 }
 
-// authorise checks pdu against the auth rules with the given state.
-func (in *Inputter) authorise(ctx context.Context, pdu gomatrixserverlib.PDU, st storage.StateMap) error {
-	provider, err := in.authProvider(ctx, st, gomatrixserverlib.StateNeededForAuth([]gomatrixserverlib.PDU{pdu}).Tuples())
+// authorise checks pdu against the auth rules with the given state, within
+// the transaction t.
+func (in *Inputter) authorise(ctx context.Context, t *roomTxn, pdu gomatrixserverlib.PDU, st storage.StateMap) error {
+	provider, err := in.authProvider(ctx, t, st, gomatrixserverlib.StateNeededForAuth([]gomatrixserverlib.PDU{pdu}).Tuples())
 	if err != nil {
 		return err
 	}
@@ -136,11 +137,12 @@ func (in *Inputter) authorise(ctx context.Context, pdu gomatrixserverlib.PDU, st
 	return nil
 }
 
-// authProvider loads the state events of the given tuples.
-func (in *Inputter) authProvider(ctx context.Context, st storage.StateMap, tuples []gomatrixserverlib.StateKeyTuple) (*gomatrixserverlib.AuthEvents, error) {
+// authProvider loads the state events of the given tuples, seeing the
+// pairs that the transaction t interned and has not committed yet.
+func (in *Inputter) authProvider(ctx context.Context, t *roomTxn, st storage.StateMap, tuples []gomatrixserverlib.StateKeyTuple) (*gomatrixserverlib.AuthEvents, error) {
 	var nids []int64
-	for _, t := range tuples {
-		k, ok, err := in.deps.Tuples.Lookup(ctx, t.EventType, t.StateKey)
+	for _, tu := range tuples {
+		k, ok, err := t.lookup(tu.EventType, tu.StateKey)
 		if err != nil {
 			return nil, err
 		}

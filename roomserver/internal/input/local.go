@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"sort"
@@ -34,7 +35,7 @@ func (in *Inputter) Send(ctx context.Context, roomID string, p api.ProtoEvent) (
 		if err != nil {
 			return err
 		}
-		if err := in.authorise(ctx, pdu, t.state); err != nil {
+		if err := in.authorise(ctx, t, pdu, t.state); err != nil {
 			return err
 		}
 		ev, err = t.addEvent(pdu, t.snap, t.state, "", false)
@@ -102,7 +103,7 @@ func (in *Inputter) CreateRoom(ctx context.Context, req api.CreateRoomRequest) (
 			if err != nil {
 				return fmt.Errorf("initial event %d (%s): %w", i, p.Type, err)
 			}
-			if err := in.authorise(ctx, pdu, t.state); err != nil {
+			if err := in.authorise(ctx, t, pdu, t.state); err != nil {
 				return fmt.Errorf("initial event %d (%s): %w", i, p.Type, err)
 			}
 			if _, err := t.addEvent(pdu, t.snap, t.state, "", false); err != nil {
@@ -143,7 +144,7 @@ func (in *Inputter) buildLocal(ctx context.Context, t *roomTxn, p api.ProtoEvent
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
 	}
-	provider, err := in.authProvider(ctx, t.state, needed.Tuples())
+	provider, err := in.authProvider(ctx, t, t.state, needed.Tuples())
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +154,7 @@ func (in *Inputter) buildLocal(ctx context.Context, t *roomTxn, p api.ProtoEvent
 	}
 	pdu, err := b.Build(now, in.deps.ServerName, in.deps.KeyID, in.deps.Key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
+		return nil, buildError(err)
 	}
 	if len(pdu.JSON()) > api.MaxEventBytes {
 		return nil, api.ErrTooLarge
@@ -179,12 +180,22 @@ func (in *Inputter) sign(v gomatrixserverlib.IRoomVersion, proto *gomatrixserver
 	proto.PrevEvents, proto.AuthEvents = []string{}, []string{}
 	pdu, err := v.NewEventBuilderFromProtoEvent(proto).Build(now, in.deps.ServerName, in.deps.KeyID, in.deps.Key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
+		return nil, buildError(err)
 	}
 	if len(pdu.JSON()) > api.MaxEventBytes {
 		return nil, api.ErrTooLarge
 	}
 	return pdu, nil
+}
+
+// buildError classifies an error of gomatrixserverlib's builder: sizes
+// over the spec's limits are ErrTooLarge, anything else ErrInvalidEvent.
+func buildError(err error) error {
+	var verr gomatrixserverlib.EventValidationError
+	if errors.As(err, &verr) && verr.Code == gomatrixserverlib.EventValidationTooLarge {
+		return fmt.Errorf("%w: %s", api.ErrTooLarge, verr.Message)
+	}
+	return fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
 }
 
 // namesCreator reports whether the room version's create event names its

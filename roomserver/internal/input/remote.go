@@ -97,13 +97,13 @@ func (in *Inputter) inputOneLocked(ctx context.Context, r *room, raw json.RawMes
 		}
 		rejected := in.checkAuthEvents(ctx, pdu)
 		if rejected == "" {
-			if err := in.authorise(ctx, pdu, before); err != nil {
+			if err := in.authorise(ctx, t, pdu, before); err != nil {
 				rejected = reason(err)
 			}
 		}
 		softFailed := false
 		if rejected == "" {
-			if err := in.authorise(ctx, pdu, t.state); err != nil {
+			if err := in.authorise(ctx, t, pdu, t.state); err != nil {
 				softFailed = true
 			}
 		}

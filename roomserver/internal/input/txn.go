@@ -95,6 +95,17 @@ func (t *roomTxn) intern(pdu gomatrixserverlib.PDU) (storage.StateKeyNIDs, error
 	return k, nil
 }
 
+// lookup returns the nids of a (type, state key) pair, including those
+// interned by this transaction (not yet visible to other connections).
+func (t *roomTxn) lookup(typ, stateKey string) (storage.StateKeyNIDs, bool, error) {
+	for _, tu := range t.tuples {
+		if tu.typ == typ && tu.stateKey == stateKey {
+			return tu.nids, true, nil
+		}
+	}
+	return t.in.deps.Tuples.Lookup(t.ctx, typ, stateKey)
+}
+
 // snapshot stores st as a snapshot derived from parent.
 func (t *roomTxn) snapshot(parent storage.Snapshot, parentState, st storage.StateMap) (storage.Snapshot, error) {
 	snap, err := t.in.deps.Store.InsertSnapshot(t.ctx, t.tx, t.nid, parent, parentState, st)
@@ -290,7 +301,7 @@ func (t *roomTxn) redact(red *state.Event) error {
 		return nil // unknown yet (remote) or already redacted: nothing to do
 	}
 	if target.PDU.SenderID() != red.PDU.SenderID() {
-		provider, err := t.in.authProvider(t.ctx, t.state, []gomatrixserverlib.StateKeyTuple{
+		provider, err := t.in.authProvider(t.ctx, t, t.state, []gomatrixserverlib.StateKeyTuple{
 			{EventType: spec.MRoomPowerLevels}, {EventType: spec.MRoomCreate},
 		})
 		if err != nil {

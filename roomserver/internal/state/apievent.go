@@ -31,7 +31,7 @@ func (c *Events) APIEvent(ctx context.Context, e *Event) (api.Event, error) {
 	if err != nil {
 		return api.Event{}, fmt.Errorf("redact event %s: %w", e.EventID, err)
 	}
-	out.JSON = redacted
+	out.JSON, out.RedactedBy = redacted, e.RedactedBy
 	reds, err := c.ByID(ctx, []string{e.RedactedBy})
 	if err != nil {
 		return api.Event{}, err
