@@ -50,3 +50,5 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.61.0 // indirect
 )
+
+replace github.com/matrix-org/gomatrixserverlib => ./third_party/gomatrixserverlib

@@ -89,16 +89,22 @@ func (r *Resolver) Resolve(ctx context.Context, version gomatrixserverlib.RoomVe
 	return out, nil
 }
 
-// authChain returns every event in the auth chains of the given events.
+// authChain returns the given events and every event in their auth
+// chains. (gomatrixserverlib's v2.1 walk looks the conflicted events
+// themselves up in the auth events, so they must be included.)
 func (r *Resolver) authChain(ctx context.Context, sets [][]gomatrixserverlib.PDU) ([]gomatrixserverlib.PDU, error) {
 	seen := map[string]bool{}
 	var queue []string
+	var out []gomatrixserverlib.PDU
 	for _, set := range sets {
 		for _, pdu := range set {
+			if !seen[pdu.EventID()] {
+				seen[pdu.EventID()] = true
+				out = append(out, pdu)
+			}
 			queue = append(queue, pdu.AuthEventIDs()...)
 		}
 	}
-	var out []gomatrixserverlib.PDU
 	for len(queue) > 0 {
 		var batch []string
 		for _, id := range queue {
