@@ -30,6 +30,10 @@ func ctx() context.Context { return context.Background() }
 
 // newRoomserver starts a roomserver on db with an embedded bus.
 func newRoomserver(t *testing.T, db *storage.DB, b *bus.Bus, key config.SigningKey) *roomserver.Component {
+	return newRoomserverTB(t, db, b, key)
+}
+
+func newRoomserverTB(t testing.TB, db *storage.DB, b *bus.Bus, key config.SigningKey) *roomserver.Component {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
@@ -47,7 +51,9 @@ func newRoomserver(t *testing.T, db *storage.DB, b *bus.Bus, key config.SigningK
 	return rs
 }
 
-func testKey(t *testing.T) config.SigningKey {
+func testKey(t *testing.T) config.SigningKey { return testKeyB(t) }
+
+func testKeyB(t testing.TB) config.SigningKey {
 	k, err := config.NewSigningKey()
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +85,10 @@ func powerLevels(version string, users map[string]int) json.RawMessage {
 
 // publicRoom creates a public room of alice's.
 func publicRoom(t *testing.T, rs *roomserver.Component, version string, extra ...api.ProtoEvent) string {
+	return publicRoomTB(t, rs, version, extra...)
+}
+
+func publicRoomTB(t testing.TB, rs *roomserver.Component, version string, extra ...api.ProtoEvent) string {
 	t.Helper()
 	events := append([]api.ProtoEvent{
 		{Type: "m.room.member", StateKey: sk(alice), Sender: alice, Content: raw(map[string]string{"membership": "join"})},

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/sirupsen/logrus"
@@ -29,10 +28,9 @@ type DB struct {
 	// Dialect tells the engine apart where SQL differs.
 	Dialect Dialect
 	pool    *sql.DB
-	// writeMu serialises write transactions on SQLite, which allows one
-	// writer at a time; taking it in Go avoids SQLITE_BUSY retries. Nil on
-	// PostgreSQL, where transactions run concurrently.
-	writeMu *sync.Mutex
+	// group batches write transactions on SQLite, which allows one writer
+	// at a time; nil on PostgreSQL, where transactions run concurrently.
+	group *groupCommit
 }
 
 // Options tune Open.
@@ -86,7 +84,9 @@ func open(rawURL string, opts Options) (*DB, error) {
 		}
 		pool.SetMaxOpenConns(8)
 		pool.SetMaxIdleConns(8)
-		return &DB{Dialect: SQLite, pool: pool, writeMu: &sync.Mutex{}}, nil
+		db := &DB{Dialect: SQLite, pool: pool}
+		db.group = &groupCommit{db: db}
+		return db, nil
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		pool, err := sql.Open("pgx", rawURL)
 		if err != nil {
@@ -118,12 +118,12 @@ type Querier interface {
 // Read returns the pool for queries outside a write transaction.
 func (db *DB) Read() Querier { return db.pool }
 
-// Write runs fn in a transaction and commits it if fn returns nil. On
-// SQLite, write transactions run one at a time. fn must not call Write.
+// Write runs fn in a transaction and commits it if fn returns nil; when
+// fn fails, nothing it wrote remains. On SQLite, concurrent calls share
+// one transaction and one commit (see groupCommit). fn must not call Write.
 func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if db.writeMu != nil {
-		db.writeMu.Lock()
-		defer db.writeMu.Unlock()
+	if db.group != nil {
+		return db.group.write(ctx, fn)
 	}
 	tx, err := db.pool.BeginTx(ctx, nil)
 	if err != nil {

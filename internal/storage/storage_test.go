@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/matrix-gouv/homeserver/internal/storage"
@@ -73,4 +74,45 @@ func TestPlaceholders(t *testing.T) {
 			t.Errorf("Placeholders(%d, %d) = %q, want %q", tc.from, tc.n, got, tc.want)
 		}
 	}
+}
+
+// TestConcurrentWritesFailAlone: many concurrent writes (batched into
+// shared commits on SQLite), every third failing after it wrote; exactly
+// the others remain.
+func TestConcurrentWritesFailAlone(t *testing.T) {
+	storagetest.DBs(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		const n = 60
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			go func(i int) {
+				errs <- db.Write(ctx, func(tx *sql.Tx) error {
+					if _, err := tx.ExecContext(ctx, "INSERT INTO registration_tokens (token, created_ts) VALUES ($1, $2)", fmt.Sprint("t", i), i); err != nil {
+						return err
+					}
+					if i%3 == 0 {
+						return errors.New("fail after writing")
+					}
+					return nil
+				})
+			}(i)
+		}
+		failed := 0
+		for i := 0; i < n; i++ {
+			if err := <-errs; err != nil {
+				failed++
+			}
+		}
+		var rows int
+		if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM registration_tokens").Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if failed != n/3 || rows != n-n/3 {
+			t.Fatalf("%d writes failed and %d rows remain; want %d and %d", failed, rows, n/3, n-n/3)
+		}
+		var bad int
+		if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM registration_tokens WHERE created_ts % 3 = 0").Scan(&bad); err != nil || bad != 0 {
+			t.Fatalf("rows of failed writes remain: %d %v", bad, err)
+		}
+	})
 }

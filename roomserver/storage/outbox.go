@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/matrix-gouv/homeserver/internal/storage"
 )
 
 // OutboxEntry is an accepted event waiting to be published.
@@ -40,10 +42,17 @@ func (s *Store) Outbox(ctx context.Context, limit int) ([]OutboxEntry, error) {
 	return out, rows.Err()
 }
 
-// RemoveFromOutbox deletes published entries.
-func (s *Store) RemoveFromOutbox(ctx context.Context, eventNID int64) error {
+// RemoveFromOutbox deletes published entries, in one transaction.
+func (s *Store) RemoveFromOutbox(ctx context.Context, eventNIDs []int64) error {
+	if len(eventNIDs) == 0 {
+		return nil
+	}
+	args := make([]any, len(eventNIDs))
+	for i, n := range eventNIDs {
+		args[i] = n
+	}
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM roomserver_outbox WHERE event_nid = $1`, eventNID); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM roomserver_outbox WHERE event_nid IN (`+storage.Placeholders(1, len(args))+`)`, args...); err != nil {
 			return fmt.Errorf("remove from outbox: %w", err)
 		}
 		return nil

@@ -84,6 +84,7 @@ func (p *Publisher) drain(ctx context.Context) error {
 		if err != nil || len(entries) == 0 {
 			return err
 		}
+		published := make([]int64, 0, len(entries))
 		for _, e := range entries {
 			var out api.OutputEvent
 			if err := json.Unmarshal(e.JSON, &out); err != nil {
@@ -91,11 +92,13 @@ func (p *Publisher) drain(ctx context.Context) error {
 			}
 			subject := bus.Subject(bus.SubjectRoomserverOutput, bus.Partition(out.Event.RoomID, Partitions))
 			if err := p.bus.Publish(ctx, subject, out.Event.EventID, json.RawMessage(e.JSON)); err != nil {
+				_ = p.store.RemoveFromOutbox(ctx, published)
 				return err
 			}
-			if err := p.store.RemoveFromOutbox(ctx, e.EventNID); err != nil {
-				return err
-			}
+			published = append(published, e.EventNID)
+		}
+		if err := p.store.RemoveFromOutbox(ctx, published); err != nil {
+			return err
 		}
 	}
 }
