@@ -1,6 +1,7 @@
 // Package homeserver is the client-server API component: accounts, devices,
-// login and tokens, and (in later packages) sync, E2EE keys, to-device,
-// profiles, presence, typing, receipts, account data and push rules.
+// login and tokens, the room API (over the roomserver's api), and (in later
+// packages) sync, E2EE keys, to-device, profiles, presence, typing,
+// receipts, account data and push rules.
 //
 // cmd/ builds it with New and mounts its routes on the client listener;
 // other components reach it only through homeserver/api.
@@ -15,11 +16,23 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
+	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
+
+// RoomReadWriter is what the client API asks of the roomserver: to create
+// rooms and send events, and to read rooms. In one process cmd/ passes the
+// roomserver component itself; split across processes it will be a NATS
+// client of roomserver/api.
+type RoomReadWriter interface {
+	rsapi.Writer
+	rsapi.Reader
+}
 
 // Deps is what the component needs from cmd/.
 type Deps struct {
@@ -27,6 +40,12 @@ type Deps struct {
 	Config *config.Client
 	DB     *dbstorage.DB
 	Log    *logrus.Entry
+	// Rooms is the roomserver. Nil only for a component that serves no
+	// requests (the admin CLI's); its room endpoints are then not mounted.
+	Rooms RoomReadWriter
+	// Directory is the roomserver's room directory (aliases, public room
+	// list). Nil like Rooms: its endpoints are then not mounted.
+	Directory directory.Roomserver
 }
 
 // Component is the client-server API.
@@ -35,6 +54,10 @@ type Component struct {
 	auth    *auth.Authenticator
 	account *account.Handlers
 	info    *info.Handlers
+	// rooms is nil when Deps.Rooms was.
+	rooms *rooms.Handlers
+	// directory is nil when Deps.Directory was.
+	directory *directory.Handlers
 }
 
 // New builds the component; it does no I/O until Start.
@@ -42,12 +65,23 @@ func New(deps Deps) (*Component, error) {
 	store := storage.New(deps.DB)
 	rl := deps.Config.RateLimits.Request
 	authn := auth.NewAuthenticator(store, httputil.NewLimiter(rl.PerSecond, rl.Burst))
-	return &Component{
+	c := &Component{
 		store:   store,
 		auth:    authn,
 		account: account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn}),
 		info:    info.New(deps.Global, deps.Config),
-	}, nil
+	}
+	if deps.Directory != nil {
+		c.directory = directory.New(directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory})
+	}
+	if deps.Rooms != nil {
+		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms}
+		if c.directory != nil {
+			rd.Directory = c.directory
+		}
+		c.rooms = rooms.New(rd)
+	}
+	return c, nil
 }
 
 // Start starts background work (none yet).

@@ -45,6 +45,49 @@ func (c *Component) Mount(r chi.Router) {
 		{"GET", "capabilities", i.Capabilities},
 		{"GET", "thirdparty/protocols", i.ThirdPartyProtocols},
 	}
+	if rm := c.rooms; rm != nil {
+		authed = append(authed, []route{
+			{"POST", "createRoom", rm.CreateRoom},
+			{"POST", "join/{roomIDOrAlias}", rm.JoinByIDOrAlias},
+			{"POST", "rooms/{roomID}/join", rm.Join},
+			{"POST", "rooms/{roomID}/invite", rm.Invite},
+			{"POST", "rooms/{roomID}/leave", rm.Leave},
+			{"POST", "rooms/{roomID}/forget", rm.Forget},
+			{"POST", "rooms/{roomID}/kick", rm.Kick},
+			{"POST", "rooms/{roomID}/ban", rm.Ban},
+			{"POST", "rooms/{roomID}/unban", rm.Unban},
+			{"PUT", "rooms/{roomID}/send/{eventType}/{txnID}", rm.Send},
+			{"PUT", "rooms/{roomID}/redact/{eventID}/{txnID}", rm.Redact},
+			{"GET", "rooms/{roomID}/state", rm.State},
+			// A state key may be empty: with or without the last slash.
+			{"GET", "rooms/{roomID}/state/{eventType}", rm.StateEvent},
+			{"GET", "rooms/{roomID}/state/{eventType}/", rm.StateEvent},
+			{"GET", "rooms/{roomID}/state/{eventType}/{stateKey}", rm.StateEvent},
+			{"PUT", "rooms/{roomID}/state/{eventType}", rm.PutState},
+			{"PUT", "rooms/{roomID}/state/{eventType}/", rm.PutState},
+			{"PUT", "rooms/{roomID}/state/{eventType}/{stateKey}", rm.PutState},
+			{"GET", "rooms/{roomID}/members", rm.Members},
+			{"GET", "rooms/{roomID}/joined_members", rm.JoinedMembers},
+			{"GET", "joined_rooms", rm.JoinedRooms},
+			{"GET", "rooms/{roomID}/event/{eventID}", rm.Event},
+			{"GET", "rooms/{roomID}/messages", rm.Messages},
+			{"GET", "rooms/{roomID}/context/{eventID}", rm.Context},
+		}...)
+	}
+	if d := c.directory; d != nil {
+		open = append(open, []route{
+			{"GET", "directory/room/{roomAlias}", d.GetAlias},
+			{"GET", "directory/list/room/{roomID}", d.GetVisibility},
+			{"GET", "publicRooms", d.PublicRooms},
+		}...)
+		authed = append(authed, []route{
+			{"PUT", "directory/room/{roomAlias}", d.SetAlias},
+			{"DELETE", "directory/room/{roomAlias}", d.DeleteAlias},
+			{"GET", "rooms/{roomID}/aliases", d.RoomAliases},
+			{"PUT", "directory/list/room/{roomID}", d.SetVisibility},
+			{"POST", "publicRooms", d.PublicRoomsFiltered},
+		}...)
+	}
 	mount(r, open)
 	r.Group(func(r chi.Router) {
 		r.Use(c.auth.Require)

@@ -26,6 +26,7 @@ import (
 	"github.com/matrix-gouv/homeserver/internal/bus"
 	"github.com/matrix-gouv/homeserver/internal/storage"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
+	"github.com/matrix-gouv/homeserver/roomserver/internal/directory"
 	"github.com/matrix-gouv/homeserver/roomserver/internal/input"
 	"github.com/matrix-gouv/homeserver/roomserver/internal/output"
 	"github.com/matrix-gouv/homeserver/roomserver/internal/query"
@@ -56,6 +57,8 @@ type Component struct {
 	*query.Reader
 	input     *input.Inputter
 	publisher *output.Publisher
+	// directory holds aliases and the public room list (directory.go).
+	directory *directory.Directory
 }
 
 // New builds the roomserver; it does no I/O until Start.
@@ -70,6 +73,7 @@ func New(deps Deps) (*Component, error) {
 	snapshots := state.NewSnapshots(store, snapshotCacheSize)
 	tuples := state.NewTuples(store)
 	c := &Component{Reader: query.New(store, events, snapshots, tuples)}
+	c.directory = directory.New(store, c.Reader)
 	if deps.Bus != nil {
 		c.publisher = output.New(store, deps.Bus, deps.Log)
 	}
@@ -120,6 +124,7 @@ func (c *Component) InputEvents(ctx context.Context, roomID string, events []jso
 }
 
 var (
-	_ api.Writer = (*Component)(nil)
-	_ api.Reader = (*Component)(nil)
+	_ api.Writer    = (*Component)(nil)
+	_ api.Reader    = (*Component)(nil)
+	_ api.Relations = (*Component)(nil)
 )

@@ -425,7 +425,7 @@ func TestServeUntilCancelled(t *testing.T) {
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.serve(ctx, path, []string{app.Client}, func(a *app.App) { urls <- a.ClientURL() })
+		done <- c.serve(ctx, path, []string{app.Client, app.Roomserver}, func(a *app.App) { urls <- a.ClientURL() })
 	}()
 	select {
 	case url := <-urls:

@@ -45,6 +45,7 @@ const (
 	CodeThreepidNotFound Code = "M_THREEPID_NOT_FOUND"
 	CodeUserLocked       Code = "M_USER_LOCKED"
 	CodeUnknownPos       Code = "M_UNKNOWN_POS"
+	CodeBadAlias         Code = "M_BAD_ALIAS"
 )
 
 // statusOf is each code's HTTP status when the caller gives none.
@@ -76,6 +77,7 @@ var statusOf = map[Code]int{
 	CodeThreepidNotFound: http.StatusBadRequest,
 	CodeUserLocked:       http.StatusUnauthorized,
 	CodeUnknownPos:       http.StatusBadRequest,
+	CodeBadAlias:         http.StatusBadRequest,
 }
 
 // Error is a Matrix error: an HTTP status and a JSON body with errcode and

@@ -160,6 +160,10 @@ type Reader interface {
 	Timeline(ctx context.Context, roomID string, from int64, dir Direction, limit int) ([]Event, error)
 	// LatestPos returns the highest stream position of any accepted event.
 	LatestPos(ctx context.Context) (int64, error)
+	// EventNearTimestamp returns the room's event closest to ts (ms) in
+	// direction dir (the first at or after ts going Forward, the last at
+	// or before it going Backward), or ErrNotFound.
+	EventNearTimestamp(ctx context.Context, roomID string, ts int64, dir Direction) (Event, error)
 }
 
 // Sentinel errors of the roomserver.

@@ -166,3 +166,23 @@ func (s *Store) LatestNID(ctx context.Context) (int64, error) {
 	}
 	return n.Int64, nil
 }
+
+// EventNearTS returns the served event of a room closest to ts in the
+// given direction: the first at or after it (forward) or the last at or
+// before it (backward); ErrNotFound when there is none.
+func (s *Store) EventNearTS(ctx context.Context, roomNID, ts int64, forward bool) (Event, error) {
+	cmp, order := "<=", "DESC"
+	if forward {
+		cmp, order = ">=", "ASC"
+	}
+	e, err := scanEvent(s.db.Read().QueryRowContext(ctx, `SELECT `+eventColumns+` FROM roomserver_events
+		WHERE room_nid = $1 AND origin_server_ts `+cmp+` $2 AND rejected = '' AND NOT soft_failed
+		ORDER BY origin_server_ts `+order+`, event_nid `+order+` LIMIT 1`, roomNID, ts))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Event{}, ErrNotFound
+	}
+	if err != nil {
+		return Event{}, fmt.Errorf("event near timestamp: %w", err)
+	}
+	return e, nil
+}

@@ -39,9 +39,24 @@ func (a *App) buildLocked() (built, error) {
 	// tokens resolves access tokens for the media component: the client
 	// component itself when it runs here, its NATS client otherwise.
 	var tokens api.TokenQuerier
+	// The roomserver is built first: the client component holds it. It
+	// still starts after the client component (AllComponents' order);
+	// requests only arrive once every part has started.
+	var rs *roomserver.Component
+	if a.run[Roomserver] {
+		var err error
+		rs, err = roomserver.New(roomserver.Deps{Global: &cfg.Global, DB: a.db, Bus: a.bus, Log: a.componentLog(Roomserver)})
+		if err != nil {
+			return built{}, fmt.Errorf("build %s: %w", Roomserver, err)
+		}
+	}
 	if a.run[Client] {
+		if rs == nil {
+			return built{}, fmt.Errorf("build %s: the client component needs the %s component in the same process "+
+				"(the roomserver's NATS transport is not written yet): run them together", Client, Roomserver)
+		}
 		hs, err := homeserver.New(homeserver.Deps{
-			Global: &cfg.Global, Config: &cfg.Client, DB: a.db, Log: a.componentLog(Client),
+			Global: &cfg.Global, Config: &cfg.Client, DB: a.db, Log: a.componentLog(Client), Rooms: rs, Directory: rs,
 		})
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Client, err)
@@ -52,11 +67,7 @@ func (a *App) buildLocked() (built, error) {
 	} else {
 		tokens = remote.NewTokenClient(a.bus)
 	}
-	if a.run[Roomserver] {
-		rs, err := roomserver.New(roomserver.Deps{Global: &cfg.Global, DB: a.db, Bus: a.bus, Log: a.componentLog(Roomserver)})
-		if err != nil {
-			return built{}, fmt.Errorf("build %s: %w", Roomserver, err)
-		}
+	if rs != nil {
 		b.parts = append(b.parts, part{name: Roomserver, start: rs.Start, stop: rs.Stop})
 	}
 	if a.run[Federation] {

@@ -163,6 +163,9 @@ func (t *roomTxn) addEvent(pdu gomatrixserverlib.PDU, before storage.Snapshot, b
 				return nil, err
 			}
 		}
+		if err := t.indexRelation(ev); err != nil {
+			return nil, err
+		}
 	}
 	if out.Event, err = t.in.deps.Events.APIEvent(t.ctx, ev); err != nil {
 		return nil, err
@@ -329,6 +332,23 @@ func (t *roomTxn) redact(red *state.Event) error {
 	}
 	t.in.deps.Events.Forget(target.NID)
 	return nil
+}
+
+// indexRelation records the event's m.relates_to, if it has one.
+func (t *roomTxn) indexRelation(ev *state.Event) error {
+	var c struct {
+		RelatesTo *struct {
+			RelType string `json:"rel_type"`
+			EventID string `json:"event_id"`
+		} `json:"m.relates_to"`
+	}
+	if json.Unmarshal(ev.PDU.Content(), &c) != nil || c.RelatesTo == nil || c.RelatesTo.RelType == "" || c.RelatesTo.EventID == "" {
+		return nil
+	}
+	return t.in.deps.Store.InsertRelation(t.ctx, t.tx, t.nid, storage.Relation{
+		EventNID: ev.NID, RelatesTo: c.RelatesTo.EventID, RelType: c.RelatesTo.RelType,
+		EventType: ev.PDU.Type(), Sender: string(ev.PDU.SenderID()),
+	})
 }
 
 // isCreator reports whether sender is a creator with unlimited power

@@ -176,4 +176,24 @@ func (q *Reader) LatestPos(ctx context.Context) (int64, error) {
 	return q.store.LatestNID(ctx)
 }
 
+// EventNearTimestamp implements api.Reader.
+func (q *Reader) EventNearTimestamp(ctx context.Context, roomID string, ts int64, dir api.Direction) (api.Event, error) {
+	r, err := q.room(ctx, roomID)
+	if err != nil {
+		return api.Event{}, err
+	}
+	row, err := q.store.EventNearTS(ctx, r.NID, ts, dir == api.Forward)
+	if errors.Is(err, storage.ErrNotFound) {
+		return api.Event{}, api.ErrNotFound
+	}
+	if err != nil {
+		return api.Event{}, err
+	}
+	evs, err := q.events.ByNID(ctx, []int64{row.NID})
+	if err != nil {
+		return api.Event{}, err
+	}
+	return q.events.APIEvent(ctx, evs[0])
+}
+
 var _ api.Reader = (*Reader)(nil)

@@ -1,0 +1,251 @@
+package rooms
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+)
+
+// membershipRequest is the body of the membership endpoints; user_id is
+// the target of invite, kick, ban and unban.
+type membershipRequest struct {
+	UserID string `json:"user_id"`
+	Reason string `json:"reason"`
+}
+
+// Join is POST /rooms/{roomID}/join.
+func (h *Handlers) Join(r *http.Request) (any, error) {
+	return h.join(r, pathParam(r, "roomID"))
+}
+
+// JoinByIDOrAlias is POST /join/{roomIDOrAlias}. Only room ids of rooms
+// this server knows are joined for now: aliases and joins over federation
+// come later.
+func (h *Handlers) JoinByIDOrAlias(r *http.Request) (any, error) {
+	target := pathParam(r, "roomIDOrAlias")
+	switch {
+	case strings.HasPrefix(target, "#"):
+		if h.dir == nil {
+			return nil, httputil.NotFound("unknown alias")
+		}
+		roomID, err := h.dir.RoomIDOf(r.Context(), target)
+		if err != nil {
+			return nil, err
+		}
+		return h.join(r, roomID)
+	case strings.HasPrefix(target, "!"):
+		return h.join(r, target)
+	}
+	return nil, httputil.InvalidParam("%q is neither a room id nor a room alias", target)
+}
+
+// join makes the requesting user join roomID.
+func (h *Handlers) join(r *http.Request, roomID string) (any, error) {
+	dev := auth.DeviceFrom(r.Context())
+	var req membershipRequest
+	if err := h.decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := h.setMembership(r.Context(), roomID, dev.UserID, dev.UserID, membershipJoin, req.Reason); err != nil {
+		return nil, err
+	}
+	// A forgotten room comes back when its user joins again.
+	if err := h.store.UnforgetRoom(r.Context(), dev.UserID, roomID); err != nil {
+		return nil, err
+	}
+	return map[string]string{"room_id": roomID}, nil
+}
+
+// Invite is POST /rooms/{roomID}/invite.
+func (h *Handlers) Invite(r *http.Request) (any, error) {
+	req, err := h.targetRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	u, _ := checkUserID("user_id", req.UserID)
+	if string(u.Domain()) != h.global.ServerName {
+		return nil, errRemoteInvite()
+	}
+	dev := auth.DeviceFrom(r.Context())
+	if err := h.setMembership(r.Context(), pathParam(r, "roomID"), dev.UserID, req.UserID, membershipInvite, req.Reason); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// Leave is POST /rooms/{roomID}/leave: leave, or decline an invite.
+func (h *Handlers) Leave(r *http.Request) (any, error) {
+	dev := auth.DeviceFrom(r.Context())
+	var req membershipRequest
+	if err := h.decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := h.setMembership(r.Context(), pathParam(r, "roomID"), dev.UserID, dev.UserID, membershipLeave, req.Reason); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// Kick is POST /rooms/{roomID}/kick: only a user who is in the room (or
+// invited, or knocking) can be kicked, as Synapse has it.
+func (h *Handlers) Kick(r *http.Request) (any, error) {
+	req, err := h.targetRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	roomID := pathParam(r, "roomID")
+	current, err := h.currentMembership(r.Context(), roomID, req.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if current != membershipJoin && current != membershipInvite && current != membershipKnock {
+		return nil, httputil.Forbidden("the target user is not in the room")
+	}
+	dev := auth.DeviceFrom(r.Context())
+	if err := h.setMembership(r.Context(), roomID, dev.UserID, req.UserID, membershipLeave, req.Reason); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// Ban is POST /rooms/{roomID}/ban.
+func (h *Handlers) Ban(r *http.Request) (any, error) {
+	req, err := h.targetRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	dev := auth.DeviceFrom(r.Context())
+	if err := h.setMembership(r.Context(), pathParam(r, "roomID"), dev.UserID, req.UserID, membershipBan, req.Reason); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// Unban is POST /rooms/{roomID}/unban. Unbanning a user who is not
+// banned would kick them (the two are the same event), so it is refused
+// with 403 M_BAD_STATE, as Synapse does.
+func (h *Handlers) Unban(r *http.Request) (any, error) {
+	req, err := h.targetRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	roomID := pathParam(r, "roomID")
+	current, err := h.currentMembership(r.Context(), roomID, req.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if current != membershipBan {
+		return nil, httputil.Errorf(httputil.CodeBadState, "the user is not banned").WithStatus(http.StatusForbidden)
+	}
+	dev := auth.DeviceFrom(r.Context())
+	if err := h.setMembership(r.Context(), roomID, dev.UserID, req.UserID, membershipLeave, req.Reason); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// Forget is POST /rooms/{roomID}/forget: the user, who must have left
+// (or been banned), stops seeing the room: its reads answer as for a room
+// the user was never in, until the user's membership changes again.
+func (h *Handlers) Forget(r *http.Request) (any, error) {
+	dev := auth.DeviceFrom(r.Context())
+	roomID := pathParam(r, "roomID")
+	membership, pos, err := h.rooms.Membership(r.Context(), roomID, dev.UserID)
+	if errors.Is(err, api.ErrRoomNotFound) {
+		return nil, httputil.NotFound("room not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read membership: %w", err)
+	}
+	switch membership {
+	case "":
+		// Nothing to forget; Synapse answers this with success too.
+		return struct{}{}, nil
+	case membershipLeave, membershipBan:
+	default:
+		return nil, httputil.Errorf(httputil.CodeUnknown, "you must leave the room before forgetting it").WithStatus(http.StatusBadRequest)
+	}
+	if err := h.store.ForgetRoom(r.Context(), dev.UserID, roomID, pos); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// targetRequest decodes the body of an endpoint that names a target user
+// and checks the user id.
+func (h *Handlers) targetRequest(r *http.Request) (membershipRequest, error) {
+	var req membershipRequest
+	if err := h.decode(r, &req); err != nil {
+		return membershipRequest{}, err
+	}
+	if _, err := checkUserID("user_id", req.UserID); err != nil {
+		return membershipRequest{}, err
+	}
+	return req, nil
+}
+
+// currentMembership returns userID's membership in roomID; an unknown
+// room is 404.
+func (h *Handlers) currentMembership(ctx context.Context, roomID, userID string) (string, error) {
+	m, _, err := h.rooms.Membership(ctx, roomID, userID)
+	if errors.Is(err, api.ErrRoomNotFound) {
+		return "", httputil.NotFound("room not found")
+	}
+	if err != nil {
+		return "", fmt.Errorf("read membership: %w", err)
+	}
+	return m, nil
+}
+
+// setMembership sends sender's m.room.member event setting target's
+// membership, with the reason when given. The auth rules decide whether
+// sender may (403 with their reason when not). Repeating the current
+// membership event (same sender, membership and content) sends nothing,
+// as Synapse does, so that retries of a join or leave are harmless.
+// Display names and avatars are not filled in: profiles come later.
+func (h *Handlers) setMembership(ctx context.Context, roomID, sender, target, membership, reason string) error {
+	content := map[string]string{"membership": membership}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return fmt.Errorf("encode member event: %w", err)
+	}
+	cur, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeMember, StateKey: target})
+	switch {
+	case errors.Is(err, api.ErrRoomNotFound):
+		return httputil.NotFound("room not found")
+	case errors.Is(err, api.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("read member event: %w", err)
+	default:
+		if e, err := parseEvent(cur); err == nil && e.Sender == sender && sameJSON(e.Content, raw) {
+			return nil
+		}
+	}
+	_, err = h.rooms.Send(ctx, roomID, api.ProtoEvent{Type: typeMember, StateKey: stateKeyPtr(target), Sender: sender, Content: raw})
+	return writeError("send member event", err, httputil.NotFound("room not found"))
+}
+
+// sameJSON reports whether two JSON values are equal as values.
+func sameJSON(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	ca, err1 := json.Marshal(va)
+	cb, err2 := json.Marshal(vb)
+	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
+}

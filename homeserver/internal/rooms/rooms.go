@@ -1,0 +1,196 @@
+// Package rooms serves the client-server room API: createRoom, membership
+// (join, invite, leave, forget, kick, ban, unban), sending messages and
+// state, redactions, and the read paths (/state, /members,
+// /joined_members, /joined_rooms, /event, /messages, /context).
+//
+// It sits in the homeserver component above roomserver/api: every change
+// goes to the roomserver as a ProtoEvent (the roomserver builds, authorises
+// and commits it), every read comes from the roomserver's Reader, and this
+// package decides who may see what (history visibility, visibility.go).
+// Its own tables (transaction ids, forgotten rooms) are in
+// homeserver/storage.
+package rooms
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/homeserver/storage"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+)
+
+// RoomReadWriter is what the room API asks of the roomserver: to change
+// rooms and to read them.
+type RoomReadWriter interface {
+	api.Writer
+	api.Reader
+}
+
+// Deps is what the room handlers need.
+type Deps struct {
+	Global *config.Global
+	Config *config.Client
+	Store  *storage.Store
+	Rooms  RoomReadWriter
+	// Directory is the room directory's hooks (homeserver/internal/
+	// directory): room_alias_name and visibility of createRoom, joins by
+	// alias, the m.room.canonical_alias check. Nil: none of these.
+	Directory DirectoryHooks
+}
+
+// DirectoryHooks is what the room API asks of the room directory.
+type DirectoryHooks interface {
+	NewRoomAlias(ctx context.Context, localpart string) (string, error)
+	PublishNewRoom(ctx context.Context, roomID, creator, alias string, public bool) error
+	RoomIDOf(ctx context.Context, alias string) (string, error)
+	CheckCanonicalAlias(ctx context.Context, roomID string, content json.RawMessage) error
+}
+
+// Handlers serves the room endpoints.
+type Handlers struct {
+	global *config.Global
+	cfg    *config.Client
+	store  *storage.Store
+	rooms  RoomReadWriter
+	dir    DirectoryHooks
+	// txns serialises the requests of one transaction id in this process
+	// (see send.go); the database serialises them across processes.
+	txns keyedMutex
+	now  func() time.Time
+}
+
+// New returns the room handlers.
+func New(d Deps) *Handlers {
+	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, now: time.Now}
+}
+
+// Event types and membership values the package names.
+const (
+	typeCreate            = "m.room.create"
+	typeMember            = "m.room.member"
+	typePowerLevels       = "m.room.power_levels"
+	typeJoinRules         = "m.room.join_rules"
+	typeHistoryVisibility = "m.room.history_visibility"
+	typeGuestAccess       = "m.room.guest_access"
+	typeName              = "m.room.name"
+	typeTopic             = "m.room.topic"
+	typeRedaction         = "m.room.redaction"
+
+	membershipJoin   = "join"
+	membershipInvite = "invite"
+	membershipLeave  = "leave"
+	membershipBan    = "ban"
+	membershipKnock  = "knock"
+)
+
+// pathParam returns a path parameter, percent-decoded. chi routes on the
+// escaped path when the request had escapes that matter (a "/" in a state
+// key arrives as %2F), and then hands back parameters still escaped.
+func pathParam(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if r.URL.RawPath == "" {
+		return v
+	}
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
+}
+
+// decode reads a JSON object request body within the configured limit.
+func (h *Handlers) decode(r *http.Request, v any) error {
+	return httputil.DecodeJSON(r, h.cfg.MaxRequestBytes, v)
+}
+
+// checkUserID validates a user id given by a client (invitee, kick or ban
+// target): 400 M_INVALID_PARAM when it is not one.
+func checkUserID(field, userID string) (*spec.UserID, error) {
+	if userID == "" {
+		return nil, httputil.MissingParam("%s is required", field)
+	}
+	u, err := spec.NewUserID(userID, true)
+	if err != nil {
+		return nil, httputil.InvalidParam("%s is not a valid user id", field)
+	}
+	return u, nil
+}
+
+// writeError turns a roomserver error on a write path into the client's
+// Matrix error: an auth rule's refusal is 403 M_FORBIDDEN with its reason,
+// an oversized event 413 M_TOO_LARGE, a malformed one 400 M_BAD_JSON, an
+// unknown room notFound (the caller's choice of answer). Anything else is
+// wrapped with step and ends as 500.
+func writeError(step string, err error, notFound error) error {
+	var na *api.NotAllowedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &na):
+		return httputil.Forbidden("%s", na.Reason)
+	case errors.Is(err, api.ErrTooLarge):
+		return httputil.Errorf(httputil.CodeTooLarge, "event is larger than %d bytes", api.MaxEventBytes)
+	case errors.Is(err, api.ErrInvalidEvent):
+		return httputil.BadJSON("%v", err)
+	case errors.Is(err, api.ErrUnsupportedVersion):
+		return httputil.Errorf(httputil.CodeUnsupportedRoom, "unsupported room version")
+	case errors.Is(err, api.ErrRoomNotFound):
+		return notFound
+	}
+	return fmt.Errorf("%s: %w", step, err)
+}
+
+// errNotInRoom is the answer to a user who may not see a room at all:
+// never a member (or has forgotten it) of a room that is not world
+// readable, or a room this server does not know (the two are answered
+// alike so that room ids cannot be probed).
+func errNotInRoom() error { return httputil.Forbidden("you are not in this room") }
+
+// checkContent checks that an event's content is a JSON object no larger
+// than an event may be: the early size check, before the roomserver
+// measures the whole PDU.
+func checkContent(body []byte) (json.RawMessage, error) {
+	if len(body) > api.MaxEventBytes {
+		return nil, httputil.Errorf(httputil.CodeTooLarge, "event is larger than %d bytes", api.MaxEventBytes)
+	}
+	var obj map[string]json.RawMessage
+	if err := httputil.UnmarshalBody(body, &obj); err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return json.RawMessage("{}"), nil
+	}
+	return json.RawMessage(body), nil
+}
+
+// readContent reads a request body that is an event's content.
+func (h *Handlers) readContent(r *http.Request) (json.RawMessage, error) {
+	body, err := httputil.ReadBody(r, h.cfg.MaxRequestBytes)
+	if err != nil {
+		return nil, err
+	}
+	return checkContent(body)
+}
+
+// send sends a local event and maps the roomserver's errors; an unknown
+// room is 403 like a room the sender is not in.
+func (h *Handlers) send(ctx context.Context, roomID string, ev api.ProtoEvent) (api.Event, error) {
+	out, err := h.rooms.Send(ctx, roomID, ev)
+	if err != nil {
+		return api.Event{}, writeError("send event", err, errNotInRoom())
+	}
+	return out, nil
+}
+
+// stateKeyPtr returns a pointer to a copy of k.
+func stateKeyPtr(k string) *string { return &k }

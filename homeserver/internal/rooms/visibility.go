@@ -1,0 +1,243 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+)
+
+// History visibility: who may see which events of a room. The roomserver
+// answers what is; this file decides what a user may see of it, on every
+// read path (/messages, /context, /event, /state, /members).
+//
+// The rule is the spec's ("Room History Visibility", "Server behaviour"),
+// applied with the room state at each event (the state before it):
+//
+//  1. history_visibility world_readable: allow;
+//  2. the user's membership was join: allow;
+//  3. shared, and the user joined the room at any point after the event:
+//     allow;
+//  4. the user's membership was invite, and invited: allow;
+//  5. otherwise deny.
+//
+// For an m.room.history_visibility event the value before or after it may
+// allow; for the user's own m.room.member event, the membership before or
+// after it may.
+
+// The values of history_visibility.
+const (
+	visWorldReadable = "world_readable"
+	visShared        = "shared"
+	visInvited       = "invited"
+	visJoined        = "joined"
+)
+
+// visibilityOf reads an m.room.history_visibility content: absent or not
+// understood means shared, as the spec says.
+func visibilityOf(content json.RawMessage) string {
+	var c struct {
+		HistoryVisibility string `json:"history_visibility"`
+	}
+	_ = json.Unmarshal(content, &c)
+	switch c.HistoryVisibility {
+	case visWorldReadable, visInvited, visJoined:
+		return c.HistoryVisibility
+	}
+	return visShared
+}
+
+// allowed is the spec's rule for one event: vis is the history visibility
+// at the event, membership the user's membership at it ("" for none), and
+// joinedAfter whether the user joined the room at any point after it.
+func allowed(vis, membership string, joinedAfter bool) bool {
+	switch {
+	case vis == visWorldReadable:
+		return true
+	case membership == membershipJoin:
+		return true
+	case vis == visShared && joinedAfter:
+		return true
+	case vis == visInvited && membership == membershipInvite:
+		return true
+	}
+	return false
+}
+
+// canSee applies allowed with the spec's two exceptions: the visibility
+// before or after the event (they differ only for a history visibility
+// event), and the membership before or after it (they differ only for
+// the user's own member event), whichever allows.
+func canSee(visBefore, visAfter, memBefore, memAfter string, joinedAfter bool) bool {
+	for _, vis := range [2]string{visBefore, visAfter} {
+		for _, m := range [2]string{memBefore, memAfter} {
+			if allowed(vis, m, joinedAfter) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// viewer is what one user may see of one room, worked out once per
+// request.
+type viewer struct {
+	userID string
+	roomID string
+	// membership is the user's current membership: "" when none, or when
+	// the user has forgotten the room since leaving it.
+	membership string
+	// memberEvent is the user's current member event, when membership is
+	// not "".
+	memberEvent roomEvent
+	// joinedUntil is a stream position just before which the user was
+	// joined: MaxInt64 while joined, the position of the membership
+	// change that ended a join, 0 when no join is known. An event before
+	// it is one the user "joined at some point after" (rule 3).
+	//
+	// Only the user's latest join is known this way (the roomserver keeps
+	// no membership history per user): a user who joined, left, was
+	// invited and declined counts as never joined.
+	joinedUntil int64
+	// worldReadable says the room's current history visibility is
+	// world_readable, which opens the room to anyone.
+	worldReadable bool
+}
+
+// viewerOf works out what userID may see of roomID. A room the server does
+// not know is 403, like a room the user was never in.
+func (h *Handlers) viewerOf(ctx context.Context, roomID, userID string) (*viewer, error) {
+	membership, pos, err := h.rooms.Membership(ctx, roomID, userID)
+	if errors.Is(err, api.ErrRoomNotFound) {
+		return nil, errNotInRoom()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read membership: %w", err)
+	}
+	v := &viewer{userID: userID, roomID: roomID, membership: membership}
+	if membership == membershipLeave || membership == membershipBan {
+		fpos, ok, err := h.store.ForgottenAt(ctx, userID, roomID)
+		if err != nil {
+			return nil, err
+		}
+		if ok && fpos == pos {
+			v.membership = ""
+		}
+	}
+	if v.membership != "" {
+		ev, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeMember, StateKey: userID})
+		if err != nil {
+			return nil, fmt.Errorf("read member event: %w", err)
+		}
+		if v.memberEvent, err = parseEvent(ev); err != nil {
+			return nil, err
+		}
+		if v.membership == membershipJoin {
+			v.joinedUntil = math.MaxInt64
+		} else {
+			before, err := h.rooms.StateEventsBefore(ctx, ev.EventID, []api.StateKey{{Type: typeMember, StateKey: userID}})
+			if err != nil {
+				return nil, fmt.Errorf("read membership before %s: %w", ev.EventID, err)
+			}
+			if len(before) == 1 && membershipOf(contentOf(before[0])) == membershipJoin {
+				v.joinedUntil = ev.StreamPos
+			}
+		}
+	}
+	hv, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeHistoryVisibility})
+	switch {
+	case err == nil:
+		v.worldReadable = visibilityOf(contentOf(hv)) == visWorldReadable
+	case !errors.Is(err, api.ErrNotFound):
+		return nil, fmt.Errorf("read history visibility: %w", err)
+	}
+	return v, nil
+}
+
+// inRoom reports whether the user may look at the room's timeline at all:
+// they have a membership in it (not forgotten), or it is world readable.
+// The events they see are then filtered one by one.
+func (v *viewer) inRoom() bool { return v.membership != "" || v.worldReadable }
+
+// departed reports whether the user left the room or was banned from it.
+func (v *viewer) departed() bool {
+	return v.membership == membershipLeave || v.membership == membershipBan
+}
+
+// contentOf returns an event's content, {} when it has none or is
+// unreadable.
+func contentOf(ev api.Event) json.RawMessage {
+	var f struct {
+		Content json.RawMessage `json:"content"`
+	}
+	if json.Unmarshal(ev.JSON, &f) != nil || len(f.Content) == 0 {
+		return json.RawMessage("{}")
+	}
+	return f.Content
+}
+
+// visibleEvents keeps those of evs that v's user may see, in order, and
+// returns, for each kept state event, the state event it replaced (for
+// unsigned.prev_content), found with the same lookup.
+func (h *Handlers) visibleEvents(ctx context.Context, v *viewer, evs []roomEvent) ([]roomEvent, map[string]*roomEvent, error) {
+	var out []roomEvent
+	prevs := map[string]*roomEvent{}
+	for _, e := range evs {
+		ok, prev, err := h.visible(ctx, v, e)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			out = append(out, e)
+			if prev != nil {
+				prevs[e.EventID] = prev
+			}
+		}
+	}
+	return out, prevs, nil
+}
+
+// visible reports whether v's user may see e, with the state event e
+// replaced when e is a state event and there was one.
+func (h *Handlers) visible(ctx context.Context, v *viewer, e roomEvent) (bool, *roomEvent, error) {
+	hvKey := api.StateKey{Type: typeHistoryVisibility}
+	memberKey := api.StateKey{Type: typeMember, StateKey: v.userID}
+	keys := []api.StateKey{hvKey, memberKey}
+	if e.isState() && e.key() != hvKey && e.key() != memberKey {
+		keys = append(keys, e.key())
+	}
+	before, err := h.rooms.StateEventsBefore(ctx, e.EventID, keys)
+	if err != nil {
+		return false, nil, fmt.Errorf("read state before %s: %w", e.EventID, err)
+	}
+	visBefore, memBefore := visShared, ""
+	var prev *roomEvent
+	for _, b := range before {
+		be, err := parseEvent(b)
+		if err != nil {
+			return false, nil, err
+		}
+		switch be.key() {
+		case hvKey:
+			visBefore = visibilityOf(be.Content)
+		case memberKey:
+			memBefore = be.membership()
+		}
+		if e.isState() && be.key() == e.key() {
+			prev = &be
+		}
+	}
+	visAfter, memAfter := visBefore, memBefore
+	if e.isState() {
+		switch e.key() {
+		case hvKey:
+			visAfter = visibilityOf(e.Content)
+		case memberKey:
+			memAfter = e.membership()
+		}
+	}
+	return canSee(visBefore, visAfter, memBefore, memAfter, e.StreamPos < v.joinedUntil), prev, nil
+}
