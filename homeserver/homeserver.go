@@ -32,6 +32,7 @@ import (
 type RoomReadWriter interface {
 	rsapi.Writer
 	rsapi.Reader
+	rsapi.Relations
 }
 
 // Deps is what the component needs from cmd/.

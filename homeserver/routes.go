@@ -72,6 +72,11 @@ func (c *Component) Mount(r chi.Router) {
 			{"GET", "rooms/{roomID}/event/{eventID}", rm.Event},
 			{"GET", "rooms/{roomID}/messages", rm.Messages},
 			{"GET", "rooms/{roomID}/context/{eventID}", rm.Context},
+			{"GET", "/_matrix/client/v1/rooms/{roomID}/relations/{eventID}", rm.Relations},
+			{"GET", "/_matrix/client/v1/rooms/{roomID}/relations/{eventID}/{relType}", rm.Relations},
+			{"GET", "/_matrix/client/v1/rooms/{roomID}/relations/{eventID}/{relType}/{eventType}", rm.Relations},
+			{"GET", "/_matrix/client/v1/rooms/{roomID}/threads", rm.Threads},
+			{"GET", "/_matrix/client/v1/rooms/{roomID}/timestamp_to_event", rm.TimestampToEvent},
 		}...)
 	}
 	if d := c.directory; d != nil {

@@ -127,6 +127,32 @@ type unsignedSection struct {
 	// event replaced, when known.
 	PrevContent   json.RawMessage `json:"prev_content,omitempty"`
 	ReplacesState string          `json:"replaces_state,omitempty"`
+	// Relations are the server-side aggregations of the event's
+	// relations: threads, edits and references (reactions are not
+	// aggregated).
+	Relations *relationsSection `json:"m.relations,omitempty"`
+}
+
+// relationsSection is unsigned.m.relations.
+type relationsSection struct {
+	Thread *threadSection `json:"m.thread,omitempty"`
+	// Replace is the most recent valid edit, whole (spec v1.7).
+	Replace   *clientEvent      `json:"m.replace,omitempty"`
+	Reference *referenceSection `json:"m.reference,omitempty"`
+}
+
+type threadSection struct {
+	LatestEvent             clientEvent `json:"latest_event"`
+	Count                   int64       `json:"count"`
+	CurrentUserParticipated bool        `json:"current_user_participated"`
+}
+
+type referenceSection struct {
+	Chunk []eventIDOnly `json:"chunk"`
+}
+
+type eventIDOnly struct {
+	EventID string `json:"event_id"`
 }
 
 // formatter turns events into client events for one device.
@@ -134,20 +160,33 @@ type formatter struct {
 	now time.Time
 	// txnIDs maps the events the device sent to their transaction ids.
 	txnIDs map[string]string
+	// aggs are the relation aggregations of the events to format.
+	aggs map[string]api.Aggregation
 }
 
 // newFormatter returns a formatter for dev's view of evs: it looks up the
-// transaction ids of those evs the device sent.
+// transaction ids of those evs the device sent, and the aggregations of
+// their relations.
 func (h *Handlers) newFormatter(ctx context.Context, dev hsapi.Device, evs ...[]roomEvent) (*formatter, error) {
-	var mine []string
+	var mine, all []string
 	for _, list := range evs {
 		for _, e := range list {
 			if e.Sender == dev.UserID {
 				mine = append(mine, e.EventID)
 			}
+			if !e.isState() && e.RedactedBecause == nil {
+				all = append(all, e.EventID)
+			}
 		}
 	}
 	f := &formatter{now: h.now()}
+	if len(all) > 0 {
+		aggs, err := h.rooms.Aggregations(ctx, dev.UserID, all)
+		if err != nil {
+			return nil, fmt.Errorf("aggregate relations: %w", err)
+		}
+		f.aggs = aggs
+	}
 	if len(mine) == 0 || dev.DeviceID == "" {
 		return f, nil
 	}
@@ -177,6 +216,9 @@ func (f *formatter) format(e roomEvent, prev *roomEvent) clientEvent {
 		ce.Unsigned.PrevContent = prev.Content
 		ce.Unsigned.ReplacesState = prev.EventID
 	}
+	if agg, ok := f.aggs[e.EventID]; ok {
+		ce.Unsigned.Relations = f.relations(agg)
+	}
 	if e.RedactedBecause != nil {
 		if red, err := redactionEvent(e); err == nil {
 			rce := f.format(red, nil)
@@ -188,6 +230,34 @@ func (f *formatter) format(e roomEvent, prev *roomEvent) clientEvent {
 		}
 	}
 	return ce
+}
+
+// relations formats an event's aggregations; the events inside are
+// formatted without aggregations of their own.
+func (f *formatter) relations(agg api.Aggregation) *relationsSection {
+	inner := &formatter{now: f.now, txnIDs: f.txnIDs}
+	rel := &relationsSection{}
+	if t := agg.Thread; t != nil {
+		if latest, err := parseEvent(t.Latest); err == nil {
+			rel.Thread = &threadSection{LatestEvent: inner.format(latest, nil), Count: t.Count, CurrentUserParticipated: t.CurrentUserParticipated}
+		}
+	}
+	if agg.Replace != nil {
+		if edit, err := parseEvent(*agg.Replace); err == nil {
+			ce := inner.format(edit, nil)
+			rel.Replace = &ce
+		}
+	}
+	if len(agg.References) > 0 {
+		rel.Reference = &referenceSection{}
+		for _, id := range agg.References {
+			rel.Reference.Chunk = append(rel.Reference.Chunk, eventIDOnly{EventID: id})
+		}
+	}
+	if rel.Thread == nil && rel.Replace == nil && rel.Reference == nil {
+		return nil
+	}
+	return rel
 }
 
 // formatAll formats events in order, with their replaced state when

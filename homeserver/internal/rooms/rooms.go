@@ -35,6 +35,7 @@ import (
 type RoomReadWriter interface {
 	api.Writer
 	api.Reader
+	api.Relations
 }
 
 // Deps is what the room handlers need.
