@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,8 +42,17 @@ type Server struct {
 	t   testing.TB
 	Cfg *config.Config
 	app *app.App
-	// URL is the client API's base URL.
+	// URL is the client API's base URL. It stays the same across
+	// restarts; goroutines that run during one read it through url().
 	URL string
+	// mu guards URL while the server restarts.
+	mu sync.Mutex
+}
+
+func (s *Server) url() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.URL
 }
 
 // testConfig is a configuration for a server on dbURL in a temp dir, with
@@ -106,7 +116,9 @@ func (s *Server) start() {
 	if err := a.Start(ctx); err != nil {
 		s.t.Fatalf("start server: %v", err)
 	}
+	s.mu.Lock()
 	s.app, s.URL = a, a.ClientURL()
+	s.mu.Unlock()
 }
 
 // Stop stops the server gracefully; stopping twice is harmless.
@@ -211,6 +223,16 @@ type Response struct {
 // []byte, else as JSON. token may be empty.
 func (s *Server) Do(method, path, token string, body any) Response {
 	s.t.Helper()
+	r, err := s.tryDo(method, path, token, body)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// tryDo is Do returning transport errors (a server that is restarting)
+// instead of failing the test; safe to call from any goroutine.
+func (s *Server) tryDo(method, path, token string, body any) (Response, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -221,26 +243,26 @@ func (s *Server) Do(method, path, token string, body any) Response {
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			s.t.Fatal(err)
+			return Response{}, err
 		}
 		r = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, s.URL+path, r)
+	req, err := http.NewRequest(method, s.url()+path, r)
 	if err != nil {
-		s.t.Fatal(err)
+		return Response{}, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
+		return Response{}, err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	out := Response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	_ = json.Unmarshal(raw, &out.Body)
-	return out
+	return out, nil
 }
 
 // Expect fails the test unless the response has the status and errcode
