@@ -1,6 +1,7 @@
 // Package storage holds the homeserver component's tables: accounts,
 // devices, access and refresh tokens, registration tokens, UIA sessions,
-// device-list changes and the E2EE rows that die with a device. One file per
+// device-list changes, the E2EE rows that die with a device, room
+// transaction ids (idempotent sends) and forgotten rooms. One file per
 // table; each query is written once for both engines.
 //
 // Operations that touch several tables (register, log in, delete a device)

@@ -155,7 +155,7 @@ func (t *roomTxn) addEvent(pdu gomatrixserverlib.PDU, before storage.Snapshot, b
 	}
 	out := api.OutputEvent{SoftFailed: softFailed}
 	if !softFailed {
-		if err := t.advance(ev, after, afterState, &out); err != nil {
+		if err := t.advance(ev, before.NID, after, afterState, &out); err != nil {
 			return nil, err
 		}
 		if pdu.Type() == spec.MRoomRedaction {
@@ -184,7 +184,7 @@ func (t *roomTxn) addEvent(pdu gomatrixserverlib.PDU, before storage.Snapshot, b
 // advance makes ev a forward extremity in place of its prev events, and
 // sets the room's current state: the state after ev when it is the only
 // extremity, else the resolution of the states after every extremity.
-func (t *roomTxn) advance(ev *state.Event, after storage.Snapshot, afterState storage.StateMap, out *api.OutputEvent) error {
+func (t *roomTxn) advance(ev *state.Event, beforeNID int64, after storage.Snapshot, afterState storage.StateMap, out *api.OutputEvent) error {
 	prevs := map[string]bool{}
 	for _, id := range ev.PDU.PrevEventIDs() {
 		prevs[id] = true
@@ -225,32 +225,54 @@ func (t *roomTxn) advance(ev *state.Event, after storage.Snapshot, afterState st
 	if newSnap.NID == t.snap.NID {
 		return nil
 	}
-	if err := t.applyStateChange(t.state, newState, out); err != nil {
+	var d stateDiff
+	if len(t.ext) == 1 && beforeNID == t.snap.NID {
+		// Built on the current state, the event changes only its own
+		// key: no need to compare whole states (large in big rooms).
+		d.added = []int64{ev.NID}
+		if prev, ok := t.state[ev.Tuple]; ok {
+			d.removed = []int64{prev}
+		}
+	} else {
+		d = diffStates(t.state, newState)
+	}
+	if err := t.applyStateChange(d, out); err != nil {
 		return err
 	}
 	t.snap, t.state, t.stateChanged = newSnap, newState, true
 	return nil
 }
 
-// applyStateChange keeps the membership table in step with current state
-// and lists the state events added and removed.
-func (t *roomTxn) applyStateChange(old, cur storage.StateMap, out *api.OutputEvent) error {
-	var addedNIDs, removedNIDs []int64
+// stateDiff is how current state changed: events added, events replaced
+// or removed, and among those the ones whose key is gone altogether.
+type stateDiff struct {
+	added, removed, gone []int64
+}
+
+// diffStates compares two whole states.
+func diffStates(old, cur storage.StateMap) stateDiff {
+	var d stateDiff
 	for k, nid := range cur {
 		if old[k] != nid {
-			addedNIDs = append(addedNIDs, nid)
+			d.added = append(d.added, nid)
 			if prev, ok := old[k]; ok {
-				removedNIDs = append(removedNIDs, prev)
+				d.removed = append(d.removed, prev)
 			}
 		}
 	}
-	var gone []int64
 	for k, nid := range old {
 		if _, ok := cur[k]; !ok {
-			removedNIDs = append(removedNIDs, nid)
-			gone = append(gone, nid)
+			d.removed = append(d.removed, nid)
+			d.gone = append(d.gone, nid)
 		}
 	}
+	return d
+}
+
+// applyStateChange keeps the membership table in step with current state
+// and lists the state events added and removed.
+func (t *roomTxn) applyStateChange(d stateDiff, out *api.OutputEvent) error {
+	addedNIDs, removedNIDs, gone := d.added, d.removed, d.gone
 	added, err := t.in.deps.Events.ByNID(t.ctx, addedNIDs)
 	if err != nil {
 		return err

@@ -13,10 +13,16 @@ import (
 // APIEvent turns a stored event into the api form: redacted JSON and the
 // redaction itself when a redaction applies.
 func (c *Events) APIEvent(ctx context.Context, e *Event) (api.Event, error) {
+	return c.apiEvent(ctx, e, e.PDU.RoomID().String())
+}
+
+// apiEvent is APIEvent with the room id known (parsing it from the PDU
+// validates it, which costs more than the rest of the conversion).
+func (c *Events) apiEvent(ctx context.Context, e *Event, roomID string) (api.Event, error) {
 	out := api.Event{
 		RoomVersion: string(e.PDU.Version()),
 		EventID:     e.EventID,
-		RoomID:      e.PDU.RoomID().String(),
+		RoomID:      roomID,
 		JSON:        e.JSON,
 		StreamPos:   e.NID,
 	}
@@ -47,8 +53,14 @@ func (c *Events) APIEvent(ctx context.Context, e *Event) (api.Event, error) {
 // APIEvents converts a list of events, in order.
 func (c *Events) APIEvents(ctx context.Context, evs []*Event) ([]api.Event, error) {
 	out := make([]api.Event, 0, len(evs))
+	roomIDs := map[int64]string{}
 	for _, e := range evs {
-		a, err := c.APIEvent(ctx, e)
+		roomID, ok := roomIDs[e.RoomNID]
+		if !ok {
+			roomID = e.PDU.RoomID().String()
+			roomIDs[e.RoomNID] = roomID
+		}
+		a, err := c.apiEvent(ctx, e, roomID)
 		if err != nil {
 			return nil, err
 		}
