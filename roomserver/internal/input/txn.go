@@ -33,7 +33,13 @@ type roomTxn struct {
 	// the transaction finds them) and forgotten if it rolls back.
 	added  []*state.Event
 	tuples []rememberedTuple
+	types  []rememberedType
 	queued bool
+}
+
+type rememberedType struct {
+	typ string
+	nid int64
 }
 
 type rememberedTuple struct {
@@ -73,6 +79,9 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 	for _, tu := range t.tuples {
 		in.deps.Tuples.Remember(tu.typ, tu.stateKey, tu.nids)
 	}
+	for _, ty := range t.types {
+		in.deps.Tuples.RememberType(ty.typ, ty.nid)
+	}
 	r.nid, r.version, r.snap, r.state, r.ext, r.loaded = t.nid, t.version, t.snap, t.state, t.ext, true
 	if t.queued && in.deps.Queued != nil {
 		in.deps.Queued()
@@ -84,8 +93,12 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 // 0 for non-state events).
 func (t *roomTxn) intern(pdu gomatrixserverlib.PDU) (storage.StateKeyNIDs, error) {
 	if pdu.StateKey() == nil {
-		typeNID, err := t.in.deps.Store.InternType(t.ctx, t.tx, pdu.Type())
-		return storage.StateKeyNIDs{TypeNID: typeNID}, err
+		typeNID, err := t.in.deps.Tuples.InternType(t.ctx, t.tx, pdu.Type())
+		if err != nil {
+			return storage.StateKeyNIDs{}, err
+		}
+		t.types = append(t.types, rememberedType{pdu.Type(), typeNID})
+		return storage.StateKeyNIDs{TypeNID: typeNID}, nil
 	}
 	k, err := t.in.deps.Tuples.Intern(t.ctx, t.tx, pdu.Type(), *pdu.StateKey())
 	if err != nil {

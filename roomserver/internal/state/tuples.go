@@ -13,20 +13,21 @@ import (
 type Tuples struct {
 	store *storage.Store
 
-	mu    sync.Mutex // guards known
+	mu    sync.Mutex // guards known and types
 	known map[tupleKey]storage.StateKeyNIDs
+	types map[string]int64
 }
 
 type tupleKey struct{ typ, stateKey string }
 
 // NewTuples returns an interning cache over store.
 func NewTuples(store *storage.Store) *Tuples {
-	return &Tuples{store: store, known: map[tupleKey]storage.StateKeyNIDs{}}
+	return &Tuples{store: store, known: map[tupleKey]storage.StateKeyNIDs{}, types: map[string]int64{}}
 }
 
-// Intern returns the nids of a pair, creating them in tx if new. The pair
-// is remembered only once tx commits... or not at all: a rolled-back nid
-// is simply looked up again.
+// Intern returns the nids of a pair, creating them in tx if new. The
+// caller calls Remember once tx has committed: a nid created by a
+// transaction that rolls back must not be remembered.
 func (t *Tuples) Intern(ctx context.Context, tx *sql.Tx, typ, stateKey string) (storage.StateKeyNIDs, error) {
 	k := tupleKey{typ, stateKey}
 	t.mu.Lock()
@@ -60,4 +61,23 @@ func (t *Tuples) Lookup(ctx context.Context, typ, stateKey string) (storage.Stat
 		t.Remember(typ, stateKey, nids)
 	}
 	return nids, ok, err
+}
+
+// InternType returns the nid of an event type, creating it in tx if new;
+// the caller calls RememberType once tx has committed.
+func (t *Tuples) InternType(ctx context.Context, tx *sql.Tx, typ string) (int64, error) {
+	t.mu.Lock()
+	nid, ok := t.types[typ]
+	t.mu.Unlock()
+	if ok {
+		return nid, nil
+	}
+	return t.store.InternType(ctx, tx, typ)
+}
+
+// RememberType records a type interned by a committed transaction.
+func (t *Tuples) RememberType(typ string, nid int64) {
+	t.mu.Lock()
+	t.types[typ] = nid
+	t.mu.Unlock()
 }
