@@ -18,7 +18,9 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
@@ -55,8 +57,10 @@ type Component struct {
 	auth    *auth.Authenticator
 	account *account.Handlers
 	info    *info.Handlers
-	// rooms is nil when Deps.Rooms was.
-	rooms *rooms.Handlers
+	// rooms, spaces and reports are nil when Deps.Rooms was.
+	rooms   *rooms.Handlers
+	spaces  *spaces.Handlers
+	reports *reports.Handlers
 	// directory is nil when Deps.Directory was.
 	directory *directory.Handlers
 }
@@ -81,6 +85,8 @@ func New(deps Deps) (*Component, error) {
 			rd.Directory = c.directory
 		}
 		c.rooms = rooms.New(rd)
+		c.spaces = spaces.New(spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms})
+		c.reports = reports.New(reports.Deps{Config: deps.Config, Store: store, Rooms: deps.Rooms, Events: c.rooms})
 	}
 	return c, nil
 }

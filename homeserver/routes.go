@@ -93,6 +93,15 @@ func (c *Component) Mount(r chi.Router) {
 			{"POST", "publicRooms", d.PublicRoomsFiltered},
 		}...)
 	}
+	if rm := c.rooms; rm != nil {
+		authed = append(authed, []route{
+			{"POST", "rooms/{roomID}/upgrade", rm.Upgrade},
+			{"POST", "knock/{roomIDOrAlias}", rm.Knock},
+			{"GET", "/_matrix/client/v1/rooms/{roomID}/hierarchy", c.spaces.Hierarchy},
+			{"POST", "rooms/{roomID}/report", c.reports.ReportRoom},
+			{"POST", "rooms/{roomID}/report/{eventID}", c.reports.ReportEvent},
+		}...)
+	}
 	mount(r, open)
 	r.Group(func(r chi.Router) {
 		r.Use(c.auth.Require)

@@ -46,6 +46,7 @@ const (
 	CodeUserLocked       Code = "M_USER_LOCKED"
 	CodeUnknownPos       Code = "M_UNKNOWN_POS"
 	CodeBadAlias         Code = "M_BAD_ALIAS"
+	CodeUnableToGrant    Code = "M_UNABLE_TO_GRANT_JOIN"
 )
 
 // statusOf is each code's HTTP status when the caller gives none.
@@ -78,6 +79,7 @@ var statusOf = map[Code]int{
 	CodeUserLocked:       http.StatusUnauthorized,
 	CodeUnknownPos:       http.StatusBadRequest,
 	CodeBadAlias:         http.StatusBadRequest,
+	CodeUnableToGrant:    http.StatusBadRequest,
 }
 
 // Error is a Matrix error: an HTTP status and a JSON body with errcode and

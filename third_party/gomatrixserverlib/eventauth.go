@@ -1304,6 +1304,11 @@ func disallowKnocking(roomVer, sender, target, joinRule, prevMembership string) 
 func checkKnocking(roomVer, sender, target, joinRule, prevMembership string) error {
 	// If the join_rule is anything other than knock or knock_restricted, reject.
 	supported := joinRule == spec.Knock || joinRule == spec.KnockRestricted
+	// PATCH (homeserver): knock_restricted exists from room version 10 on;
+	// versions 7 to 9 know only knock.
+	if joinRule == spec.KnockRestricted && (roomVer == "7" || roomVer == "8" || roomVer == "9") {
+		supported = false
+	}
 	if !supported {
 		return errorf(
 			"%q is not allowed to change the membership of %q from %q as room version %q does not support knocking on rooms with join rule %q",

@@ -59,7 +59,7 @@ func aliasNotFound(alias string) error {
 // admin). A taken alias is 409 M_UNKNOWN, as the spec says.
 func (h *Handlers) SetAlias(r *http.Request) (any, error) {
 	ctx, dev := r.Context(), auth.DeviceFrom(r.Context())
-	alias := pathParam(r, "roomAlias")
+	alias := httputil.PathParam(r, "roomAlias")
 	if err := h.localAlias(alias); err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (h *Handlers) SetAlias(r *http.Request) (any, error) {
 // alias points to and the servers to join it through. Aliases of other
 // servers need federation, which is not there yet: they are not found.
 func (h *Handlers) GetAlias(r *http.Request) (any, error) {
-	roomID, err := h.RoomIDOf(r.Context(), pathParam(r, "roomAlias"))
+	roomID, err := h.RoomIDOf(r.Context(), httputil.PathParam(r, "roomAlias"))
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (h *Handlers) GetAlias(r *http.Request) (any, error) {
 // such as Element do it themselves).
 func (h *Handlers) DeleteAlias(r *http.Request) (any, error) {
 	ctx, dev := r.Context(), auth.DeviceFrom(r.Context())
-	alias := pathParam(r, "roomAlias")
+	alias := httputil.PathParam(r, "roomAlias")
 	if err := h.localAlias(alias); err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func (h *Handlers) DeleteAlias(r *http.Request) (any, error) {
 // (and unknown rooms, so that room ids cannot be probed) get 403.
 func (h *Handlers) RoomAliases(r *http.Request) (any, error) {
 	ctx, dev := r.Context(), auth.DeviceFrom(r.Context())
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	membership, _, err := h.rooms.Membership(ctx, roomID, dev.UserID)
 	if errors.Is(err, api.ErrRoomNotFound) {
 		return nil, httputil.Forbidden("you are not in this room")

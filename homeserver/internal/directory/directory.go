@@ -15,10 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -62,20 +59,6 @@ const (
 	typeHistoryVisibility = "m.room.history_visibility"
 	membershipJoin        = "join"
 )
-
-// pathParam returns a path parameter, percent-decoded. chi routes on the
-// escaped path when the request had escapes that matter, and then hands
-// back parameters still escaped.
-func pathParam(r *http.Request, name string) string {
-	v := chi.URLParam(r, name)
-	if r.URL.RawPath == "" {
-		return v
-	}
-	if u, err := url.PathUnescape(v); err == nil {
-		return u
-	}
-	return v
-}
 
 // eventContent returns the content of a current state event, nil when the
 // room has no such event.

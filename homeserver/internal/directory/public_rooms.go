@@ -95,7 +95,7 @@ func (h *Handlers) publicRooms(r *http.Request, q api.PublicRoomsQuery) (any, er
 // GetVisibility is GET /directory/list/room/{roomId}, open to anyone:
 // whether the room is published in the directory.
 func (h *Handlers) GetVisibility(r *http.Request) (any, error) {
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	public, err := h.rooms.Visibility(r.Context(), roomID)
 	if errors.Is(err, api.ErrRoomNotFound) {
 		return nil, httputil.NotFound("unknown room %s", roomID)
@@ -116,7 +116,7 @@ func (h *Handlers) GetVisibility(r *http.Request) (any, error) {
 // or a server admin.
 func (h *Handlers) SetVisibility(r *http.Request) (any, error) {
 	ctx, dev := r.Context(), auth.DeviceFrom(r.Context())
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	var req struct {
 		Visibility *string `json:"visibility"`
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -25,7 +26,7 @@ type contextResponse struct {
 func (h *Handlers) Context(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	q := r.URL.Query()
 	filter, err := parseFilter(q.Get("filter"))
 	if err != nil {
@@ -42,7 +43,7 @@ func (h *Handlers) Context(r *http.Request) (any, error) {
 	if !v.inRoom() {
 		return nil, errNotInRoom()
 	}
-	e, prev, err := h.visibleEvent(ctx, v, pathParam(r, "eventID"))
+	e, prev, err := h.visibleEvent(ctx, v, httputil.PathParam(r, "eventID"))
 	if err != nil {
 		return nil, err
 	}

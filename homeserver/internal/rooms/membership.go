@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
@@ -23,28 +22,18 @@ type membershipRequest struct {
 
 // Join is POST /rooms/{roomID}/join.
 func (h *Handlers) Join(r *http.Request) (any, error) {
-	return h.join(r, pathParam(r, "roomID"))
+	return h.join(r, httputil.PathParam(r, "roomID"))
 }
 
-// JoinByIDOrAlias is POST /join/{roomIDOrAlias}. Only room ids of rooms
-// this server knows are joined for now: aliases and joins over federation
-// come later.
+// JoinByIDOrAlias is POST /join/{roomIDOrAlias}: a room id, or an alias
+// of this server (roomIDOrAlias). Only rooms this server knows are joined
+// for now: joins over federation come later.
 func (h *Handlers) JoinByIDOrAlias(r *http.Request) (any, error) {
-	target := pathParam(r, "roomIDOrAlias")
-	switch {
-	case strings.HasPrefix(target, "#"):
-		if h.dir == nil {
-			return nil, httputil.NotFound("unknown alias")
-		}
-		roomID, err := h.dir.RoomIDOf(r.Context(), target)
-		if err != nil {
-			return nil, err
-		}
-		return h.join(r, roomID)
-	case strings.HasPrefix(target, "!"):
-		return h.join(r, target)
+	roomID, err := h.roomIDOrAlias(r.Context(), httputil.PathParam(r, "roomIDOrAlias"))
+	if err != nil {
+		return nil, err
 	}
-	return nil, httputil.InvalidParam("%q is neither a room id nor a room alias", target)
+	return h.join(r, roomID)
 }
 
 // join makes the requesting user join roomID.
@@ -54,7 +43,16 @@ func (h *Handlers) join(r *http.Request, roomID string) (any, error) {
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
 	}
-	if err := h.setMembership(r.Context(), roomID, dev.UserID, dev.UserID, membershipJoin, req.Reason); err != nil {
+	// A restricted room's join names who lets the user in (restricted.go).
+	via, err := h.restrictedJoinVia(r.Context(), roomID, dev.UserID)
+	if err != nil {
+		return nil, err
+	}
+	content := memberContent(membershipJoin, req.Reason)
+	if via != "" {
+		content[fieldAuthorisedVia] = via
+	}
+	if err := h.sendMember(r.Context(), roomID, dev.UserID, dev.UserID, content); err != nil {
 		return nil, err
 	}
 	// A forgotten room comes back when its user joins again.
@@ -75,7 +73,7 @@ func (h *Handlers) Invite(r *http.Request) (any, error) {
 		return nil, errRemoteInvite()
 	}
 	dev := auth.DeviceFrom(r.Context())
-	if err := h.setMembership(r.Context(), pathParam(r, "roomID"), dev.UserID, req.UserID, membershipInvite, req.Reason); err != nil {
+	if err := h.setMembership(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, req.UserID, membershipInvite, req.Reason); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
@@ -88,7 +86,7 @@ func (h *Handlers) Leave(r *http.Request) (any, error) {
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
 	}
-	if err := h.setMembership(r.Context(), pathParam(r, "roomID"), dev.UserID, dev.UserID, membershipLeave, req.Reason); err != nil {
+	if err := h.setMembership(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, dev.UserID, membershipLeave, req.Reason); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
@@ -101,7 +99,7 @@ func (h *Handlers) Kick(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	current, err := h.currentMembership(r.Context(), roomID, req.UserID)
 	if err != nil {
 		return nil, err
@@ -123,7 +121,7 @@ func (h *Handlers) Ban(r *http.Request) (any, error) {
 		return nil, err
 	}
 	dev := auth.DeviceFrom(r.Context())
-	if err := h.setMembership(r.Context(), pathParam(r, "roomID"), dev.UserID, req.UserID, membershipBan, req.Reason); err != nil {
+	if err := h.setMembership(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, req.UserID, membershipBan, req.Reason); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
@@ -137,7 +135,7 @@ func (h *Handlers) Unban(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	current, err := h.currentMembership(r.Context(), roomID, req.UserID)
 	if err != nil {
 		return nil, err
@@ -157,7 +155,7 @@ func (h *Handlers) Unban(r *http.Request) (any, error) {
 // the user was never in, until the user's membership changes again.
 func (h *Handlers) Forget(r *http.Request) (any, error) {
 	dev := auth.DeviceFrom(r.Context())
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	membership, pos, err := h.rooms.Membership(r.Context(), roomID, dev.UserID)
 	if errors.Is(err, api.ErrRoomNotFound) {
 		return nil, httputil.NotFound("room not found")
@@ -212,10 +210,21 @@ func (h *Handlers) currentMembership(ctx context.Context, roomID, userID string)
 // as Synapse does, so that retries of a join or leave are harmless.
 // Display names and avatars are not filled in: profiles come later.
 func (h *Handlers) setMembership(ctx context.Context, roomID, sender, target, membership, reason string) error {
+	return h.sendMember(ctx, roomID, sender, target, memberContent(membership, reason))
+}
+
+// memberContent is the content of a member event: the membership, and
+// the reason when given.
+func memberContent(membership, reason string) map[string]string {
 	content := map[string]string{"membership": membership}
 	if reason != "" {
 		content["reason"] = reason
 	}
+	return content
+}
+
+// sendMember is setMembership with the whole content given.
+func (h *Handlers) sendMember(ctx context.Context, roomID, sender, target string, content map[string]string) error {
 	raw, err := json.Marshal(content)
 	if err != nil {
 		return fmt.Errorf("encode member event: %w", err)

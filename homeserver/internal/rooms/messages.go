@@ -72,7 +72,7 @@ type messagesResponse struct {
 func (h *Handlers) Messages(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	q := r.URL.Query()
 	var dir api.Direction
 	switch q.Get("dir") {

@@ -19,7 +19,7 @@ import (
 func (h *Handlers) Event(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	v, err := h.viewerOf(ctx, roomID, dev.UserID)
 	if err != nil {
 		return nil, err
@@ -27,7 +27,7 @@ func (h *Handlers) Event(r *http.Request) (any, error) {
 	if !v.inRoom() {
 		return nil, errNotInRoom()
 	}
-	e, prev, err := h.visibleEvent(ctx, v, pathParam(r, "eventID"))
+	e, prev, err := h.visibleEvent(ctx, v, httputil.PathParam(r, "eventID"))
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func (h *Handlers) Members(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
 	q := r.URL.Query()
-	v, err := h.viewerOf(ctx, pathParam(r, "roomID"), dev.UserID)
+	v, err := h.viewerOf(ctx, httputil.PathParam(r, "roomID"), dev.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +167,7 @@ type joinedMember struct {
 func (h *Handlers) JoinedMembers(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	v, err := h.viewerOf(ctx, roomID, dev.UserID)
 	if err != nil {
 		return nil, err

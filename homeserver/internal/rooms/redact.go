@@ -27,7 +27,7 @@ type redactRequest struct {
 func (h *Handlers) Redact(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID, target := pathParam(r, "roomID"), pathParam(r, "eventID")
+	roomID, target := httputil.PathParam(r, "roomID"), httputil.PathParam(r, "eventID")
 	if !strings.HasPrefix(target, "$") {
 		return nil, httputil.InvalidParam("%q is not an event id", target)
 	}
@@ -50,7 +50,7 @@ func (h *Handlers) Redact(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode redaction: %w", err)
 	}
-	key := storage.TxnKey{UserID: dev.UserID, DeviceID: dev.DeviceID, Scope: "redact " + roomID + " " + target, TxnID: pathParam(r, "txnID")}
+	key := storage.TxnKey{UserID: dev.UserID, DeviceID: dev.DeviceID, Scope: "redact " + roomID + " " + target, TxnID: httputil.PathParam(r, "txnID")}
 	eventID, err := h.once(ctx, key, roomID, func() (string, error) {
 		if err := h.checkRedaction(ctx, roomID, dev.UserID, target); err != nil {
 			return "", err

@@ -23,7 +23,7 @@ type relationsResponse struct {
 func (h *Handlers) Relations(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	v, err := h.viewerOf(ctx, roomID, dev.UserID)
 	if err != nil {
 		return nil, err
@@ -31,7 +31,7 @@ func (h *Handlers) Relations(r *http.Request) (any, error) {
 	if !v.inRoom() {
 		return nil, errNotInRoom()
 	}
-	parent, _, err := h.visibleEvent(ctx, v, pathParam(r, "eventID"))
+	parent, _, err := h.visibleEvent(ctx, v, httputil.PathParam(r, "eventID"))
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func (h *Handlers) Relations(r *http.Request) (any, error) {
 		}
 	}
 	evs, err := h.rooms.RelatedEvents(ctx, api.RelationsRequest{
-		RoomID: roomID, EventID: parent.EventID, RelType: pathParam(r, "relType"), EventType: pathParam(r, "eventType"),
+		RoomID: roomID, EventID: parent.EventID, RelType: httputil.PathParam(r, "relType"), EventType: httputil.PathParam(r, "eventType"),
 		From: from, Dir: dir, Limit: limit,
 	})
 	if err != nil {
@@ -87,7 +87,7 @@ func (h *Handlers) Relations(r *http.Request) (any, error) {
 func (h *Handlers) Threads(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	v, err := h.viewerOf(ctx, roomID, dev.UserID)
 	if err != nil {
 		return nil, err
@@ -143,7 +143,7 @@ func (h *Handlers) Threads(r *http.Request) (any, error) {
 func (h *Handlers) TimestampToEvent(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := pathParam(r, "roomID")
+	roomID := httputil.PathParam(r, "roomID")
 	v, err := h.viewerOf(ctx, roomID, dev.UserID)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,8 @@
 // Package rooms serves the client-server room API: createRoom, membership
-// (join, invite, leave, forget, kick, ban, unban), sending messages and
-// state, redactions, and the read paths (/state, /members,
-// /joined_members, /joined_rooms, /event, /messages, /context).
+// (join, invite, leave, forget, kick, ban, unban, knock, restricted
+// joins), sending messages and state, redactions, room upgrades, and the
+// read paths (/state, /members, /joined_members, /joined_rooms, /event,
+// /messages, /context).
 //
 // It sits in the homeserver component above roomserver/api: every change
 // goes to the roomserver as a ProtoEvent (the roomserver builds, authorises
@@ -18,10 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/matrix-gouv/homeserver/config"
@@ -46,7 +45,8 @@ type Deps struct {
 	Rooms  RoomReadWriter
 	// Directory is the room directory's hooks (homeserver/internal/
 	// directory): room_alias_name and visibility of createRoom, joins by
-	// alias, the m.room.canonical_alias check. Nil: none of these.
+	// alias, the m.room.canonical_alias check, the aliases' move when a
+	// room is upgraded. Nil: none of these.
 	Directory DirectoryHooks
 }
 
@@ -56,6 +56,7 @@ type DirectoryHooks interface {
 	PublishNewRoom(ctx context.Context, roomID, creator, alias string, public bool) error
 	RoomIDOf(ctx context.Context, alias string) (string, error)
 	CheckCanonicalAlias(ctx context.Context, roomID string, content json.RawMessage) error
+	MoveRoom(ctx context.Context, oldRoomID, newRoomID, userID string) error
 }
 
 // Handlers serves the room endpoints.
@@ -94,20 +95,6 @@ const (
 	membershipBan    = "ban"
 	membershipKnock  = "knock"
 )
-
-// pathParam returns a path parameter, percent-decoded. chi routes on the
-// escaped path when the request had escapes that matter (a "/" in a state
-// key arrives as %2F), and then hands back parameters still escaped.
-func pathParam(r *http.Request, name string) string {
-	v := chi.URLParam(r, name)
-	if r.URL.RawPath == "" {
-		return v
-	}
-	if u, err := url.PathUnescape(v); err == nil {
-		return u
-	}
-	return v
-}
 
 // decode reads a JSON object request body within the configured limit.
 func (h *Handlers) decode(r *http.Request, v any) error {

@@ -49,7 +49,7 @@ type sendResponse struct {
 // Send is PUT /rooms/{roomID}/send/{eventType}/{txnID}.
 func (h *Handlers) Send(r *http.Request) (any, error) {
 	dev := auth.DeviceFrom(r.Context())
-	roomID, eventType := pathParam(r, "roomID"), pathParam(r, "eventType")
+	roomID, eventType := httputil.PathParam(r, "roomID"), httputil.PathParam(r, "eventType")
 	content, err := h.readContent(r)
 	if err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func (h *Handlers) Send(r *http.Request) (any, error) {
 		_ = json.Unmarshal(content, &c)
 		ev.Redacts = c.Redacts
 	}
-	key := storage.TxnKey{UserID: dev.UserID, DeviceID: dev.DeviceID, Scope: "send " + roomID + " " + eventType, TxnID: pathParam(r, "txnID")}
+	key := storage.TxnKey{UserID: dev.UserID, DeviceID: dev.DeviceID, Scope: "send " + roomID + " " + eventType, TxnID: httputil.PathParam(r, "txnID")}
 	eventID, err := h.once(r.Context(), key, roomID, func() (string, error) {
 		out, err := h.send(r.Context(), roomID, ev)
 		return out.EventID, err

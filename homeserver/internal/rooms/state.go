@@ -18,8 +18,8 @@ import (
 func (h *Handlers) PutState(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := pathParam(r, "roomID")
-	key := api.StateKey{Type: pathParam(r, "eventType"), StateKey: pathParam(r, "stateKey")}
+	roomID := httputil.PathParam(r, "roomID")
+	key := api.StateKey{Type: httputil.PathParam(r, "eventType"), StateKey: httputil.PathParam(r, "stateKey")}
 	content, err := h.readContent(r)
 	if err != nil {
 		return nil, err
@@ -73,7 +73,7 @@ func (h *Handlers) unchangedState(ctx context.Context, roomID, sender string, ke
 func (h *Handlers) State(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	v, err := h.viewerOf(ctx, pathParam(r, "roomID"), dev.UserID)
+	v, err := h.viewerOf(ctx, httputil.PathParam(r, "roomID"), dev.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -94,11 +94,11 @@ func (h *Handlers) State(r *http.Request) (any, error) {
 func (h *Handlers) StateEvent(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	v, err := h.viewerOf(ctx, pathParam(r, "roomID"), dev.UserID)
+	v, err := h.viewerOf(ctx, httputil.PathParam(r, "roomID"), dev.UserID)
 	if err != nil {
 		return nil, err
 	}
-	key := api.StateKey{Type: pathParam(r, "eventType"), StateKey: pathParam(r, "stateKey")}
+	key := api.StateKey{Type: httputil.PathParam(r, "eventType"), StateKey: httputil.PathParam(r, "stateKey")}
 	evs, err := h.readableState(ctx, v, []api.StateKey{key})
 	if err != nil {
 		return nil, err

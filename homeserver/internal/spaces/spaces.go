@@ -1,0 +1,382 @@
+// Package spaces serves the space hierarchy: GET /rooms/{roomId}/hierarchy
+// (client API v1) walks a space's m.space.child events and describes each
+// room found with its public room directory entry.
+//
+// It sits in the homeserver component above roomserver/api (it reads room
+// state through api.Reader) and beside homeserver/internal/rooms, which
+// decides who may see a room's summary (MayPreview): the rules live with the
+// room API's other visibility rules.
+package spaces
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+)
+
+// Roomserver is what the hierarchy reads of rooms: their current state.
+type Roomserver interface {
+	CurrentState(ctx context.Context, roomID string) ([]api.Event, error)
+}
+
+// Previewer says who may see a room's summary without being joined
+// (homeserver/internal/rooms implements it).
+type Previewer interface {
+	// MayPreview reports whether userID may see roomID's summary; false
+	// for a room this server does not know.
+	MayPreview(ctx context.Context, roomID, userID string) (bool, error)
+}
+
+// Deps is what the hierarchy handler needs.
+type Deps struct {
+	Rooms   Roomserver
+	Preview Previewer
+}
+
+// Handlers serves the space endpoints.
+type Handlers struct {
+	rooms   Roomserver
+	preview Previewer
+}
+
+// New returns the space handlers.
+func New(d Deps) *Handlers { return &Handlers{rooms: d.Rooms, preview: d.Preview} }
+
+// Limits of a hierarchy request. The spec asks servers for a default and a
+// maximum of each; Synapse's page size is 50.
+const (
+	defaultLimit = 50
+	maxLimit     = 100
+	maxDepth     = 50
+)
+
+// Event types, room types and state keys the package reads.
+const (
+	typeCreate            = "m.room.create"
+	typeMember            = "m.room.member"
+	typeSpaceChild        = "m.space.child"
+	typeName              = "m.room.name"
+	typeTopic             = "m.room.topic"
+	typeCanonicalAlias    = "m.room.canonical_alias"
+	typeAvatar            = "m.room.avatar"
+	typeJoinRules         = "m.room.join_rules"
+	typeHistoryVisibility = "m.room.history_visibility"
+	typeGuestAccess       = "m.room.guest_access"
+	roomTypeSpace         = "m.space"
+)
+
+// hierarchyResponse is the body of GET /hierarchy.
+type hierarchyResponse struct {
+	Rooms     []room `json:"rooms"`
+	NextBatch string `json:"next_batch,omitempty"`
+}
+
+// room is one entry of the hierarchy: the room's public room directory
+// entry and, for a space, its children.
+type room struct {
+	api.PublicRoom
+	// ChildrenState are the space's m.space.child events (stripped state
+	// with origin_server_ts); empty for a room that is not a space.
+	ChildrenState []childEvent `json:"children_state"`
+}
+
+// childEvent is an m.space.child event as stripped state with its
+// origin_server_ts.
+type childEvent struct {
+	Type           string          `json:"type"`
+	StateKey       string          `json:"state_key"`
+	Content        json.RawMessage `json:"content"`
+	Sender         string          `json:"sender"`
+	OriginServerTS int64           `json:"origin_server_ts"`
+}
+
+// query is what a hierarchy request asks, kept in its paging token so
+// that the following pages walk the same tree.
+type query struct {
+	Root          string `json:"r"`
+	SuggestedOnly bool   `json:"s,omitempty"`
+	MaxDepth      int    `json:"d"`
+	// Skip is the number of rooms the earlier pages returned.
+	Skip int `json:"n,omitempty"`
+}
+
+// Hierarchy is GET /_matrix/client/v1/rooms/{roomId}/hierarchy: the rooms
+// of a space tree, depth first from the requested room, as the spec has
+// it: when a child is a space, its own children come before the next
+// child. Only m.space.child events with a non-empty via count, in the
+// spec's order (the order key, then the event's timestamp, then the room
+// id); with suggested_only, only those marked suggested. Each room is
+// listed once (loops end there), the rooms the user may not preview are
+// left out and not walked, and so are rooms this server does not know
+// (federation would fill them in). The requested room itself must be
+// visible to the user, else 403, as for an unknown room.
+//
+// The next_batch token holds the request (its root, max_depth and
+// suggested_only, which may not change between pages: 400 otherwise) and
+// how many rooms came before; the next page walks the tree again and
+// skips them. A tree changed between two pages may so repeat or skip a
+// room, which a client paging through a live space must accept anyway.
+func (h *Handlers) Hierarchy(r *http.Request) (any, error) {
+	ctx := r.Context()
+	dev := auth.DeviceFrom(ctx)
+	q, limit, err := parseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := h.preview.MayPreview(ctx, q.Root, dev.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, httputil.Forbidden("you may not view this room")
+	}
+
+	type entry struct {
+		roomID string
+		depth  int
+	}
+	stack := []entry{{q.Root, 0}}
+	seen := map[string]bool{}
+	resp := hierarchyResponse{Rooms: []room{}}
+	found := 0
+	for len(stack) > 0 && len(resp.Rooms) < limit {
+		e := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[e.roomID] {
+			continue
+		}
+		seen[e.roomID] = true
+		if e.depth > 0 {
+			ok, err := h.preview.MayPreview(ctx, e.roomID, dev.UserID)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		rm, err := h.summary(ctx, e.roomID, q.SuggestedOnly)
+		if errors.Is(err, api.ErrRoomNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if found >= q.Skip {
+			resp.Rooms = append(resp.Rooms, rm)
+		}
+		found++
+		if e.depth < q.MaxDepth {
+			// Pushed last first, so that the first child comes next.
+			for i := len(rm.ChildrenState) - 1; i >= 0; i-- {
+				if child := rm.ChildrenState[i].StateKey; !seen[child] {
+					stack = append(stack, entry{child, e.depth + 1})
+				}
+			}
+		}
+	}
+	for len(stack) > 0 && seen[stack[len(stack)-1].roomID] {
+		stack = stack[:len(stack)-1]
+	}
+	if len(stack) > 0 {
+		next := q
+		next.Skip = found
+		resp.NextBatch = next.token()
+	}
+	return resp, nil
+}
+
+// parseQuery reads the request's parameters and, with from, checks them
+// against the token's.
+func parseQuery(r *http.Request) (query, int, error) {
+	qs := r.URL.Query()
+	q := query{Root: httputil.PathParam(r, "roomID"), MaxDepth: maxDepth}
+	limit := defaultLimit
+	if s := qs.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return query{}, 0, httputil.InvalidParam("limit must be a positive integer")
+		}
+		limit = min(n, maxLimit)
+	}
+	if s := qs.Get("max_depth"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return query{}, 0, httputil.InvalidParam("max_depth must be a non-negative integer")
+		}
+		q.MaxDepth = min(n, maxDepth)
+	}
+	switch s := qs.Get("suggested_only"); s {
+	case "", "false":
+	case "true":
+		q.SuggestedOnly = true
+	default:
+		return query{}, 0, httputil.InvalidParam("suggested_only must be true or false")
+	}
+	if from := qs.Get("from"); from != "" {
+		t, err := parseToken(from)
+		if err != nil {
+			return query{}, 0, err
+		}
+		if t.Root != q.Root || t.SuggestedOnly != q.SuggestedOnly || t.MaxDepth != q.MaxDepth {
+			return query{}, 0, httputil.InvalidParam("suggested_only and max_depth cannot change on paginated requests")
+		}
+		q = t
+	}
+	return q, limit, nil
+}
+
+// token encodes q as an opaque, URL-safe paging token.
+func (q query) token() string {
+	raw, _ := json.Marshal(q)
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+// parseToken decodes a token token made; anything else is 400
+// M_INVALID_PARAM.
+func parseToken(s string) (query, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	var q query
+	if err != nil || json.Unmarshal(raw, &q) != nil || q.Root == "" || q.Skip < 0 {
+		return query{}, httputil.InvalidParam("from is not a token this server gave")
+	}
+	return q, nil
+}
+
+// summary describes a room from its current state: its public room entry
+// and, for a space, its valid children in the spec's order (only the
+// suggested ones with suggestedOnly). api.ErrRoomNotFound for a room this
+// server does not know.
+func (h *Handlers) summary(ctx context.Context, roomID string, suggestedOnly bool) (room, error) {
+	evs, err := h.rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		return room{}, err
+	}
+	rm := room{PublicRoom: api.PublicRoom{RoomID: roomID, JoinRule: "invite"}, ChildrenState: []childEvent{}}
+	var children []childEvent
+	for _, ev := range evs {
+		var e struct {
+			Type           string          `json:"type"`
+			StateKey       string          `json:"state_key"`
+			Sender         string          `json:"sender"`
+			OriginServerTS int64           `json:"origin_server_ts"`
+			Content        json.RawMessage `json:"content"`
+			fields         map[string]json.RawMessage
+		}
+		if err := json.Unmarshal(ev.JSON, &e); err != nil {
+			return room{}, fmt.Errorf("parse state of %s: %w", roomID, err)
+		}
+		_ = json.Unmarshal(e.Content, &e.fields)
+		// A field of the wrong shape (a number for a name) is left empty
+		// rather than hiding the room.
+		str := func(key string) string {
+			var s string
+			_ = json.Unmarshal(e.fields[key], &s)
+			return s
+		}
+		switch {
+		case e.Type == typeMember:
+			if str("membership") == "join" {
+				rm.NumJoinedMembers++
+			}
+		case e.Type == typeSpaceChild:
+			if validChild(e.StateKey, e.fields, suggestedOnly) {
+				children = append(children, childEvent{Type: e.Type, StateKey: e.StateKey, Content: e.Content,
+					Sender: e.Sender, OriginServerTS: e.OriginServerTS})
+			}
+		case e.StateKey != "":
+		case e.Type == typeCreate:
+			rm.RoomType = str("type")
+		case e.Type == typeName:
+			rm.Name = str("name")
+		case e.Type == typeTopic:
+			rm.Topic = str("topic")
+		case e.Type == typeCanonicalAlias:
+			rm.CanonicalAlias = str("alias")
+		case e.Type == typeAvatar:
+			rm.AvatarURL = str("url")
+		case e.Type == typeJoinRules:
+			if jr := str("join_rule"); jr != "" {
+				rm.JoinRule = jr
+			}
+		case e.Type == typeHistoryVisibility:
+			rm.WorldReadable = str("history_visibility") == "world_readable"
+		case e.Type == typeGuestAccess:
+			rm.GuestCanJoin = str("guest_access") == "can_join"
+		}
+	}
+	if rm.RoomType == roomTypeSpace {
+		sortChildren(children)
+		rm.ChildrenState = children
+	}
+	return rm, nil
+}
+
+// validChild reports whether a space's m.space.child event counts: a room
+// id as state key, a non-empty via list, and suggested when only
+// suggested children are wanted.
+func validChild(stateKey string, content map[string]json.RawMessage, suggestedOnly bool) bool {
+	var via []string
+	if !strings.HasPrefix(stateKey, "!") || json.Unmarshal(content["via"], &via) != nil || len(via) == 0 {
+		return false
+	}
+	if suggestedOnly {
+		var suggested bool
+		if json.Unmarshal(content["suggested"], &suggested) != nil || !suggested {
+			return false
+		}
+	}
+	return true
+}
+
+// sortChildren puts a space's children in the spec's order: those with a
+// valid order key first, by that key (byte order); then by the event's
+// origin_server_ts, then by room id.
+func sortChildren(children []childEvent) {
+	order := func(c childEvent) (string, bool) {
+		var o struct {
+			Order *string `json:"order"`
+		}
+		if json.Unmarshal(c.Content, &o) != nil || o.Order == nil || !validOrder(*o.Order) {
+			return "", false
+		}
+		return *o.Order, true
+	}
+	sort.SliceStable(children, func(i, j int) bool {
+		oi, hasI := order(children[i])
+		oj, hasJ := order(children[j])
+		switch {
+		case hasI != hasJ:
+			return hasI
+		case hasI && oi != oj:
+			return oi < oj
+		case children[i].OriginServerTS != children[j].OriginServerTS:
+			return children[i].OriginServerTS < children[j].OriginServerTS
+		}
+		return children[i].StateKey < children[j].StateKey
+	})
+}
+
+// validOrder reports whether an order key is valid: at most 50
+// characters, each printable ASCII (0x20 to 0x7E).
+func validOrder(s string) bool {
+	if len(s) > 50 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7E {
+			return false
+		}
+	}
+	return true
+}
