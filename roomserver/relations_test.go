@@ -1,8 +1,12 @@
 package roomserver_test
 
 import (
+	"context"
+	"encoding/json"
 	"testing"
+	"time"
 
+	"github.com/matrix-gouv/homeserver/internal/bus"
 	"github.com/matrix-gouv/homeserver/internal/bus/bustest"
 	"github.com/matrix-gouv/homeserver/internal/storage"
 	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
@@ -93,6 +97,62 @@ func TestEventNearTimestamp(t *testing.T) {
 		first, err := rs.EventNearTimestamp(ctx(), roomID, 0, api.Forward)
 		if err != nil || first.EventID == a.EventID {
 			t.Fatalf("forward from 0 must find the create event: %v %v", first.EventID, err)
+		}
+	})
+}
+
+func TestStrippedStateOfInvites(t *testing.T) {
+	storagetest.DBs(t, func(t *testing.T, db *storage.DB) {
+		b := bustest.Embedded(t)
+		rs := newRoomserver(t, db, b, testKey(t))
+		roomID := publicRoom(t, rs, "12")
+		invite := send(t, rs, roomID, alice, "m.room.member", sk(bob), map[string]string{"membership": "invite"})
+
+		st, err := rs.StrippedState(ctx(), roomID)
+		if err != nil || len(st) < 3 {
+			t.Fatalf("stripped state: %d events, %v", len(st), err)
+		}
+		var create, other map[string]any
+		_ = json.Unmarshal(st[0], &create)
+		_ = json.Unmarshal(st[1], &other)
+		if create["type"] != "m.room.create" || create["signatures"] == nil || create["hashes"] == nil {
+			t.Fatalf("the create event must come first and in full: %s", st[0])
+		}
+		if other["signatures"] != nil || other["sender"] == nil || other["content"] == nil {
+			t.Fatalf("other events must be stripped: %s", st[1])
+		}
+
+		// The invite's output event carries the same.
+		got := make(chan api.OutputEvent, 100)
+		stop, err := b.Consume(ctx(), bus.StreamRoomserverOutput, "stripped", "", func(_ context.Context, m bus.Message) error {
+			var out api.OutputEvent
+			if err := m.Decode(&out); err != nil {
+				return err
+			}
+			got <- out
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case out := <-got:
+				if out.Event.EventID != invite.EventID {
+					if len(out.StrippedState) != 0 {
+						t.Fatalf("stripped state on an event that is no invite: %s", out.Event.JSON)
+					}
+					continue
+				}
+				if len(out.StrippedState) != len(st) {
+					t.Fatalf("invite output event: %d stripped events, want %d", len(out.StrippedState), len(st))
+				}
+				return
+			case <-deadline:
+				t.Fatal("the invite never reached the bus")
+			}
 		}
 	})
 }

@@ -160,6 +160,9 @@ type Reader interface {
 	Timeline(ctx context.Context, roomID string, from int64, dir Direction, limit int) ([]Event, error)
 	// LatestPos returns the highest stream position of any accepted event.
 	LatestPos(ctx context.Context) (int64, error)
+	// StrippedState returns the room's current stripped state, as
+	// OutputEvent.StrippedState gives it.
+	StrippedState(ctx context.Context, roomID string) ([]json.RawMessage, error)
 	// EventNearTimestamp returns the room's event closest to ts (ms) in
 	// direction dir (the first at or after ts going Forward, the last at
 	// or before it going Backward), or ErrNotFound.
@@ -202,4 +205,9 @@ type OutputEvent struct {
 	// SoftFailed events are published for federation's sake only: sync
 	// must not show them.
 	SoftFailed bool `json:"soft_failed,omitempty"`
+	// StrippedState is set on invites and knocks: the room state the
+	// invitee or knocker is shown (invite_room_state/knock_room_state),
+	// the m.room.create event in full first (spec v1.16), the rest
+	// stripped to type, state_key, sender and content.
+	StrippedState []json.RawMessage `json:"stripped_state,omitempty"`
 }

@@ -183,6 +183,11 @@ func (t *roomTxn) addEvent(pdu gomatrixserverlib.PDU, before storage.Snapshot, b
 	if out.Event, err = t.in.deps.Events.APIEvent(t.ctx, ev); err != nil {
 		return nil, err
 	}
+	if m, _ := pdu.Membership(); pdu.Type() == spec.MRoomMember && (m == spec.Invite || m == spec.Knock) {
+		if out.StrippedState, err = t.in.deps.Events.StrippedState(t.ctx, t.state, t.lookup); err != nil {
+			return nil, err
+		}
+	}
 	js, err := json.Marshal(out)
 	if err != nil {
 		return nil, fmt.Errorf("encode output event: %w", err)

@@ -6,6 +6,7 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/matrix-gouv/homeserver/roomserver/api"
@@ -174,6 +175,21 @@ func (q *Reader) Timeline(ctx context.Context, roomID string, from int64, dir ap
 // LatestPos implements api.Reader.
 func (q *Reader) LatestPos(ctx context.Context) (int64, error) {
 	return q.store.LatestNID(ctx)
+}
+
+// StrippedState implements api.Reader.
+func (q *Reader) StrippedState(ctx context.Context, roomID string) ([]json.RawMessage, error) {
+	r, err := q.room(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	_, st, err := q.snapshots.Load(ctx, r.StateSnapshotNID)
+	if err != nil {
+		return nil, err
+	}
+	return q.events.StrippedState(ctx, st, func(typ, sk string) (storage.StateKeyNIDs, bool, error) {
+		return q.tuples.Lookup(ctx, typ, sk)
+	})
 }
 
 // EventNearTimestamp implements api.Reader.
