@@ -322,3 +322,37 @@ func TestRestartKeepsRoomsAndPublishesInOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestIdenticalCreatesMakeDistinctRooms: a v12 room id is its create
+// event's hash, so identical concurrent requests must still get rooms of
+// their own.
+func TestIdenticalCreatesMakeDistinctRooms(t *testing.T) {
+	storagetest.DBs(t, func(t *testing.T, db *storage.DB) {
+		rs := newRoomserver(t, db, bustest.Embedded(t), testKey(t))
+		const n = 20
+		ids := make(chan string, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id, _, err := rs.CreateRoom(ctx(), api.CreateRoomRequest{RoomVersion: "12", Creator: alice, Events: []api.ProtoEvent{
+					{Type: "m.room.member", StateKey: sk(alice), Sender: alice, Content: raw(map[string]string{"membership": "join"})},
+				}})
+				if err != nil {
+					t.Errorf("create: %v", err)
+				}
+				ids <- id
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		seen := map[string]bool{}
+		for id := range ids {
+			if seen[id] {
+				t.Fatalf("room %s created twice", id)
+			}
+			seen[id] = true
+		}
+	})
+}

@@ -31,6 +31,10 @@ type DB struct {
 	// group batches write transactions on SQLite, which allows one writer
 	// at a time; nil on PostgreSQL, where transactions run concurrently.
 	group *groupCommit
+	// writeSlots bounds concurrent write transactions on PostgreSQL to
+	// half the pool: a transaction may read through the pool while it
+	// runs, and must always find a connection to do so.
+	writeSlots chan struct{}
 }
 
 // Options tune Open.
@@ -98,7 +102,7 @@ func open(rawURL string, opts Options) (*DB, error) {
 		}
 		pool.SetMaxOpenConns(n)
 		pool.SetMaxIdleConns(n)
-		return &DB{Dialect: Postgres, pool: pool}, nil
+		return &DB{Dialect: Postgres, pool: pool, writeSlots: make(chan struct{}, max(1, n/2))}, nil
 	default:
 		return nil, fmt.Errorf("open database: unsupported URL scheme (want sqlite: or postgres://)")
 	}
@@ -124,6 +128,12 @@ func (db *DB) Read() Querier { return db.pool }
 func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if db.group != nil {
 		return db.group.write(ctx, fn)
+	}
+	select {
+	case db.writeSlots <- struct{}{}:
+		defer func() { <-db.writeSlots }()
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	tx, err := db.pool.BeginTx(ctx, nil)
 	if err != nil {

@@ -36,7 +36,7 @@ func (s *Store) InsertRoom(ctx context.Context, tx *sql.Tx, roomID, version stri
 	err := tx.QueryRowContext(ctx, `INSERT INTO roomserver_rooms (room_id, room_version, created_ts) VALUES ($1, $2, $3) RETURNING room_nid`,
 		roomID, version, time.Now().UnixMilli()).Scan(&nid)
 	if s.db.Dialect.IsUniqueViolation(err) {
-		return 0, fmt.Errorf("insert room %s: already exists", roomID)
+		return 0, fmt.Errorf("insert room %s: %w", roomID, ErrRoomExists)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("insert room %s: %w", roomID, err)

@@ -15,8 +15,13 @@ import (
 	"github.com/matrix-gouv/homeserver/internal/storage"
 )
 
-// ErrNotFound: no such row.
-var ErrNotFound = errors.New("not found")
+// Sentinel errors of the store.
+var (
+	// ErrNotFound: no such row.
+	ErrNotFound = errors.New("not found")
+	// ErrRoomExists: a room with that id is already stored.
+	ErrRoomExists = errors.New("room already exists")
+)
 
 // Store is the roomserver's database.
 type Store struct {

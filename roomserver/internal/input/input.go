@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -54,8 +55,10 @@ type Deps struct {
 type Inputter struct {
 	deps Deps
 
-	mu    sync.Mutex // guards rooms
+	mu    sync.Mutex // guards rooms and lastCreate
 	rooms map[string]*room
+	// lastCreate is the timestamp of the last create event built here.
+	lastCreate time.Time
 }
 
 // New returns an inputter.

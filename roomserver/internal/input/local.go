@@ -69,12 +69,28 @@ func (in *Inputter) CreateRoom(ctx context.Context, req api.CreateRoomRequest) (
 	if err != nil {
 		return "", nil, fmt.Errorf("encode create content: %w", err)
 	}
+	// A v12 room id is the hash of its create event, so two identical
+	// requests in the same millisecond would make the same room: the
+	// create timestamps of this process never repeat, and a clash with a
+	// room made elsewhere is retried with a later one.
+	for attempt := 0; ; attempt++ {
+		roomID, ids, err := in.createRoomOnce(ctx, v, req, raw)
+		if errors.Is(err, storage.ErrRoomExists) && attempt < 3 {
+			continue
+		}
+		return roomID, ids, err
+	}
+}
+
+// createRoomOnce builds the create event and commits the room, or fails
+// with storage.ErrRoomExists when its id is taken.
+func (in *Inputter) createRoomOnce(ctx context.Context, v gomatrixserverlib.IRoomVersion, req api.CreateRoomRequest, raw spec.RawJSON) (string, []string, error) {
 	empty := ""
 	create := gomatrixserverlib.ProtoEvent{SenderID: req.Creator, Type: spec.MRoomCreate, StateKey: &empty, Content: raw, Depth: 1}
 	if !v.DomainlessRoomIDs() {
 		create.RoomID = "!" + randomString(18) + ":" + string(in.deps.ServerName)
 	}
-	createPDU, err := in.sign(v, &create, time.Now())
+	createPDU, err := in.sign(v, &create, in.createTime())
 	if err != nil {
 		return "", nil, err
 	}
@@ -85,7 +101,7 @@ func (in *Inputter) CreateRoom(ctx context.Context, req api.CreateRoomRequest) (
 	r := in.lock(roomID)
 	defer r.mu.Unlock()
 	if r.loaded {
-		return "", nil, fmt.Errorf("create room %s: already exists", roomID)
+		return "", nil, fmt.Errorf("create room %s: %w", roomID, storage.ErrRoomExists)
 	}
 	var ids []string
 	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
@@ -117,6 +133,19 @@ func (in *Inputter) CreateRoom(ctx context.Context, req api.CreateRoomRequest) (
 		return "", nil, err
 	}
 	return roomID, ids, nil
+}
+
+// createTime returns the timestamp of a new create event: now, but never
+// a millisecond this process already used for one.
+func (in *Inputter) createTime() time.Time {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	now := time.Now().Truncate(time.Millisecond)
+	if !now.After(in.lastCreate) {
+		now = in.lastCreate.Add(time.Millisecond)
+	}
+	in.lastCreate = now
+	return now
 }
 
 // buildLocal builds and signs a local event on the extremities of t, with
