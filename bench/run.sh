@@ -15,7 +15,7 @@
 #       (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable);
 #       the database is dropped at the end
 #   BENCH_ENGINES    engines to run (default "sqlite postgres")
-#   BENCH_SCENARIOS  scenarios to run (default "chat initial-sync join e2ee media")
+#   BENCH_SCENARIOS  scenarios to run (default "chat initial-sync join send e2ee media")
 #   BENCH_RESULTS    results directory (default bench/results/<date>)
 set -euo pipefail
 
@@ -24,7 +24,7 @@ stamp=$(date +%Y-%m-%d_%H%M%S)
 results=${BENCH_RESULTS:-$root/bench/results/$stamp}
 pg_dsn=${HOMESERVER_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 engines=${BENCH_ENGINES:-sqlite postgres}
-scenarios=${BENCH_SCENARIOS:-chat initial-sync join e2ee media}
+scenarios=${BENCH_SCENARIOS:-chat initial-sync join send e2ee media}
 
 # The standard sizes: bounded so that both engines finish in under
 # 10 minutes on a 2-core machine.
@@ -32,6 +32,7 @@ declare -A sizes=(
 	[chat]="--users 40 --rooms 4 --senders 8 --rate 40 --warmup 5s --duration 30s --drain 10s"
 	[initial-sync]="--rooms 50 --messages 20 --syncs 10 --warmup 2s --duration 60s"
 	[join]="--users 50 --ops 100000 --warmup 3s --duration 20s"
+	[send]="--senders 20 --rooms 20 --rate 200 --warmup 5s --duration 30s"
 	[e2ee]="--devices 20 --otks 20 --claims 5 --fanout 5 --rate 20 --warmup 5s --duration 20s --drain 10s"
 	[media]="--sizes 10KiB,1MiB --uploads 20 --downloads 3 --concurrency 4 --warmup 2s --duration 60s"
 )

@@ -1,5 +1,5 @@
 // Package scenario holds the load tool's scenarios (chat, initial-sync,
-// join, e2ee, media) and what they share: the run environment, the
+// join, send, e2ee, media) and what they share: the run environment, the
 // warm-up and measured window, room and /sync helpers.
 //
 // Every scenario is written against the Matrix client-server
@@ -52,6 +52,7 @@ var constructors = map[string]func() Scenario{
 	"join":         func() Scenario { return &Join{} },
 	"e2ee":         func() Scenario { return &E2EE{} },
 	"media":        func() Scenario { return &Media{} },
+	"send":         func() Scenario { return &Send{} },
 }
 
 // New returns a fresh scenario called name; ok is false for an unknown

@@ -116,6 +116,19 @@ func TestJoin(t *testing.T) {
 	})
 }
 
+func TestSend(t *testing.T) {
+	targets(t, func(t *testing.T, url string) {
+		snap, _ := run(t, url, "send", "--senders", "4", "--rooms", "2", "--rate", "40", "--warmup", "200ms", "--duration", "1s")
+		noErrors(t, snap)
+		n := len(series(t, snap, "send").Samples)
+		// 40/s for about a second in the window, paced: allow for a slow
+		// machine but not for nothing or for an unpaced burst.
+		if n < 10 || n > 80 {
+			t.Errorf("%d sends measured in a 1s window at 40/s", n)
+		}
+	})
+}
+
 func TestJoinCount(t *testing.T) {
 	targets(t, func(t *testing.T, url string) {
 		// --ops ends the window before --duration.
