@@ -19,13 +19,9 @@ import (
 func (h *Handlers) Event(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := httputil.PathParam(r, "roomID")
-	v, err := h.viewerOf(ctx, roomID, dev.UserID)
+	v, err := h.roomViewer(r)
 	if err != nil {
 		return nil, err
-	}
-	if !v.inRoom() {
-		return nil, errNotInRoom()
 	}
 	e, prev, err := h.visibleEvent(ctx, v, httputil.PathParam(r, "eventID"))
 	if err != nil {

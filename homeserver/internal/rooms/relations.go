@@ -3,6 +3,7 @@ package rooms
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
@@ -23,13 +24,9 @@ type relationsResponse struct {
 func (h *Handlers) Relations(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := httputil.PathParam(r, "roomID")
-	v, err := h.viewerOf(ctx, roomID, dev.UserID)
+	v, err := h.roomViewer(r)
 	if err != nil {
 		return nil, err
-	}
-	if !v.inRoom() {
-		return nil, errNotInRoom()
 	}
 	parent, _, err := h.visibleEvent(ctx, v, httputil.PathParam(r, "eventID"))
 	if err != nil {
@@ -44,18 +41,12 @@ func (h *Handlers) Relations(r *http.Request) (any, error) {
 	default:
 		return nil, httputil.InvalidParam("dir must be b or f")
 	}
-	limit, err := parseLimit(q.Get("limit"), defaultLimit)
+	from, limit, err := pageParams(q)
 	if err != nil {
 		return nil, err
 	}
-	var from int64
-	if tok := q.Get("from"); tok != "" {
-		if from, err = parseToken(tok); err != nil {
-			return nil, err
-		}
-	}
 	evs, err := h.rooms.RelatedEvents(ctx, api.RelationsRequest{
-		RoomID: roomID, EventID: parent.EventID, RelType: httputil.PathParam(r, "relType"), EventType: httputil.PathParam(r, "eventType"),
+		RoomID: v.roomID, EventID: parent.EventID, RelType: httputil.PathParam(r, "relType"), EventType: httputil.PathParam(r, "eventType"),
 		From: from, Dir: dir, Limit: limit,
 	})
 	if err != nil {
@@ -81,19 +72,29 @@ func (h *Handlers) Relations(r *http.Request) (any, error) {
 	return resp, nil
 }
 
+// pageParams reads the from token (0 when absent) and limit of a paged
+// relations request.
+func pageParams(q url.Values) (from int64, limit int, err error) {
+	if limit, err = parseLimit(q.Get("limit"), defaultLimit); err != nil {
+		return 0, 0, err
+	}
+	if tok := q.Get("from"); tok != "" {
+		if from, err = parseToken(tok); err != nil {
+			return 0, 0, err
+		}
+	}
+	return from, limit, nil
+}
+
 // Threads is GET /v1/rooms/{roomID}/threads: the room's thread roots the
 // user may see, most recently active first; include=participated keeps
 // the threads the user sent or replied in.
 func (h *Handlers) Threads(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID := httputil.PathParam(r, "roomID")
-	v, err := h.viewerOf(ctx, roomID, dev.UserID)
+	v, err := h.roomViewer(r)
 	if err != nil {
 		return nil, err
-	}
-	if !v.inRoom() {
-		return nil, errNotInRoom()
 	}
 	q := r.URL.Query()
 	participant := ""
@@ -104,17 +105,11 @@ func (h *Handlers) Threads(r *http.Request) (any, error) {
 	default:
 		return nil, httputil.InvalidParam("include must be all or participated")
 	}
-	limit, err := parseLimit(q.Get("limit"), defaultLimit)
+	from, limit, err := pageParams(q)
 	if err != nil {
 		return nil, err
 	}
-	var from int64
-	if tok := q.Get("from"); tok != "" {
-		if from, err = parseToken(tok); err != nil {
-			return nil, err
-		}
-	}
-	roots, positions, err := h.rooms.Threads(ctx, roomID, participant, from, limit)
+	roots, positions, err := h.rooms.Threads(ctx, v.roomID, participant, from, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -142,14 +137,9 @@ func (h *Handlers) Threads(r *http.Request) (any, error) {
 // event the user may see closest to ts in direction dir.
 func (h *Handlers) TimestampToEvent(r *http.Request) (any, error) {
 	ctx := r.Context()
-	dev := auth.DeviceFrom(ctx)
-	roomID := httputil.PathParam(r, "roomID")
-	v, err := h.viewerOf(ctx, roomID, dev.UserID)
+	v, err := h.roomViewer(r)
 	if err != nil {
 		return nil, err
-	}
-	if !v.inRoom() {
-		return nil, errNotInRoom()
 	}
 	q := r.URL.Query()
 	ts, err := strconv.ParseInt(q.Get("ts"), 10, 64)
@@ -166,7 +156,7 @@ func (h *Handlers) TimestampToEvent(r *http.Request) (any, error) {
 		return nil, httputil.InvalidParam("dir must be b or f")
 	}
 	notFound := httputil.NotFound("no event found %s that time", map[api.Direction]string{api.Forward: "after", api.Backward: "before"}[dir])
-	ev, err := h.rooms.EventNearTimestamp(ctx, roomID, ts, dir)
+	ev, err := h.rooms.EventNearTimestamp(ctx, v.roomID, ts, dir)
 	if err != nil {
 		if errors.Is(err, api.ErrNotFound) {
 			return nil, notFound

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 
+	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -153,6 +156,19 @@ func (h *Handlers) viewerOf(ctx context.Context, roomID, userID string) (*viewer
 		v.worldReadable = visibilityOf(contentOf(hv)) == visWorldReadable
 	case !errors.Is(err, api.ErrNotFound):
 		return nil, fmt.Errorf("read history visibility: %w", err)
+	}
+	return v, nil
+}
+
+// roomViewer is viewerOf for the request's user and {roomID} path
+// parameter, refusing (403) a user with no view of the room at all.
+func (h *Handlers) roomViewer(r *http.Request) (*viewer, error) {
+	v, err := h.viewerOf(r.Context(), httputil.PathParam(r, "roomID"), auth.DeviceFrom(r.Context()).UserID)
+	if err != nil {
+		return nil, err
+	}
+	if !v.inRoom() {
+		return nil, errNotInRoom()
 	}
 	return v, nil
 }
