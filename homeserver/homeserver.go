@@ -29,8 +29,8 @@ import (
 
 // RoomReadWriter is what the client API asks of the roomserver: to create
 // rooms and send events, and to read rooms. In one process cmd/ passes the
-// roomserver component itself; split across processes it will be a NATS
-// client of roomserver/api.
+// roomserver component itself; split across processes, roomserver/remote's
+// NATS client of the same interfaces.
 type RoomReadWriter interface {
 	rsapi.Writer
 	rsapi.Reader

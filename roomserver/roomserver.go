@@ -8,9 +8,9 @@
 // sequencer (internal/input); different rooms never wait on each other. An
 // event is acknowledged only once it and the new state are committed.
 //
-// Only cmd/ builds it; other components reach it through roomserver/api
-// (a direct call in one process; the NATS transport comes with the split
-// deployment of rooms).
+// Only cmd/ builds it; other components reach it through roomserver/api:
+// a direct call in one process, roomserver/remote over NATS across
+// processes.
 package roomserver
 
 import (

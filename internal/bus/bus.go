@@ -69,6 +69,8 @@ type Bus struct {
 	log    *logrus.Entry
 	// closed is closed when the NATS connection is closed for good.
 	closed chan struct{}
+	// replies routes the replies to Call's requests.
+	replies replyMux
 
 	// mu guards stops, nextStop and closing.
 	mu       sync.Mutex

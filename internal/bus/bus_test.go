@@ -28,7 +28,7 @@ func testLog() *logrus.Entry {
 }
 
 // randomPrefix keeps tests apart on a shared NATS.
-func randomPrefix(t *testing.T) string {
+func randomPrefix(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -36,7 +36,7 @@ func randomPrefix(t *testing.T) string {
 }
 
 // openEmbedded opens an embedded bus storing under dir, closed at cleanup.
-func openEmbedded(t *testing.T, dir, prefix string) *Bus {
+func openEmbedded(t testing.TB, dir, prefix string) *Bus {
 	t.Helper()
 	cfg := config.Bus{StoreDir: "nats", Prefix: prefix}
 	b, err := Open(context.Background(), cfg, &config.Global{DataDir: dir}, testLog())

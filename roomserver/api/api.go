@@ -1,7 +1,8 @@
 // Package api is the roomserver's face to the other components: the types
 // and interfaces they use to create rooms, send events and read rooms, and
 // nothing else. In one process a caller holds the roomserver itself; split
-// across processes it will hold a NATS client of the same interfaces.
+// across processes it holds roomserver/remote's NATS client of the same
+// interfaces.
 //
 // Numeric ids never cross this boundary: events are identified by event id
 // and ordered by StreamPos.

@@ -31,6 +31,8 @@ type fake struct {
 	args []any
 	// timeLeft is the time the last call's ctx had before its deadline.
 	timeLeft time.Duration
+	// state, when set, is CurrentState's answer.
+	state []api.Event
 }
 
 func (f *fake) record(ctx context.Context, args ...any) error {
@@ -88,7 +90,11 @@ func (f *fake) RoomVersion(ctx context.Context, roomID string) (string, error) {
 }
 
 func (f *fake) CurrentState(ctx context.Context, roomID string) ([]api.Event, error) {
-	return []api.Event{sampleEvent, otherEvent}, f.record(ctx, roomID)
+	err := f.record(ctx, roomID)
+	if f.state != nil {
+		return f.state, err
+	}
+	return []api.Event{sampleEvent, otherEvent}, err
 }
 
 func (f *fake) CurrentStateEvent(ctx context.Context, roomID string, key api.StateKey) (api.Event, error) {
@@ -556,4 +562,63 @@ func types(e ast.Expr) string {
 		return id.Name
 	}
 	return fmt.Sprintf("%T", e)
+}
+
+// BenchmarkTransport compares calls made on the roomserver itself (here a
+// fake that answers at once) with the same calls over an embedded bus:
+// the cost of the NATS transport alone, encoding and decoding included.
+func BenchmarkTransport(b *testing.B) {
+	bs := bustest.Embedded(b)
+	f := &fake{}
+	stop, err := Serve(bs, f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stop()
+	client := NewClient(bs)
+	ctx := context.Background()
+	// A member event as the roomserver stores it: some 450 bytes of PDU.
+	member := api.Event{RoomVersion: "11", EventID: "$yRG7nSvdNrdGwlZiKk0yl4P8bF4rnsl9GVHtAyz8hRA", RoomID: "!room:test.local", StreamPos: 123456,
+		JSON: json.RawMessage(`{"auth_events":["$a7nXf3eX1Zk5qU6mS3fQyqvVg5kQeYxJzQdYp5oWq1E","$b7nXf3eX1Zk5qU6mS3fQyqvVg5kQeYxJzQdYp5oWq1E","$c7nXf3eX1Zk5qU6mS3fQyqvVg5kQeYxJzQdYp5oWq1E"],` +
+			`"content":{"displayname":"Agent 1234","membership":"join"},"depth":1234,"hashes":{"sha256":"Hq2Wv7mJz4lL0bY1o2V7Qz2Xx9uJkq9lq4Xo4bCq8Xk"},` +
+			`"origin_server_ts":1700000000000,"prev_events":["$d7nXf3eX1Zk5qU6mS3fQyqvVg5kQeYxJzQdYp5oWq1E"],"room_id":"!room:test.local","sender":"@agent1234:test.local",` +
+			`"signatures":{"test.local":{"ed25519:a_Abcd":"Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFy"}},"state_key":"@agent1234:test.local","type":"m.room.member"}`)}
+	for _, via := range []struct {
+		name string
+		rs   Roomserver
+	}{{"direct", f}, {"bus", client}} {
+		b.Run("Membership/"+via.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := via.rs.Membership(ctx, "!room:test.local", "@alice:test.local"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("Send/"+via.name, func(b *testing.B) {
+			ev := api.ProtoEvent{Type: "m.room.message", Sender: "@alice:test.local", Content: json.RawMessage(`{"msgtype":"m.text","body":"hello"}`)}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := via.rs.Send(ctx, "!room:test.local", ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		for _, members := range []int{100, 10_000} {
+			b.Run(fmt.Sprintf("CurrentState/%d/%s", members, via.name), func(b *testing.B) {
+				f.mu.Lock()
+				f.state = make([]api.Event, members)
+				for i := range f.state {
+					f.state[i] = member
+				}
+				f.mu.Unlock()
+				b.ReportAllocs()
+				for b.Loop() {
+					if evs, err := via.rs.CurrentState(ctx, "!room:test.local"); err != nil || len(evs) != members {
+						b.Fatal(len(evs), err)
+					}
+				}
+			})
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/mediaapi"
 	"github.com/matrix-gouv/homeserver/roomserver"
+	rsremote "github.com/matrix-gouv/homeserver/roomserver/remote"
 )
 
 // built is what buildLocked made: the parts to start, in order, and the
@@ -39,9 +40,10 @@ func (a *App) buildLocked() (built, error) {
 	// tokens resolves access tokens for the media component: the client
 	// component itself when it runs here, its NATS client otherwise.
 	var tokens api.TokenQuerier
-	// The roomserver is built first: the client component holds it. It
-	// still starts after the client component (AllComponents' order);
-	// requests only arrive once every part has started.
+	// The roomserver is built first: the client component holds it when
+	// both run here. It still starts after the client component
+	// (AllComponents' order); requests only arrive once every part has
+	// started.
 	var rs *roomserver.Component
 	if a.run[Roomserver] {
 		var err error
@@ -51,12 +53,14 @@ func (a *App) buildLocked() (built, error) {
 		}
 	}
 	if a.run[Client] {
+		// The roomserver itself when it runs here, else its NATS client,
+		// which the roomserver's process answers (roomserverService).
+		var rooms rsremote.Roomserver = rs
 		if rs == nil {
-			return built{}, fmt.Errorf("build %s: the client component needs the %s component in the same process "+
-				"(the roomserver's NATS transport is not written yet): run them together", Client, Roomserver)
+			rooms = rsremote.NewClient(a.bus)
 		}
 		hs, err := homeserver.New(homeserver.Deps{
-			Global: &cfg.Global, Config: &cfg.Client, DB: a.db, Log: a.componentLog(Client), Rooms: rs, Directory: rs,
+			Global: &cfg.Global, Config: &cfg.Client, DB: a.db, Log: a.componentLog(Client), Rooms: rooms, Directory: rooms,
 		})
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Client, err)
@@ -68,7 +72,7 @@ func (a *App) buildLocked() (built, error) {
 		tokens = remote.NewTokenClient(a.bus)
 	}
 	if rs != nil {
-		b.parts = append(b.parts, part{name: Roomserver, start: rs.Start, stop: rs.Stop})
+		b.parts = append(b.parts, part{name: Roomserver, start: rs.Start, stop: rs.Stop}, a.roomserverService(rs))
 	}
 	if a.run[Federation] {
 		fed, err := federation.New(federation.Deps{
@@ -104,11 +108,24 @@ func (a *App) buildLocked() (built, error) {
 // queries on the bus with the client component's TokenQuerier. It starts
 // after the client component and stops before it.
 func (a *App) tokenService(tokens api.TokenQuerier) part {
+	return a.busService(Client+" token service", func() (func(), error) { return remote.ServeTokens(a.bus, tokens) })
+}
+
+// roomserverService is the part that answers other processes' roomserver
+// calls on the bus (a client component running without the roomserver).
+// It starts after the roomserver and stops before it, so that no request
+// reaches a roomserver that is not running.
+func (a *App) roomserverService(rs rsremote.Roomserver) part {
+	return a.busService(Roomserver+" service", func() (func(), error) { return rsremote.Serve(a.bus, rs) })
+}
+
+// busService is the part that serves on the bus with serve while it runs.
+func (a *App) busService(name string, serve func() (stop func(), err error)) part {
 	var stop func()
 	return part{
-		name: Client + " token service",
+		name: name,
 		start: func(context.Context) error {
-			s, err := remote.ServeTokens(a.bus, tokens)
+			s, err := serve()
 			if err != nil {
 				return err
 			}
