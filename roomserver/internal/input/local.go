@@ -29,15 +29,20 @@ func (in *Inputter) Send(ctx context.Context, roomID string, p api.ProtoEvent) (
 	if err := in.loadLocked(ctx, r); err != nil {
 		return api.Event{}, err
 	}
+	// Build, sign and authorise before the transaction: the room's lock
+	// keeps its view still, and the transaction (a scarce write slot)
+	// is held only for the writes.
+	view := &roomTxn{in: in, ctx: ctx, nid: r.nid, version: r.version, snap: r.snap, state: r.state, ext: r.ext}
+	pdu, err := in.buildLocal(ctx, view, p, time.Now())
+	if err != nil {
+		return api.Event{}, err
+	}
+	if err := in.authorise(ctx, view, pdu, r.state); err != nil {
+		return api.Event{}, err
+	}
 	var ev *state.Event
-	err := in.commitLocked(ctx, r, func(t *roomTxn) error {
-		pdu, err := in.buildLocal(ctx, t, p, time.Now())
-		if err != nil {
-			return err
-		}
-		if err := in.authorise(ctx, t, pdu, t.state); err != nil {
-			return err
-		}
+	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
+		var err error
 		ev, err = t.addEvent(pdu, t.snap, t.state, "", false)
 		return err
 	})
