@@ -1,11 +1,13 @@
 package rooms
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
@@ -52,15 +54,22 @@ func (h *Handlers) Relations(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp := relationsResponse{Chunk: []clientEvent{}}
+	resp := relationsResponse{}
 	if len(evs) == limit && limit > 0 {
 		resp.NextBatch = formatToken(evs[len(evs)-1].StreamPos)
 	}
-	children, err := parseEvents(evs)
+	resp.Chunk, err = h.visibleChunk(ctx, v, dev, evs)
+	return resp, err
+}
+
+// visibleChunk returns the events v's user may see among evs, in order,
+// formatted for dev.
+func (h *Handlers) visibleChunk(ctx context.Context, v *viewer, dev hsapi.Device, evs []api.Event) ([]clientEvent, error) {
+	parsed, err := parseEvents(evs)
 	if err != nil {
 		return nil, err
 	}
-	shown, prevs, err := h.visibleEvents(ctx, v, children)
+	shown, prevs, err := h.visibleEvents(ctx, v, parsed)
 	if err != nil {
 		return nil, err
 	}
@@ -68,8 +77,7 @@ func (h *Handlers) Relations(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp.Chunk = append(resp.Chunk, f.formatAll(shown, prevs)...)
-	return resp, nil
+	return append([]clientEvent{}, f.formatAll(shown, prevs)...), nil
 }
 
 // pageParams reads the from token (0 when absent) and limit of a paged
@@ -113,24 +121,12 @@ func (h *Handlers) Threads(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp := relationsResponse{Chunk: []clientEvent{}}
+	resp := relationsResponse{}
 	if len(positions) == limit && limit > 0 {
 		resp.NextBatch = formatToken(positions[len(positions)-1])
 	}
-	evs, err := parseEvents(roots)
-	if err != nil {
-		return nil, err
-	}
-	shown, prevs, err := h.visibleEvents(ctx, v, evs)
-	if err != nil {
-		return nil, err
-	}
-	f, err := h.newFormatter(ctx, dev, shown)
-	if err != nil {
-		return nil, err
-	}
-	resp.Chunk = append(resp.Chunk, f.formatAll(shown, prevs)...)
-	return resp, nil
+	resp.Chunk, err = h.visibleChunk(ctx, v, dev, roots)
+	return resp, err
 }
 
 // TimestampToEvent is GET /v1/rooms/{roomID}/timestamp_to_event: the
