@@ -57,11 +57,7 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 			return err
 		}
 		if t.extChanged {
-			nids := make([]int64, len(t.ext))
-			for i, e := range t.ext {
-				nids[i] = e.NID
-			}
-			if err := in.deps.Store.SetExtremities(ctx, tx, t.nid, nids); err != nil {
+			if err := in.deps.Store.SetExtremities(ctx, tx, t.nid, nidsOf(r.ext), nidsOf(t.ext)); err != nil {
 				return err
 			}
 		}
@@ -87,6 +83,14 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 		in.deps.Queued()
 	}
 	return nil
+}
+
+func nidsOf(evs []*state.Event) []int64 {
+	nids := make([]int64, len(evs))
+	for i, e := range evs {
+		nids[i] = e.NID
+	}
+	return nids
 }
 
 // intern returns the nids of an event's type and state key (state key nid
