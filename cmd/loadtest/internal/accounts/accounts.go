@@ -13,9 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"net/http"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -116,43 +116,20 @@ func randomHex(n int) string {
 // creation order, or the first failure.
 func (c *Creator) Create(ctx context.Context, n int) ([]*User, error) {
 	users := make([]*User, n)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, c.cfg.Concurrency)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex // guards firstErr
-		firstErr error
-	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, c.cfg.Concurrency))
 	for i := range n {
-		localpart := fmt.Sprintf("%s-%d", c.cfg.Prefix, c.next.Add(1)-1)
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			u, err := c.createOne(ctx, localpart)
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-				cancel()
-				return
-			}
-			users[i] = u
-		}()
+		localpart := fmt.Sprintf("%s-%d", c.cfg.Prefix, c.next.Add(1)-1)
+		g.Go(func() (err error) {
+			users[i], err = c.createOne(gctx, localpart)
+			return err
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("create users: %w", err)

@@ -15,6 +15,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"net/http"
 	"sort"
 	"sync"
@@ -225,40 +226,18 @@ func (e *Env) waitFor(limit time.Duration, cond func() bool) bool {
 // the first error; after one, the calls not yet started are skipped and
 // ctx (the one fn gets) is cancelled.
 func forEach(ctx context.Context, n, concurrency int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, max(1, concurrency))
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex // guards firstErr
-		firstErr error
-	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, concurrency))
 	for i := range n {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-				cancel()
-			}
-		}()
+		g.Go(func() error { return fn(gctx, i) })
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
+	// gctx ends with Wait; only the caller's ctx says the loop was cut.
 	return ctx.Err()
 }
 
