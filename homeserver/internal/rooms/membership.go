@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -237,7 +238,7 @@ func (h *Handlers) sendMember(ctx context.Context, roomID, sender, target string
 	case err != nil:
 		return fmt.Errorf("read member event: %w", err)
 	default:
-		if e, err := parseEvent(cur); err == nil && e.Sender == sender && sameJSON(e.Content, raw) {
+		if e, err := events.Parse(cur); err == nil && e.Sender == sender && sameJSON(e.Content, raw) {
 			return nil
 		}
 	}

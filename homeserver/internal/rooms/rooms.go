@@ -24,6 +24,8 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/matrix-gouv/homeserver/config"
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
@@ -182,3 +184,9 @@ func (h *Handlers) send(ctx context.Context, roomID string, ev api.ProtoEvent) (
 
 // stateKeyPtr returns a pointer to a copy of k.
 func stateKeyPtr(k string) *string { return &k }
+
+// newFormatter returns a formatter for dev's view of evs (see
+// events.NewFormatter).
+func (h *Handlers) newFormatter(ctx context.Context, dev hsapi.Device, evs ...[]events.Event) (*events.Formatter, error) {
+	return events.NewFormatter(ctx, h.rooms, h.store, h.now(), dev, evs...)
+}

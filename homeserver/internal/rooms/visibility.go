@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -95,7 +96,7 @@ type viewer struct {
 	membership string
 	// memberEvent is the user's current member event, when membership is
 	// not "".
-	memberEvent roomEvent
+	memberEvent events.Event
 	// joinedUntil is a stream position just before which the user was
 	// joined: MaxInt64 while joined, the position of the membership
 	// change that ended a join, 0 when no join is known. An event before
@@ -135,7 +136,7 @@ func (h *Handlers) viewerOf(ctx context.Context, roomID, userID string) (*viewer
 		if err != nil {
 			return nil, fmt.Errorf("read member event: %w", err)
 		}
-		if v.memberEvent, err = parseEvent(ev); err != nil {
+		if v.memberEvent, err = events.Parse(ev); err != nil {
 			return nil, err
 		}
 		if v.membership == membershipJoin {
@@ -145,7 +146,7 @@ func (h *Handlers) viewerOf(ctx context.Context, roomID, userID string) (*viewer
 			if err != nil {
 				return nil, fmt.Errorf("read membership before %s: %w", ev.EventID, err)
 			}
-			if len(before) == 1 && membershipOf(contentOf(before[0])) == membershipJoin {
+			if len(before) == 1 && events.MembershipOf(contentOf(before[0])) == membershipJoin {
 				v.joinedUntil = ev.StreamPos
 			}
 		}
@@ -198,9 +199,9 @@ func contentOf(ev api.Event) json.RawMessage {
 // visibleEvents keeps those of evs that v's user may see, in order, and
 // returns, for each kept state event, the state event it replaced (for
 // unsigned.prev_content), found with the same lookup.
-func (h *Handlers) visibleEvents(ctx context.Context, v *viewer, evs []roomEvent) ([]roomEvent, map[string]*roomEvent, error) {
-	var out []roomEvent
-	prevs := map[string]*roomEvent{}
+func (h *Handlers) visibleEvents(ctx context.Context, v *viewer, evs []events.Event) ([]events.Event, map[string]*events.Event, error) {
+	var out []events.Event
+	prevs := map[string]*events.Event{}
 	for _, e := range evs {
 		ok, prev, err := h.visible(ctx, v, e)
 		if err != nil {
@@ -218,41 +219,41 @@ func (h *Handlers) visibleEvents(ctx context.Context, v *viewer, evs []roomEvent
 
 // visible reports whether v's user may see e, with the state event e
 // replaced when e is a state event and there was one.
-func (h *Handlers) visible(ctx context.Context, v *viewer, e roomEvent) (bool, *roomEvent, error) {
+func (h *Handlers) visible(ctx context.Context, v *viewer, e events.Event) (bool, *events.Event, error) {
 	hvKey := api.StateKey{Type: typeHistoryVisibility}
 	memberKey := api.StateKey{Type: typeMember, StateKey: v.userID}
 	keys := []api.StateKey{hvKey, memberKey}
-	if e.isState() && e.key() != hvKey && e.key() != memberKey {
-		keys = append(keys, e.key())
+	if e.IsState() && e.Key() != hvKey && e.Key() != memberKey {
+		keys = append(keys, e.Key())
 	}
 	before, err := h.rooms.StateEventsBefore(ctx, e.EventID, keys)
 	if err != nil {
 		return false, nil, fmt.Errorf("read state before %s: %w", e.EventID, err)
 	}
 	visBefore, memBefore := visShared, ""
-	var prev *roomEvent
+	var prev *events.Event
 	for _, b := range before {
-		be, err := parseEvent(b)
+		be, err := events.Parse(b)
 		if err != nil {
 			return false, nil, err
 		}
-		switch be.key() {
+		switch be.Key() {
 		case hvKey:
 			visBefore = visibilityOf(be.Content)
 		case memberKey:
-			memBefore = be.membership()
+			memBefore = be.Membership()
 		}
-		if e.isState() && be.key() == e.key() {
+		if e.IsState() && be.Key() == e.Key() {
 			prev = &be
 		}
 	}
 	visAfter, memAfter := visBefore, memBefore
-	if e.isState() {
-		switch e.key() {
+	if e.IsState() {
+		switch e.Key() {
 		case hvKey:
 			visAfter = visibilityOf(e.Content)
 		case memberKey:
-			memAfter = e.membership()
+			memAfter = e.Membership()
 		}
 	}
 	return canSee(visBefore, visAfter, memBefore, memAfter, e.StreamPos < v.joinedUntil), prev, nil
