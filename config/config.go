@@ -102,6 +102,16 @@ type Client struct {
 	Auth Auth `yaml:"auth"`
 	// RateLimits throttle clients.
 	RateLimits RateLimits `yaml:"rate_limits"`
+	// Presence sets whether users see each other online.
+	Presence Presence `yaml:"presence"`
+}
+
+// Presence sets whether users see each other online (on by default, as
+// Element expects).
+type Presence struct {
+	// Disabled turns presence off: nothing is recorded and /sync never
+	// reports it. Default: false.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Registration says who may create accounts. Closed by default.

@@ -229,6 +229,10 @@ client:
     #register: {per_second: 0.1667, burst: 3}
     # All requests, per user:
     #request: {per_second: 50, burst: 200}
+  presence:
+    # Presence (online, unavailable, offline) shown to users who share a
+    # room. Turn it off to save the writes it costs:
+    #disabled: false
 
 federation:
   # The address of the federation listener (TLS), or "off" to open none.

@@ -9,19 +9,25 @@ package homeserver
 
 import (
 	"context"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/accountdata"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/ephemeral"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/syncv3"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
+	"github.com/matrix-gouv/homeserver/internal/bus"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
@@ -49,6 +55,9 @@ type Deps struct {
 	// Directory is the roomserver's room directory (aliases, public room
 	// list). Nil like Rooms: its endpoints are then not mounted.
 	Directory directory.Roomserver
+	// Bus carries the roomserver's output to sync. Nil like Rooms: sync
+	// is then not mounted.
+	Bus *bus.Bus
 }
 
 // Component is the client-server API.
@@ -63,6 +72,17 @@ type Component struct {
 	reports *reports.Handlers
 	// directory is nil when Deps.Directory was.
 	directory *directory.Handlers
+	// The sync machinery and the endpoints that feed it; nil when
+	// Deps.Rooms or Deps.Bus was.
+	notifier    *streams.Notifier
+	typing      *streams.Typing
+	feeder      *streams.Feeder
+	sync        *syncv3.Handlers
+	accountData *accountdata.Handlers
+	ephemeral   *ephemeral.Handlers
+	// stopTyping ends the typing expiry loop.
+	stopTyping context.CancelFunc
+	typingDone chan struct{}
 }
 
 // New builds the component; it does no I/O until Start.
@@ -84,6 +104,10 @@ func New(deps Deps) (*Component, error) {
 		if c.directory != nil {
 			rd.Directory = c.directory
 		}
+		if deps.Bus != nil {
+			c.buildSync(deps, store)
+			rd.Synced = c.notifier
+		}
 		c.rooms = rooms.New(rd)
 		c.spaces = spaces.New(spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms})
 		c.reports = reports.New(reports.Deps{Config: deps.Config, Store: store, Rooms: deps.Rooms, Events: c.rooms})
@@ -91,11 +115,68 @@ func New(deps Deps) (*Component, error) {
 	return c, nil
 }
 
-// Start starts background work (none yet).
-func (c *Component) Start(ctx context.Context) error { return nil }
+// buildSync builds /sync and what feeds it: the notifier, the feeder of
+// the roomserver's output, typing, receipts, presence and account data.
+func (c *Component) buildSync(deps Deps, store *storage.Store) {
+	presence := !deps.Config.Presence.Disabled
+	c.notifier = streams.NewNotifier(deps.Global.ServerName)
+	c.typing = streams.NewTyping(c.notifier, 0)
+	c.feeder = &streams.Feeder{Bus: deps.Bus, Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Log: deps.Log}
+	c.accountData = accountdata.New(accountdata.Deps{Store: store, Notifier: c.notifier, MaxRequestBytes: deps.Config.MaxRequestBytes})
+	c.ephemeral = ephemeral.New(ephemeral.Deps{
+		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, AccountData: c.accountData,
+		Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,
+	})
+	c.sync = syncv3.New(syncv3.Deps{
+		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, Log: deps.Log,
+		Presence: presence, MaxRequestBytes: deps.Config.MaxRequestBytes,
+	})
+}
 
-// Stop stops background work and waits for it.
-func (c *Component) Stop(ctx context.Context) error { return nil }
+// Start loads the sync streams' positions and starts consuming the
+// roomserver's output.
+func (c *Component) Start(ctx context.Context) error {
+	if c.notifier == nil {
+		return nil
+	}
+	// Typing positions start past every position of an earlier run.
+	typingStart := time.Now().UnixMicro()
+	if err := c.notifier.Load(ctx, c.store, typingStart); err != nil {
+		return err
+	}
+	c.typing.Reset(typingStart)
+	if err := c.feeder.Start(ctx); err != nil {
+		return err
+	}
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.stopTyping, c.typingDone = cancel, make(chan struct{})
+	go func() {
+		defer close(c.typingDone)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tctx.Done():
+				return
+			case <-tick.C:
+				c.typing.Expire()
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop stops consuming and waits for the event in hand.
+func (c *Component) Stop(ctx context.Context) error {
+	if c.feeder != nil {
+		c.feeder.Stop()
+	}
+	if c.stopTyping != nil {
+		c.stopTyping()
+		<-c.typingDone
+	}
+	return nil
+}
 
 // Tokens returns the component's TokenQuerier, for other components in the
 // same process and for serving it on the bus.

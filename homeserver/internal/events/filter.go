@@ -10,8 +10,7 @@ import (
 // Filter is the part of a RoomEventFilter that /messages and
 // /context apply: event types and senders (with "*" wildcards in types),
 // rooms, contains_url, limit and lazy_load_members. Unknown keys
-// (include_redundant_members, unread_thread_notifications, related_by_*)
-// are accepted and ignored.
+// (related_by_*) are accepted and ignored.
 type Filter struct {
 	Limit *int `json:"limit"`
 	// Types and Senders are nil when absent (everything passes); an
@@ -26,6 +25,11 @@ type Filter struct {
 	// or has not (false) a url key.
 	ContainsURL     *bool `json:"contains_url"`
 	LazyLoadMembers bool  `json:"lazy_load_members"`
+	// IncludeRedundantMembers asks, with LazyLoadMembers, for the member
+	// events of senders even when the client was sent them before.
+	IncludeRedundantMembers bool `json:"include_redundant_members"`
+	// UnreadThreadNotifications asks /sync for unread counts per thread.
+	UnreadThreadNotifications bool `json:"unread_thread_notifications"`
 }
 
 // ParseFilter reads the filter query parameter: "" is no filter; bad JSON

@@ -242,8 +242,12 @@ func (h *Handlers) sendMember(ctx context.Context, roomID, sender, target string
 			return nil
 		}
 	}
-	_, err = h.rooms.Send(ctx, roomID, api.ProtoEvent{Type: typeMember, StateKey: stateKeyPtr(target), Sender: sender, Content: raw})
-	return writeError("send member event", err, httputil.NotFound("room not found"))
+	out, err := h.rooms.Send(ctx, roomID, api.ProtoEvent{Type: typeMember, StateKey: stateKeyPtr(target), Sender: sender, Content: raw})
+	if err != nil {
+		return writeError("send member event", err, httputil.NotFound("room not found"))
+	}
+	h.awaitSync(ctx, out)
+	return nil
 }
 
 // sameJSON reports whether two JSON values are equal as values.

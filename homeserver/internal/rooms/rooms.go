@@ -50,7 +50,19 @@ type Deps struct {
 	// alias, the m.room.canonical_alias check, the aliases' move when a
 	// room is upgraded. Nil: none of these.
 	Directory DirectoryHooks
+	// Synced, when set, lets a write return only once /sync has the event
+	// (read your writes), within syncWait.
+	Synced SyncWaiter
 }
+
+// SyncWaiter waits for /sync's streams to reach an event.
+type SyncWaiter interface {
+	WaitForEvent(ctx context.Context, roomID string, streamPos int64, timeout time.Duration)
+}
+
+// syncWait bounds the wait for /sync after a write: past it, the write
+// succeeded all the same and the event comes in a later sync.
+const syncWait = 2 * time.Second
 
 // DirectoryHooks is what the room API asks of the room directory.
 type DirectoryHooks interface {
@@ -68,6 +80,7 @@ type Handlers struct {
 	store  *storage.Store
 	rooms  RoomReadWriter
 	dir    DirectoryHooks
+	synced SyncWaiter
 	// txns serialises the requests of one transaction id in this process
 	// (see send.go); the database serialises them across processes.
 	txns keyedMutex
@@ -76,7 +89,7 @@ type Handlers struct {
 
 // New returns the room handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, now: time.Now}
+	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced, now: time.Now}
 }
 
 // Event types and membership values the package names.
@@ -179,7 +192,15 @@ func (h *Handlers) send(ctx context.Context, roomID string, ev api.ProtoEvent) (
 	if err != nil {
 		return api.Event{}, writeError("send event", err, errNotInRoom())
 	}
+	h.awaitSync(ctx, out)
 	return out, nil
+}
+
+// awaitSync waits, within syncWait, for /sync to have ev.
+func (h *Handlers) awaitSync(ctx context.Context, ev api.Event) {
+	if h.synced != nil {
+		h.synced.WaitForEvent(ctx, ev.RoomID, ev.StreamPos, syncWait)
+	}
 }
 
 // stateKeyPtr returns a pointer to a copy of k.
