@@ -2,10 +2,10 @@ package streams
 
 import (
 	"context"
-	"time"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 )
