@@ -76,37 +76,50 @@ type MembershipChange struct {
 	StreamPos                                   int64
 }
 
-// AppendSyncEvent adds an event of the roomserver's output to the rooms
-// stream, with the membership changes it makes, and returns its position.
+// SyncAppend is one event to append to the rooms stream, with the
+// membership changes it makes.
+type SyncAppend struct {
+	RoomID    string
+	EventID   string
+	StreamPos int64
+	Changes   []MembershipChange
+}
+
+// AppendSyncEvents appends events of the roomserver's output to the rooms
+// stream, in order and in one transaction, and returns their positions.
 // An event already there (a redelivery) keeps its position and changes
 // nothing.
-func (s *Store) AppendSyncEvent(ctx context.Context, roomID, eventID string, streamPos int64, changes []MembershipChange) (pos int64, added bool, err error) {
-	err = s.db.Write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO sync_events (room_id, event_id, stream_pos) VALUES ($1, $2, $3)
-			ON CONFLICT (event_id) DO NOTHING RETURNING sync_pos`, roomID, eventID, streamPos).Scan(&pos)
-		if errors.Is(err, sql.ErrNoRows) {
-			err = tx.QueryRowContext(ctx, `SELECT sync_pos FROM sync_events WHERE event_id = $1`, eventID).Scan(&pos)
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		added = true
-		for _, c := range changes {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO sync_memberships (room_id, user_id, membership, event_id, sender, sync_pos, stream_pos)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)
-				ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,
-					sender = excluded.sender, sync_pos = excluded.sync_pos, stream_pos = excluded.stream_pos`,
-				c.RoomID, c.UserID, c.Membership, c.EventID, c.Sender, pos, c.StreamPos); err != nil {
-				return fmt.Errorf("record membership of %s: %w", c.UserID, err)
+func (s *Store) AppendSyncEvents(ctx context.Context, evs []SyncAppend) ([]int64, error) {
+	positions := make([]int64, len(evs))
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		for i, ev := range evs {
+			err := tx.QueryRowContext(ctx, `INSERT INTO sync_events (room_id, event_id, stream_pos) VALUES ($1, $2, $3)
+				ON CONFLICT (event_id) DO NOTHING RETURNING sync_pos`, ev.RoomID, ev.EventID, ev.StreamPos).Scan(&positions[i])
+			if errors.Is(err, sql.ErrNoRows) {
+				if err := tx.QueryRowContext(ctx, `SELECT sync_pos FROM sync_events WHERE event_id = $1`, ev.EventID).Scan(&positions[i]); err != nil {
+					return fmt.Errorf("read position of %s: %w", ev.EventID, err)
+				}
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("append %s: %w", ev.EventID, err)
+			}
+			for _, c := range ev.Changes {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO sync_memberships (room_id, user_id, membership, event_id, sender, sync_pos, stream_pos)
+					VALUES ($1, $2, $3, $4, $5, $6, $7)
+					ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,
+						sender = excluded.sender, sync_pos = excluded.sync_pos, stream_pos = excluded.stream_pos`,
+					c.RoomID, c.UserID, c.Membership, c.EventID, c.Sender, positions[i], c.StreamPos); err != nil {
+					return fmt.Errorf("record membership of %s: %w", c.UserID, err)
+				}
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("append %s to the rooms stream: %w", eventID, err)
+		return nil, fmt.Errorf("append to the rooms stream: %w", err)
 	}
-	return pos, added, nil
+	return positions, nil
 }
 
 // RoomLatest returns, for every room, the latest event of the rooms
@@ -206,10 +219,10 @@ func (s *Store) RoomMembers(ctx context.Context, roomIDs []string) ([]Membership
 }
 
 // AllMemberships returns every membership of local users (user ids ending
-// in ":"+serverName) that is join, invite or knock, for the notifier.
+// in ":"+serverName), for the notifier.
 func (s *Store) AllMemberships(ctx context.Context, serverName string) ([]Membership, error) {
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT `+membershipColumns+` FROM sync_memberships
-		WHERE membership IN ('join', 'invite', 'knock') AND user_id LIKE $1`, "%:"+serverName)
+		WHERE user_id LIKE $1`, "%:"+serverName)
 	if err != nil {
 		return nil, fmt.Errorf("read memberships: %w", err)
 	}

@@ -40,6 +40,7 @@ const (
 	fieldSequence = "stream_seq"
 	fieldAttempt  = "delivery"
 	fieldRetryIn  = "retry_in"
+	fieldBatch    = "batch"
 	fieldURL      = "nats_url"
 	fieldStoreDir = "store_dir"
 	fieldListen   = "listen"

@@ -70,6 +70,7 @@ type ConsumeOption func(*consumeOptions)
 
 type consumeOptions struct {
 	maxAckPending          int
+	maxBatch               int
 	backoffMin, backoffMax time.Duration
 }
 
@@ -107,10 +108,30 @@ func WithBackoff(min, max time.Duration) ConsumeOption {
 // is called, or when the Bus closes; stop returns once the handler has
 // returned and may be called more than once.
 func (b *Bus) Consume(ctx context.Context, stream, durable, filterSubject string, handler Handler, opts ...ConsumeOption) (stop func(), err error) {
-	o := consumeOptions{maxAckPending: 1, backoffMin: defaultBackoffMin, backoffMax: defaultBackoffMax}
+	batch := func(ctx context.Context, msgs []Message) error { return handler(ctx, msgs[0]) }
+	return b.consume(ctx, stream, durable, filterSubject, batch, 1, opts...)
+}
+
+// BatchHandler handles messages that arrived together, in stream order,
+// all or nothing: nil acknowledges them all, an error has them all
+// redelivered (or dropped, if it wraps ErrPoison).
+type BatchHandler func(ctx context.Context, msgs []Message) error
+
+// ConsumeBatch is Consume for a handler that does better with several
+// messages at once (one database transaction for many): it is given the
+// messages that are already waiting, up to maxBatch, in stream order, and
+// never waits for more to come. Order holds as with Consume: the next
+// batch comes only once this one is acknowledged.
+func (b *Bus) ConsumeBatch(ctx context.Context, stream, durable, filterSubject string, handler BatchHandler, maxBatch int, opts ...ConsumeOption) (stop func(), err error) {
+	return b.consume(ctx, stream, durable, filterSubject, handler, max(maxBatch, 1), opts...)
+}
+
+func (b *Bus) consume(ctx context.Context, stream, durable, filterSubject string, handler BatchHandler, maxBatch int, opts ...ConsumeOption) (stop func(), err error) {
+	o := consumeOptions{maxAckPending: maxBatch, backoffMin: defaultBackoffMin, backoffMax: defaultBackoffMax}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	o.maxBatch = maxBatch
 	if durable == "" {
 		return nil, fmt.Errorf("consume %s: empty durable name", stream)
 	}
@@ -168,14 +189,14 @@ type consumer struct {
 	b       *Bus
 	stream  string
 	cfg     jetstream.ConsumerConfig
-	handler Handler
+	handler BatchHandler
 	opts    consumeOptions
 	log     *logrus.Entry
 
 	// mu guards current.
 	mu sync.Mutex
-	// current is the message being handled, kept alive by keepAlive.
-	current jetstream.Msg
+	// current are the messages being handled, kept alive by keepAlive.
+	current []jetstream.Msg
 }
 
 // run pulls and handles messages until ctx ends, re-attaching the
@@ -222,9 +243,22 @@ func (c *consumer) drain(ctx context.Context, cons jetstream.Consumer) {
 			}
 			return
 		}
-		c.handle(ctx, msg)
+		batch := []jetstream.Msg{msg}
+		for len(batch) < c.opts.maxBatch {
+			// Take what is already buffered; a short wait only.
+			more, err := it.Next(jetstream.NextMaxWait(batchWait))
+			if err != nil {
+				break
+			}
+			batch = append(batch, more)
+		}
+		c.handle(ctx, batch)
 	}
 }
+
+// batchWait is how long a batch waits for one more message that is not
+// buffered yet.
+const batchWait = time.Millisecond
 
 // release hands the messages already buffered back to the server at once,
 // so that the next consumer need not wait for their ack timeout.
@@ -239,54 +273,72 @@ func (c *consumer) release(it jetstream.MessagesContext) {
 	}
 }
 
-func (c *consumer) handle(ctx context.Context, jm jetstream.Msg) {
-	msg := Message{Subject: c.b.relSubject(jm.Subject()), ID: jm.Headers().Get(jetstream.MsgIDHeader), Data: jm.Data()}
-	if md, err := jm.Metadata(); err == nil {
-		msg.Sequence, msg.Delivery, msg.Time = md.Sequence.Stream, md.NumDelivered, md.Timestamp
+func (c *consumer) handle(ctx context.Context, jms []jetstream.Msg) {
+	msgs := make([]Message, len(jms))
+	for i, jm := range jms {
+		msg := Message{Subject: c.b.relSubject(jm.Subject()), ID: jm.Headers().Get(jetstream.MsgIDHeader), Data: jm.Data()}
+		if md, err := jm.Metadata(); err == nil {
+			msg.Sequence, msg.Delivery, msg.Time = md.Sequence.Stream, md.NumDelivered, md.Timestamp
+		}
+		msgs[i] = msg
 	}
 	c.mu.Lock()
-	c.current = jm
+	c.current = jms
 	c.mu.Unlock()
-	err := c.callHandler(ctx, msg)
+	err := c.callHandler(ctx, msgs)
 	c.mu.Lock()
 	c.current = nil
 	c.mu.Unlock()
 
-	log := c.log.WithFields(logrus.Fields{fieldSubject: msg.Subject, fieldSequence: msg.Sequence, fieldAttempt: msg.Delivery})
+	first := msgs[0]
+	log := c.log.WithFields(logrus.Fields{fieldSubject: first.Subject, fieldSequence: first.Sequence, fieldAttempt: first.Delivery})
+	if len(msgs) > 1 {
+		log = log.WithField(fieldBatch, len(msgs))
+	}
 	switch {
 	case err == nil:
-		// Confirmed ack: with strict order the next message comes only
-		// once the server has it. The consumer's ctx may be ending; the
-		// ack must still go.
+		// Plain acks for all but the last, a confirmed one for the last:
+		// the server handles a connection's acks in order, so with strict
+		// order the next message comes only once it has them all. The
+		// consumer's ctx may be ending; the acks must still go.
+		for _, jm := range jms[:len(jms)-1] {
+			_ = jm.Ack()
+		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
 		defer cancel()
-		if err := jm.DoubleAck(actx); err != nil {
-			log.WithError(err).Warn("ack failed; the message will be redelivered")
+		if err := jms[len(jms)-1].DoubleAck(actx); err != nil {
+			log.WithError(err).Warn("ack failed; the messages will be redelivered")
 		}
 	case errors.Is(err, ErrPoison):
-		log.WithError(err).Error("dropping message that cannot be handled")
+		log.WithError(err).Error("dropping messages that cannot be handled")
 		// Term, not TermWithReason: servers before 2.10 do not know the
 		// reason form and would leave the message pending.
-		_ = jm.Term()
+		for _, jm := range jms {
+			_ = jm.Term()
+		}
 	case ctx.Err() != nil:
-		// Stopping: give it back at once for whoever consumes next.
-		_ = jm.Nak()
+		// Stopping: give them back at once for whoever consumes next.
+		for _, jm := range jms {
+			_ = jm.Nak()
+		}
 	default:
-		delay := c.backoff(msg.Delivery)
+		delay := c.backoff(first.Delivery)
 		log.WithError(err).WithField(fieldRetryIn, delay.String()).Warn("message handler failed")
-		_ = jm.NakWithDelay(delay)
+		for _, jm := range jms {
+			_ = jm.NakWithDelay(delay)
+		}
 	}
 }
 
 // callHandler turns a handler panic into an error, so that one bad message
 // cannot take the process down.
-func (c *consumer) callHandler(ctx context.Context, msg Message) (err error) {
+func (c *consumer) callHandler(ctx context.Context, msgs []Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panic: %v", r)
 		}
 	}()
-	return c.handler(ctx, msg)
+	return c.handler(ctx, msgs)
 }
 
 // backoff is the delay before redelivery after the delivery-th attempt.
@@ -309,8 +361,8 @@ func (c *consumer) keepAlive(ctx context.Context) {
 			return
 		case <-t.C:
 			c.mu.Lock()
-			if c.current != nil {
-				_ = c.current.InProgress()
+			for _, jm := range c.current {
+				_ = jm.InProgress()
 			}
 			c.mu.Unlock()
 		}

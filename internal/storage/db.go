@@ -28,6 +28,12 @@ type DB struct {
 	// Dialect tells the engine apart where SQL differs.
 	Dialect Dialect
 	pool    *sql.DB
+	// writer is SQLite's one write connection, apart from the readers'
+	// pool so that a crowd of reads never keeps the writer waiting for a
+	// connection (WAL lets them run beside it). nil on PostgreSQL.
+	writer *sql.DB
+	// reads prepares SQLite's read queries once; nil on PostgreSQL.
+	reads *stmtCache
 	// group batches write transactions on SQLite, which allows one writer
 	// at a time; nil on PostgreSQL, where transactions run concurrently.
 	group *groupCommit
@@ -88,7 +94,15 @@ func open(rawURL string, opts Options) (*DB, error) {
 		}
 		pool.SetMaxOpenConns(8)
 		pool.SetMaxIdleConns(8)
-		db := &DB{Dialect: SQLite, pool: pool}
+		writer, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		writer.SetMaxOpenConns(1)
+		writer.SetMaxIdleConns(1)
+		writer.SetConnMaxIdleTime(0)
+		db := &DB{Dialect: SQLite, pool: pool, writer: writer, reads: &stmtCache{pool: pool, stmts: map[string]*sql.Stmt{}}}
 		db.group = &groupCommit{db: db}
 		return db, nil
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
@@ -108,8 +122,19 @@ func open(rawURL string, opts Options) (*DB, error) {
 	}
 }
 
-// Close closes the pool.
-func (db *DB) Close() error { return db.pool.Close() }
+// Close closes the pool (and SQLite's write connection).
+func (db *DB) Close() error {
+	if db.reads != nil {
+		db.reads.close()
+	}
+	if db.writer != nil {
+		if err := db.writer.Close(); err != nil {
+			db.pool.Close()
+			return err
+		}
+	}
+	return db.pool.Close()
+}
 
 // Querier is what both the pool and a transaction offer: table files take
 // one so that a query runs alone or inside a caller's transaction.
@@ -120,7 +145,12 @@ type Querier interface {
 }
 
 // Read returns the pool for queries outside a write transaction.
-func (db *DB) Read() Querier { return db.pool }
+func (db *DB) Read() Querier {
+	if db.reads != nil {
+		return db.reads
+	}
+	return db.pool
+}
 
 // Write runs fn in a transaction and commits it if fn returns nil; when
 // fn fails, nothing it wrote remains. On SQLite, concurrent calls share

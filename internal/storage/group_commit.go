@@ -63,7 +63,7 @@ func (g *groupCommit) write(ctx context.Context, fn func(tx *sql.Tx) error) erro
 // commit runs a batch in one transaction and reports to each request.
 func (g *groupCommit) commit(batch []*writeReq) {
 	results := make([]error, len(batch))
-	tx, err := g.db.pool.BeginTx(context.Background(), nil)
+	tx, err := g.db.writer.BeginTx(context.Background(), nil)
 	if err != nil {
 		for _, r := range batch {
 			r.done <- fmt.Errorf("begin: %w", err)

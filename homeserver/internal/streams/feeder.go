@@ -26,8 +26,12 @@ type EventProcessor interface {
 
 // FeederStore is what the feeder writes.
 type FeederStore interface {
-	AppendSyncEvent(ctx context.Context, roomID, eventID string, streamPos int64, changes []storage.MembershipChange) (int64, bool, error)
+	AppendSyncEvents(ctx context.Context, evs []storage.SyncAppend) ([]int64, error)
 }
+
+// feederBatch bounds the events appended in one transaction: under load,
+// one commit (and one disk flush) for many events.
+const feederBatch = 256
 
 // EventReader reads events the feeder needs beyond the output event: the
 // member events a state resolution made current.
@@ -51,7 +55,7 @@ type Feeder struct {
 // Start attaches the feeder's durable consumer; ctx bounds the start
 // only, Stop ends the consuming.
 func (f *Feeder) Start(ctx context.Context) error {
-	stop, err := f.Bus.Consume(context.WithoutCancel(ctx), bus.StreamRoomserverOutput, feederDurable, "", f.handle)
+	stop, err := f.Bus.ConsumeBatch(context.WithoutCancel(ctx), bus.StreamRoomserverOutput, feederDurable, "", f.handle, feederBatch)
 	if err != nil {
 		return fmt.Errorf("consume roomserver output: %w", err)
 	}
@@ -66,35 +70,50 @@ func (f *Feeder) Stop() {
 	}
 }
 
-// handle appends one output event to the rooms stream. Soft-failed events
-// are federation's business only.
-func (f *Feeder) handle(ctx context.Context, msg bus.Message) error {
-	var out rsapi.OutputEvent
-	if err := msg.Decode(&out); err != nil {
-		return err
+// handle appends output events to the rooms stream, then wakes the
+// clients they concern. Soft-failed events are federation's business
+// only.
+func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
+	var outs []rsapi.OutputEvent
+	var appends []storage.SyncAppend
+	for _, msg := range msgs {
+		var out rsapi.OutputEvent
+		if err := msg.Decode(&out); err != nil {
+			// One bad message must not hold back the others.
+			f.Log.WithError(err).Error("dropping undecodable roomserver output")
+			continue
+		}
+		if out.SoftFailed {
+			continue
+		}
+		ev, err := events.Parse(out.Event)
+		if err != nil {
+			f.Log.WithError(err).WithField("event_id", out.Event.EventID).Error("dropping unparsable roomserver output")
+			continue
+		}
+		changes, err := f.membershipChanges(ctx, ev, out.StateAdded)
+		if err != nil {
+			return err
+		}
+		outs = append(outs, out)
+		appends = append(appends, storage.SyncAppend{RoomID: ev.RoomID, EventID: ev.EventID, StreamPos: ev.StreamPos, Changes: changes})
 	}
-	if out.SoftFailed {
+	if len(appends) == 0 {
 		return nil
 	}
-	ev, err := events.Parse(out.Event)
-	if err != nil {
-		return fmt.Errorf("%w: %w", err, bus.ErrPoison)
-	}
-	changes, err := f.membershipChanges(ctx, ev, out.StateAdded)
+	positions, err := f.Store.AppendSyncEvents(ctx, appends)
 	if err != nil {
 		return err
 	}
-	pos, _, err := f.Store.AppendSyncEvent(ctx, ev.RoomID, ev.EventID, ev.StreamPos, changes)
-	if err != nil {
-		return err
-	}
-	if f.Processor != nil {
-		if err := f.Processor.ProcessEvent(ctx, out); err != nil {
-			// Counts are lost for this event; delivery must go on.
-			f.Log.WithError(err).WithField("event_id", ev.EventID).Warn("evaluate push rules")
+	for i, a := range appends {
+		if f.Processor != nil {
+			if err := f.Processor.ProcessEvent(ctx, outs[i]); err != nil {
+				// Counts are lost for this event; delivery must go on.
+				f.Log.WithError(err).WithField("event_id", a.EventID).Warn("evaluate push rules")
+			}
 		}
+		f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: positions[i], RoomID: a.RoomID, EventID: a.EventID, StreamPos: a.StreamPos}, a.Changes)
 	}
-	f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: pos, RoomID: ev.RoomID, EventID: ev.EventID, StreamPos: ev.StreamPos}, changes)
 	return nil
 }
 

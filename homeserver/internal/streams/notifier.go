@@ -29,6 +29,15 @@ type Notifier struct {
 	rooms map[string]map[string]string
 	// latest is each room's latest event in the rooms stream.
 	latest map[string]storage.SyncEvent
+	// recent are each room's last recentEvents events, oldest first, so
+	// that an incremental sync finds where its range starts without a
+	// query.
+	recent map[string][]storage.SyncEvent
+	// memberPos is each local user's latest membership change, and
+	// accountDataPos their latest account data change: a sync past them
+	// need not look.
+	memberPos      map[string]int64
+	accountDataPos map[string]int64
 	// roomEvent is closed (and replaced) at every room event, for
 	// WaitForEvent.
 	roomEvent chan struct{}
@@ -38,12 +47,15 @@ type Notifier struct {
 // fills it from the database.
 func NewNotifier(serverName string) *Notifier {
 	return &Notifier{
-		serverSuffix: ":" + serverName,
-		waiters:      map[string]chan struct{}{},
-		members:      map[string]map[string]string{},
-		rooms:        map[string]map[string]string{},
-		latest:       map[string]storage.SyncEvent{},
-		roomEvent:    make(chan struct{}),
+		serverSuffix:   ":" + serverName,
+		waiters:        map[string]chan struct{}{},
+		members:        map[string]map[string]string{},
+		rooms:          map[string]map[string]string{},
+		latest:         map[string]storage.SyncEvent{},
+		recent:         map[string][]storage.SyncEvent{},
+		memberPos:      map[string]int64{},
+		accountDataPos: map[string]int64{},
+		roomEvent:      make(chan struct{}),
 	}
 }
 
@@ -78,6 +90,7 @@ func (n *Notifier) Load(ctx context.Context, db Loader, typingStart int64) error
 	n.latest = latest
 	for _, m := range ms {
 		n.setMembershipLocked(m.RoomID, m.UserID, m.Membership)
+		n.memberPos[m.UserID] = max(n.memberPos[m.UserID], m.SyncPos)
 	}
 	return nil
 }
@@ -165,6 +178,11 @@ func (n *Notifier) OnRoomEvent(ev storage.SyncEvent, changes []storage.Membershi
 	defer n.mu.Unlock()
 	if ev.SyncPos > n.latest[ev.RoomID].SyncPos {
 		n.latest[ev.RoomID] = ev
+		r := n.recent[ev.RoomID]
+		if len(r) == recentEvents {
+			r = append(r[:0:0], r[1:]...)
+		}
+		n.recent[ev.RoomID] = append(r, ev)
 	}
 	n.pos.Rooms = max(n.pos.Rooms, ev.SyncPos)
 	close(n.roomEvent)
@@ -172,6 +190,9 @@ func (n *Notifier) OnRoomEvent(ev storage.SyncEvent, changes []storage.Membershi
 	n.wakeRoomLocked(ev.RoomID)
 	for _, c := range changes {
 		n.setMembershipLocked(c.RoomID, c.UserID, c.Membership)
+		if n.IsLocal(c.UserID) {
+			n.memberPos[c.UserID] = max(n.memberPos[c.UserID], ev.SyncPos)
+		}
 		n.wakeLocked(c.UserID)
 		if c.Membership == "join" || c.Membership == "leave" || c.Membership == "ban" {
 			// Device lists: whoever shares a room with the user now (or
@@ -202,6 +223,7 @@ func (n *Notifier) OnAccountData(userID string, pos int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.pos.AccountData = max(n.pos.AccountData, pos)
+	n.accountDataPos[userID] = max(n.accountDataPos[userID], pos)
 	n.wakeLocked(userID)
 }
 
@@ -229,6 +251,43 @@ func (n *Notifier) OnDeviceListChange(userID string, pos int64) {
 	defer n.mu.Unlock()
 	n.pos.DeviceLists = max(n.pos.DeviceLists, pos)
 	n.wakePeersLocked(userID)
+}
+
+// MembershipChangedAfter reports whether local user userID's memberships
+// may have changed after rooms position since.
+func (n *Notifier) MembershipChangedAfter(userID string, since int64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.memberPos[userID] > since
+}
+
+// AccountDataPos is the position of userID's latest account data change
+// this process saw (0 for none since it started).
+func (n *Notifier) AccountDataPos(userID string) int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.accountDataPos[userID]
+}
+
+// recentEvents is how many of each room's last events the notifier keeps.
+const recentEvents = 32
+
+// FirstAfter returns roomID's first event after rooms position since,
+// when the recent events tell: known is false when they do not reach back
+// to since (ask the database), ok false when there is none.
+func (n *Notifier) FirstAfter(roomID string, since int64) (ev storage.SyncEvent, ok, known bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	r := n.recent[roomID]
+	if len(r) == 0 || r[0].SyncPos > since {
+		return storage.SyncEvent{}, false, false
+	}
+	for _, e := range r {
+		if e.SyncPos > since {
+			return e, true, true
+		}
+	}
+	return storage.SyncEvent{}, false, true
 }
 
 // Latest returns roomID's latest event in the rooms stream.

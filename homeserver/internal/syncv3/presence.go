@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
@@ -31,12 +32,16 @@ func (h *Handlers) touchPresence(ctx context.Context, userID, p string) {
 		state = "online"
 	}
 	now := h.now()
+	if h.presence.fresh(userID, state, now) {
+		return
+	}
 	cur, err := h.Store.GetPresence(ctx, userID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		h.Log.WithError(err).Warn("read presence")
 		return
 	}
 	if err == nil && cur.State == state && now.Sub(time.UnixMilli(cur.LastActiveTS)) < presenceRefresh {
+		h.presence.set(userID, state, time.UnixMilli(cur.LastActiveTS))
 		return
 	}
 	cur.UserID, cur.State, cur.LastActiveTS = userID, state, now.UnixMilli()
@@ -45,7 +50,37 @@ func (h *Handlers) touchPresence(ctx context.Context, userID, p string) {
 		h.Log.WithError(err).Warn("store presence")
 		return
 	}
+	h.presence.set(userID, state, now)
 	h.Notifier.OnPresence(userID, pos)
+}
+
+// presenceCache remembers what each user's stored presence was last
+// seen to be, so that a sync costs no presence query while it is fresh.
+type presenceCache struct {
+	mu    sync.Mutex
+	users map[string]presenceSeen
+}
+
+type presenceSeen struct {
+	state      string
+	lastActive time.Time
+}
+
+// fresh reports whether userID's stored presence is state and recent.
+func (c *presenceCache) fresh(userID, state string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.users[userID]
+	return ok && s.state == state && now.Sub(s.lastActive) < presenceRefresh
+}
+
+func (c *presenceCache) set(userID, state string, lastActive time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.users == nil {
+		c.users = map[string]presenceSeen{}
+	}
+	c.users[userID] = presenceSeen{state: state, lastActive: lastActive}
 }
 
 // presenceEvent is an m.presence event.

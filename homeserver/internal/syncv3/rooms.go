@@ -90,9 +90,12 @@ func (b *builder) memberships(ctx context.Context) ([]storage.Membership, error)
 	if b.initial() {
 		since = 0
 	}
-	list, err := b.h.Store.MembershipsOf(ctx, me, since)
-	if err != nil {
-		return nil, err
+	var list []storage.Membership
+	if b.initial() || b.h.Notifier.MembershipChangedAfter(me, since) {
+		var err error
+		if list, err = b.h.Store.MembershipsOf(ctx, me, since); err != nil {
+			return nil, err
+		}
 	}
 	b.roomsUpTo = b.upTo.Rooms
 	changed := make(map[string]bool, len(list))

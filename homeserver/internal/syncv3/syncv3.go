@@ -61,7 +61,9 @@ type Deps struct {
 // Handlers serves /sync and the filter endpoints.
 type Handlers struct {
 	Deps
-	now func() time.Time
+	now      func() time.Time
+	ignored  ignoredCache
+	presence presenceCache
 }
 
 // New returns the sync handlers.

@@ -28,6 +28,8 @@ type roomTimeline struct {
 	prevs map[string]*events.Event
 	// hasMembers says a member event is in the timeline.
 	hasMembers bool
+	// newestFirst are the events kept while reading, newest first.
+	newestFirst []events.Event
 }
 
 // timeline reads the room's events with rooms positions in (from, upTo],
@@ -53,18 +55,41 @@ func (b *builder) timeline(ctx context.Context, roomID string, from, upTo, joinP
 	}
 	var startPos int64
 	if from > 0 {
-		first, ok, err := b.h.Store.RoomEventAt(ctx, roomID, from, true)
-		if err != nil {
-			return nil, err
+		first, ok, known := b.h.Notifier.FirstAfter(roomID, from)
+		if !known {
+			var err error
+			if first, ok, err = b.h.Store.RoomEventAt(ctx, roomID, from, true); err != nil {
+				return nil, err
+			}
 		}
 		if ok {
 			startPos = first.StreamPos
 		}
 	}
 	limit := b.req.filter.timelineLimit()
-	filter := b.req.filter.Room.Timeline
+	if startPos > 0 {
+		// An incremental sync: most often a few events, read forward from
+		// the range's start; more than limit means a gap.
+		raw, err := b.h.Rooms.Timeline(ctx, roomID, startPos-1, rsapi.Forward, limit+1)
+		if err != nil {
+			return nil, fmt.Errorf("read timeline of %s: %w", roomID, err)
+		}
+		inRange := raw[:0:0]
+		for _, r := range raw {
+			if r.StreamPos <= end.StreamPos {
+				inRange = append(inRange, r)
+			}
+		}
+		if len(inRange) <= limit {
+			for i := len(inRange) - 1; i >= 0; i-- {
+				if err := b.keep(ctx, tl, inRange[i], joinPos, checkAll); err != nil {
+					return nil, err
+				}
+			}
+			return b.finish(tl, startPos-1), nil
+		}
+	}
 	cursor := end.StreamPos + 1
-	var newestFirst []events.Event
 	exhausted := false
 reads:
 	for read := 0; read < maxTimelineReads; read++ {
@@ -77,31 +102,14 @@ reads:
 				exhausted = true
 				break reads
 			}
-			if len(newestFirst) == limit {
+			if len(tl.newestFirst) == limit {
 				tl.limited = true
 				break reads
 			}
 			cursor = r.StreamPos
-			e, err := events.Parse(r)
-			if err != nil {
+			if err := b.keep(ctx, tl, r, joinPos, checkAll); err != nil {
 				return nil, err
 			}
-			if !filter.Allows(e) || (b.ignored[e.Sender] && !e.IsState()) {
-				continue
-			}
-			if checkAll || e.StreamPos < joinPos {
-				ok, prev, err := events.Visible(ctx, b.h.Rooms, b.req.dev.UserID, e, !checkAll)
-				if err != nil {
-					return nil, err
-				}
-				if !ok {
-					continue
-				}
-				if prev != nil {
-					tl.prevs[e.EventID] = prev
-				}
-			}
-			newestFirst = append(newestFirst, e)
 		}
 		if len(raw) < limit+1 {
 			exhausted = true
@@ -112,7 +120,37 @@ reads:
 		// Reads ran out before the range did: there is more before.
 		tl.limited = true
 	}
-	tl.prevBatch = token(cursor - 1)
+	return b.finish(tl, cursor-1), nil
+}
+
+// keep adds r to the timeline (read newest first) if the filter, the
+// ignored users and history visibility let it through.
+func (b *builder) keep(ctx context.Context, tl *roomTimeline, r rsapi.Event, joinPos int64, checkAll bool) error {
+	e, err := events.Parse(r)
+	if err != nil {
+		return err
+	}
+	if !b.req.filter.Room.Timeline.Allows(e) || (b.ignored[e.Sender] && !e.IsState()) {
+		return nil
+	}
+	if checkAll || e.StreamPos < joinPos {
+		ok, prev, err := events.Visible(ctx, b.h.Rooms, b.req.dev.UserID, e, !checkAll)
+		if err != nil || !ok {
+			return err
+		}
+		if prev != nil {
+			tl.prevs[e.EventID] = prev
+		}
+	}
+	tl.newestFirst = append(tl.newestFirst, e)
+	return nil
+}
+
+// finish puts the kept events in order; before is the roomserver position
+// just before the range read, the prev_batch when nothing was kept.
+func (b *builder) finish(tl *roomTimeline, before int64) *roomTimeline {
+	tl.prevBatch = token(before)
+	newestFirst := tl.newestFirst
 	for i := len(newestFirst) - 1; i >= 0; i-- {
 		e := newestFirst[i]
 		tl.events = append(tl.events, e)
@@ -123,7 +161,7 @@ reads:
 	if len(tl.events) > 0 {
 		tl.prevBatch = token(tl.events[0].StreamPos - 1)
 	}
-	return tl, nil
+	return tl
 }
 
 // token is the /messages token of the point just after roomserver
