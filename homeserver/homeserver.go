@@ -18,6 +18,7 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/keys"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
@@ -63,6 +64,9 @@ type Component struct {
 	reports *reports.Handlers
 	// directory is nil when Deps.Directory was.
 	directory *directory.Handlers
+	// keys is the E2EE relay (device keys, to-device, cross-signing,
+	// key backup).
+	keys *keys.Handlers
 }
 
 // New builds the component; it does no I/O until Start.
@@ -76,6 +80,12 @@ func New(deps Deps) (*Component, error) {
 		account: account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn}),
 		info:    info.New(deps.Global, deps.Config),
 	}
+	kd := keys.Deps{Global: deps.Global, Config: deps.Config, Store: store, UIA: c.account.UIA(),
+		Notifier: noSyncNotifier{}, Log: deps.Log}
+	if deps.Rooms != nil {
+		kd.Rooms = deps.Rooms
+	}
+	c.keys = keys.New(kd)
 	if deps.Directory != nil {
 		c.directory = directory.New(directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory})
 	}
@@ -90,6 +100,13 @@ func New(deps Deps) (*Component, error) {
 	}
 	return c, nil
 }
+
+// noSyncNotifier is the E2EE relay's keys.Notifier until /sync exists:
+// wired to sync by the lead.
+type noSyncNotifier struct{}
+
+func (noSyncNotifier) NotifyToDevice(string)         {}
+func (noSyncNotifier) NotifyDeviceListChange(string) {}
 
 // Start starts background work (none yet).
 func (c *Component) Start(ctx context.Context) error { return nil }

@@ -150,3 +150,33 @@ func (s *Store) DeviceListChanges(ctx context.Context, since int64, limit int) (
 	}
 	return out, rows.Err()
 }
+
+// ChangedUsers returns the users with a device-list change after stream
+// position from and at or before to, sorted.
+func (s *Store) ChangedUsers(ctx context.Context, from, to int64) ([]string, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT DISTINCT user_id FROM device_list_changes
+		WHERE stream_id > $1 AND stream_id <= $2 ORDER BY user_id`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("list changed users: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, fmt.Errorf("scan changed user: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// DeviceListPos returns the latest position of the device-list change
+// stream, 0 when it is empty.
+func (s *Store) DeviceListPos(ctx context.Context) (int64, error) {
+	var pos int64
+	if err := s.db.Read().QueryRowContext(ctx, `SELECT COALESCE(MAX(stream_id), 0) FROM device_list_changes`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("device-list position: %w", err)
+	}
+	return pos, nil
+}

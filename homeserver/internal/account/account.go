@@ -58,6 +58,11 @@ func New(d Deps) *Handlers {
 	return h
 }
 
+// UIA returns the account handlers' user-interactive auth server (its
+// m.login.password stage counts failures against the failed-login limit),
+// for other packages' operations on one's own account.
+func (h *Handlers) UIA() *uia.Server { return h.uia }
+
 // localpartPattern is the spec's grammar for new user ids' localparts
 // (historical ids may hold more, but we never create them).
 var localpartPattern = regexp.MustCompile(`^[a-z0-9._=\-/+]+$`)
