@@ -180,3 +180,12 @@ func jsonObject(t testing.TB, v any) map[string]any {
 	}
 	return out
 }
+
+// queryReq is a /keys/query of all devices of users.
+func queryReq(users ...id.UserID) *mautrix.ReqQueryKeys {
+	req := &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{}}
+	for _, u := range users {
+		req.DeviceKeys[u] = mautrix.DeviceIDList{}
+	}
+	return req
+}
