@@ -55,6 +55,9 @@ func TestCrossSigningUpload(t *testing.T) {
 		s.Do("POST", signingUploadPath, alice.AccessToken, cs.body(t, uid)).Expect(t, 200, "")
 		// The same keys again (a client retrying): no UIA either.
 		s.Do("POST", signingUploadPath, alice.AccessToken, cs.body(t, uid)).Expect(t, 200, "")
+		// Without the master key the exception does not apply.
+		s.Do("POST", signingUploadPath, alice.AccessToken, map[string]any{"self_signing_key": cs.body(t, uid)["self_signing_key"]}).
+			Expect(t, 401, "")
 
 		// New keys replace the old ones only after UIA.
 		cs2 := newCrossSigning(t)

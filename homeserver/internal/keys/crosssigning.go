@@ -82,7 +82,8 @@ var passwordFlows = [][]string{{uia.StagePassword}}
 // master, self-signing and user-signing keys. The latter two must be
 // signed by the master key (the one uploaded with them, or the stored
 // one). UIA is asked for unless the user has no master key yet or the
-// request repeats the stored keys (spec v1.11).
+// request repeats the stored master key and holds no new key (spec v1.11,
+// MSC3967); a repeat answers 200 and changes nothing.
 func (h *Handlers) UploadSigningKeys(r *http.Request) (any, error) {
 	userID := auth.DeviceFrom(r.Context()).UserID
 	var req signingUploadRequest
@@ -105,7 +106,9 @@ func (h *Handlers) UploadSigningKeys(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if hasMaster && same {
+	// The spec's exception: the request repeats the stored master key
+	// (and any other key it holds matches too).
+	if hasMaster && same && present(req.MasterKey) {
 		return struct{}{}, nil
 	}
 	if hasMaster {
