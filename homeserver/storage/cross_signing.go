@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-
-	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
 )
 
 // Cross-signing key types, as key_type is stored.
@@ -85,32 +83,4 @@ func (s *Store) AddSignatures(ctx context.Context, sigs []Signature, changed map
 		}
 		return nil
 	})
-}
-
-// SignaturesOn returns the stored signatures on targetUserID's keys whose
-// target key id is in targetKeyIDs (all of them when empty).
-func (s *Store) SignaturesOn(ctx context.Context, targetUserID string, targetKeyIDs []string) ([]Signature, error) {
-	q := `SELECT origin_user_id, origin_key_id, target_user_id, target_key_id, signature FROM cross_signing_sigs
-		WHERE target_user_id = $1`
-	args := []any{targetUserID}
-	if len(targetKeyIDs) > 0 {
-		q += ` AND target_key_id IN (` + dbstorage.Placeholders(2, len(targetKeyIDs)) + `)`
-		for _, id := range targetKeyIDs {
-			args = append(args, id)
-		}
-	}
-	rows, err := s.db.Read().QueryContext(ctx, q+` ORDER BY target_key_id, origin_user_id, origin_key_id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("load signatures: %w", err)
-	}
-	defer rows.Close()
-	var out []Signature
-	for rows.Next() {
-		var sg Signature
-		if err := rows.Scan(&sg.OriginUserID, &sg.OriginKeyID, &sg.TargetUserID, &sg.TargetKeyID, &sg.Signature); err != nil {
-			return nil, fmt.Errorf("scan signature: %w", err)
-		}
-		out = append(out, sg)
-	}
-	return out, rows.Err()
 }

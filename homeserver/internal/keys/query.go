@@ -55,69 +55,79 @@ func (h *Handlers) Query(r *http.Request) (any, error) {
 		users = append(users, u)
 	}
 	sort.Strings(users)
+	var local []string
 	for _, userID := range users {
-		devices := req.DeviceKeys[userID]
-		if !h.isLocal(userID) {
-			server := serverOf(userID)
-			if server == "" {
-				continue
-			}
-			if remote[server] == nil {
-				remote[server] = map[string][]string{}
-			}
-			remote[server][userID] = devices
+		if h.isLocal(userID) {
+			local = append(local, userID)
 			continue
 		}
-		if err := h.queryLocal(r.Context(), requester, userID, devices, &resp); err != nil {
-			return nil, err
+		server := serverOf(userID)
+		if server == "" {
+			continue
 		}
+		if remote[server] == nil {
+			remote[server] = map[string][]string{}
+		}
+		remote[server][userID] = req.DeviceKeys[userID]
+	}
+	if err := h.queryLocal(r.Context(), requester, local, req.DeviceKeys, &resp); err != nil {
+		return nil, err
 	}
 	h.queryRemote(r.Context(), remote, &resp)
 	return resp, nil
 }
 
-// queryLocal adds a local user's keys to resp, with the signatures
-// requester may see.
-func (h *Handlers) queryLocal(ctx context.Context, requester, userID string, devices []string, resp *queryResponse) error {
-	devs, err := h.store.DeviceKeysOf(ctx, userID, devices)
+// queryLocal adds local users' keys to resp (devices[user] lists the
+// devices asked for, all when empty), with the signatures requester may
+// see. The keys of all the users are read in a few batched queries.
+func (h *Handlers) queryLocal(ctx context.Context, requester string, users []string, devices map[string][]string, resp *queryResponse) error {
+	if len(users) == 0 {
+		return nil
+	}
+	all, err := h.store.KeysOfUsers(ctx, users)
 	if err != nil {
 		return err
 	}
+	sigsByUser := map[string][]storage.Signature{}
+	for _, sg := range all.Signatures {
+		sigsByUser[sg.TargetUserID] = append(sigsByUser[sg.TargetUserID], sg)
+	}
+	for _, userID := range users {
+		if err := h.addUserKeys(requester, userID, devices[userID], all, sigsByUser[userID], resp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addUserKeys adds one local user's keys to resp.
+func (h *Handlers) addUserKeys(requester, userID string, wanted []string, all storage.UsersKeys, sigs []storage.Signature, resp *queryResponse) error {
 	out := map[string]json.RawMessage{}
 	resp.DeviceKeys[userID] = out
-	if len(devs) > 0 {
-		ids := make([]string, len(devs))
-		for i, d := range devs {
-			ids[i] = d.DeviceID
+	want := map[string]bool{}
+	for _, d := range wanted {
+		want[d] = true
+	}
+	// Signatures on devices are shown to everyone.
+	byTarget := groupSignatures(sigs, "")
+	for _, d := range all.Devices[userID] {
+		if len(want) > 0 && !want[d.DeviceID] {
+			continue
 		}
-		sigs, err := h.store.SignaturesOn(ctx, userID, ids)
+		obj, err := mergeSignatures(json.RawMessage(d.KeyJSON), byTarget[d.DeviceID])
 		if err != nil {
 			return err
 		}
-		byDevice := groupSignatures(sigs, "")
-		for _, d := range devs {
-			obj, err := mergeSignatures(json.RawMessage(d.KeyJSON), byDevice[d.DeviceID])
-			if err != nil {
-				return err
-			}
-			if obj, err = withDisplayName(obj, d.DisplayName); err != nil {
-				return err
-			}
-			out[d.DeviceID] = obj
+		if obj, err = withDisplayName(obj, d.DisplayName); err != nil {
+			return err
 		}
+		out[d.DeviceID] = obj
 	}
-	cs, err := h.store.CrossSigningKeys(ctx, userID)
-	if err != nil {
-		return err
-	}
+	cs := all.CrossSigning[userID]
 	if master, ok := cs[storage.KeyTypeMaster]; ok {
 		pub, err := crossSigningPublicKey(json.RawMessage(master))
 		if err != nil {
 			return fmt.Errorf("stored master key of %s: %w", userID, err)
-		}
-		sigs, err := h.store.SignaturesOn(ctx, userID, []string{pub})
-		if err != nil {
-			return err
 		}
 		// Signatures on a master key are shown only to the user who made
 		// them: the owner sees its devices' signatures, another user its
