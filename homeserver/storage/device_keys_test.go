@@ -174,3 +174,53 @@ func TestClaimKeyConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestDeleteDeviceDropsE2EERows: a deleted device's keys, signatures,
+// inbox and transaction ids go with it, and KeysOfUsers no longer serves
+// it.
+func TestDeleteDeviceDropsE2EERows(t *testing.T) {
+	storagetest.DBs(t, func(t *testing.T, db *dbstorage.DB) {
+		ctx := context.Background()
+		s := storage.New(db)
+		openDevice(t, s, "@a:x", "D")
+		openDevice(t, s, "@a:x", "E")
+		for _, d := range []string{"D", "E"} {
+			if _, err := s.UploadKeys(ctx, storage.KeyUpload{UserID: "@a:x", DeviceID: d, DeviceKeys: `{"d":"` + d + `"}`}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sigs := []storage.Signature{
+			{OriginUserID: "@a:x", OriginKeyID: "ed25519:SSK", TargetUserID: "@a:x", TargetKeyID: "D", Signature: "s1"},
+			{OriginUserID: "@a:x", OriginKeyID: "ed25519:SSK", TargetUserID: "@a:x", TargetKeyID: "E", Signature: "s2"},
+		}
+		if err := s.AddSignatures(ctx, sigs, nil); err != nil {
+			t.Fatal(err)
+		}
+		txn := storage.ToDeviceTxn{UserID: "@a:x", DeviceID: "D", TxnID: "t"}
+		if _, _, err := s.SendToDevice(ctx, txn, []storage.ToDeviceMessage{{UserID: "@a:x", DeviceID: "*", JSON: "m"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteDevices(ctx, "@a:x", []string{"D"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.KeysOfUsers(ctx, []string{"@a:x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if devs := got.Devices["@a:x"]; len(devs) != 1 || devs[0].DeviceID != "E" {
+			t.Fatalf("devices served after deletion: %+v", devs)
+		}
+		if len(got.Signatures) != 1 || got.Signatures[0].TargetKeyID != "E" {
+			t.Fatalf("signatures after deletion: %+v", got.Signatures)
+		}
+		if msgs, _ := s.Inbox(ctx, "@a:x", "D", 0, 10); len(msgs) != 0 {
+			t.Fatalf("inbox of a deleted device: %v", msgs)
+		}
+		// A device logging in again under the same id starts afresh: its
+		// transaction ids are free.
+		openDevice(t, s, "@a:x", "D")
+		if _, dup, err := s.SendToDevice(ctx, txn, nil); err != nil || dup {
+			t.Fatalf("txn id of a deleted device: dup %v, %v", dup, err)
+		}
+	})
+}

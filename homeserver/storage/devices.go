@@ -74,7 +74,8 @@ func (s *Store) DeleteDevices(ctx context.Context, userID string, deviceIDs []st
 }
 
 // deviceTables are the tables whose rows die with a device.
-var deviceTables = []string{"access_tokens", "refresh_tokens", "device_keys", "one_time_keys", "fallback_keys", "device_inbox"}
+var deviceTables = []string{"access_tokens", "refresh_tokens", "device_keys", "one_time_keys", "fallback_keys", "device_inbox",
+	"to_device_txns"}
 
 func deleteDevices(ctx context.Context, tx *sql.Tx, userID string, deviceIDs []string, now int64) error {
 	for _, id := range deviceIDs {
@@ -87,6 +88,11 @@ func deleteDevices(ctx context.Context, tx *sql.Tx, userID string, deviceIDs []s
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1 AND device_id = $2`, userID, id); err != nil {
 				return fmt.Errorf("delete %s of device: %w", table, err)
 			}
+		}
+		// Cross-signatures of the device go too: a device logging in again
+		// under the same id has new keys, which they do not sign.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM cross_signing_sigs WHERE target_user_id = $1 AND target_key_id = $2`, userID, id); err != nil {
+			return fmt.Errorf("delete signatures of device: %w", err)
 		}
 		if existed > 0 {
 			if err := recordDeviceChange(ctx, tx, userID, id, true, now); err != nil {
