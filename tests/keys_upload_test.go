@@ -295,5 +295,18 @@ func TestKeysDeviceDeletion(t *testing.T) {
 		if changed := c.Body["changed"].([]any); len(changed) != 1 || changed[0] != alice.c.UserID.String() {
 			t.Fatalf("/keys/changes: %s", c.Raw)
 		}
+		// Another user hears of it only while sharing a room with Alice.
+		bob := s.Register("bob")
+		changesPath := fmt.Sprintf("/_matrix/client/v3/keys/changes?from=%d&to=%d", before, after)
+		if c := s.Do("GET", changesPath, bob.AccessToken, nil).Expect(t, 200, ""); len(c.Body["changed"].([]any)) != 0 {
+			t.Fatalf("/keys/changes for a stranger: %s", c.Raw)
+		}
+		room := createRoom(t, s, alice.c, map[string]any{"preset": "private_chat", "invite": []string{bob.UserID.String()}})
+		s.Do("POST", roomPath(room, "join"), bob.AccessToken, map[string]any{}).Expect(t, 200, "")
+		if c := s.Do("GET", changesPath, bob.AccessToken, nil).Expect(t, 200, ""); len(c.Body["changed"].([]any)) != 1 {
+			t.Fatalf("/keys/changes for a room member: %s", c.Raw)
+		}
+		s.Do("GET", "/_matrix/client/v3/keys/changes?from=1", bob.AccessToken, nil).Expect(t, 400, "M_MISSING_PARAM")
+		s.Do("GET", "/_matrix/client/v3/keys/changes?from=x&to=1", bob.AccessToken, nil).Expect(t, 400, "M_INVALID_PARAM")
 	})
 }
