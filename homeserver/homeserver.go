@@ -108,6 +108,8 @@ type noSyncNotifier struct{}
 func (noSyncNotifier) NotifyToDevice(string)         {}
 func (noSyncNotifier) NotifyDeviceListChange(string) {}
 
+var _ keys.Notifier = noSyncNotifier{}
+
 // Start starts background work (none yet).
 func (c *Component) Start(ctx context.Context) error { return nil }
 
