@@ -229,6 +229,13 @@ client:
     #register: {per_second: 0.1667, burst: 3}
     # All requests, per user:
     #request: {per_second: 50, burst: 200}
+  encryption:
+    # New private and trusted-private rooms: "encrypted" adds Megolm
+    # encryption to their initial state unless the client asked for
+    # other encryption; "forced" always encrypts them and tells Element
+    # so (it then offers no switch); "optional" leaves it to the client.
+    # Whatever this says, encryption once on cannot be turned off.
+    #private_rooms: encrypted
 
 federation:
   # The address of the federation listener (TLS), or "off" to open none.
