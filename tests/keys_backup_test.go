@@ -1,7 +1,15 @@
 package tests
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
 	"testing"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/crypto/backup"
+	"maunium.net/go/mautrix/crypto/goolm/session"
+	"maunium.net/go/mautrix/id"
 )
 
 // TestKeyBackup: versions (create, read, update, delete), keys at the
@@ -110,5 +118,92 @@ func TestKeyBackup(t *testing.T) {
 		bob := s.Register("bob")
 		s.Do("GET", v, bob.AccessToken, nil).Expect(t, 404, "M_NOT_FOUND")
 		s.Do("GET", k+"?version=1", bob.AccessToken, nil).Expect(t, 404, "M_NOT_FOUND")
+	})
+}
+
+// TestKeyBackupRestore: a device backs up a Megolm session encrypted to a
+// backup key (m.megolm_backup.v1.curve25519-aes-sha2, mautrix's own
+// implementation and client calls); a new device of the same user, holding
+// only the backup key, restores it and decrypts the old message.
+func TestKeyBackupRestore(t *testing.T) {
+	engines(t, func(t *testing.T, s *Server) {
+		alice := s.Register("alice")
+		room := createRoom(t, s, alice, map[string]any{"preset": "private_chat"})
+		out, err := session.NewMegolmOutboundSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The session key at index 0, taken before the first message
+		// advances the ratchet.
+		sessionKey := out.Key()
+		const secret = "compte rendu du conseil restreint"
+		plain, _ := json.Marshal(map[string]any{"type": "m.room.message", "room_id": room, "content": map[string]any{"msgtype": "m.text", "body": secret}})
+		ciphertext, err := out.Encrypt(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := s.Do("PUT", roomPath(room, "send", "m.room.encrypted", "m1"), alice.AccessToken, map[string]any{
+			"algorithm": "m.megolm.v1.aes-sha2", "sender_key": "sk", "device_id": alice.DeviceID, "session_id": out.ID(),
+			"ciphertext": string(ciphertext)}).Expect(t, 200, "")
+
+		// Back up the session.
+		backupKey, err := backup.NewMegolmBackupKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ver, err := alice.CreateKeyBackupVersion(ctx(), &mautrix.ReqRoomKeysVersionCreate[backup.MegolmAuthData]{
+			Algorithm: id.KeyBackupAlgorithmMegolmBackupV1,
+			AuthData:  backup.MegolmAuthData{PublicKey: id.Ed25519(base64.RawStdEncoding.EncodeToString(backupKey.PublicKey().Bytes()))},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := session.NewMegolmInboundSession([]byte(sessionKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exported, err := in.Export(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := backup.EncryptSessionData(backupKey, backup.MegolmSessionData{Algorithm: id.AlgorithmMegolmV1, SessionKey: string(exported)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		encRaw, _ := json.Marshal(enc)
+		put, err := alice.PutKeysInBackup(ctx(), ver.Version, &mautrix.ReqKeyBackup{Rooms: map[id.RoomID]mautrix.ReqRoomKeyBackup{
+			room: {Sessions: map[id.SessionID]mautrix.ReqKeyBackupData{out.ID(): {FirstMessageIndex: 0, IsVerified: true, SessionData: encRaw}}},
+		}})
+		if err != nil || put.Count != 1 {
+			t.Fatalf("backup: %+v %v", put, err)
+		}
+
+		// A new device restores it.
+		alice2 := s.Login(alice.UserID)
+		latest, err := alice2.GetKeyBackupLatestVersion(ctx())
+		if err != nil || latest.Version != ver.Version || latest.Count != 1 {
+			t.Fatalf("latest version: %+v %v", latest, err)
+		}
+		keys, err := alice2.GetKeyBackup(ctx(), latest.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, ok := keys.Rooms[room].Sessions[out.ID()]
+		if !ok {
+			t.Fatalf("restored keys: %+v", keys)
+		}
+		sess, err := data.SessionData.Decrypt(backupKey)
+		if err != nil {
+			t.Fatalf("decrypt backup: %v", err)
+		}
+		restored, err := session.NewMegolmInboundSessionFromExport([]byte(sess.SessionKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := s.Do("GET", roomPath(room, "event", sent.Body["event_id"].(string)), alice2.AccessToken, nil).Expect(t, 200, "")
+		text, _, err := restored.Decrypt([]byte(ev.Body["content"].(map[string]any)["ciphertext"].(string)))
+		if err != nil || !strings.Contains(string(text), secret) {
+			t.Fatalf("decrypt the old message: %q %v", text, err)
+		}
 	})
 }
