@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto/signatures"
 	"maunium.net/go/mautrix/id"
 )
@@ -183,6 +184,54 @@ func TestCrossSigningSignatures(t *testing.T) {
 		users, _ := st.ChangedUsers(ctx(), before, after)
 		if raw, _ := json.Marshal(users); string(raw) != `["`+aid+`","`+bid+`"]` {
 			t.Fatalf("device-list changes after signatures: %s", raw)
+		}
+	})
+}
+
+// TestCrossSigningUploadMautrix: mautrix's own client call (with its UIA
+// callback) bootstraps cross-signing without UIA, then replaces the keys
+// through m.login.password.
+func TestCrossSigningUploadMautrix(t *testing.T) {
+	engines(t, func(t *testing.T, s *Server) {
+		alice := s.Register("alice")
+		uid := alice.UserID.String()
+		toKeys := func(obj map[string]any) mautrix.CrossSigningKeys {
+			raw, _ := json.Marshal(obj)
+			var k mautrix.CrossSigningKeys
+			if err := json.Unmarshal(raw, &k); err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}
+		req := func(cs crossSigning) *mautrix.UploadCrossSigningKeysReq[any] {
+			b := cs.body(t, uid)
+			return &mautrix.UploadCrossSigningKeysReq[any]{Master: toKeys(b["master_key"].(map[string]any)),
+				SelfSigning: toKeys(b["self_signing_key"].(map[string]any)), UserSigning: toKeys(b["user_signing_key"].(map[string]any))}
+		}
+		asked := 0
+		password := func(r *mautrix.RespUserInteractive) interface{} {
+			asked++
+			return &mautrix.ReqUIAuthLogin{BaseAuthData: mautrix.BaseAuthData{Type: mautrix.AuthTypePassword, Session: r.Session},
+				User: uid, Password: testPassword}
+		}
+		first := newCrossSigning(t)
+		if err := alice.UploadCrossSigningKeys(ctx(), req(first), password); err != nil || asked != 0 {
+			t.Fatalf("bootstrap: %v (UIA asked %d times)", err, asked)
+		}
+		second := newCrossSigning(t)
+		if err := alice.UploadCrossSigningKeys(ctx(), req(second), password); err != nil || asked != 1 {
+			t.Fatalf("replacement: %v (UIA asked %d times)", err, asked)
+		}
+		q, err := alice.QueryKeys(ctx(), queryReq(alice.UserID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mk, uk := q.MasterKeys[alice.UserID], q.UserSigningKeys[alice.UserID]
+		if got := mk.FirstKey(); string(got) != second.master.pub {
+			t.Fatalf("master key %s, want %s", got, second.master.pub)
+		}
+		if got := uk.FirstKey(); string(got) != second.user.pub {
+			t.Fatalf("user-signing key %s, want %s", got, second.user.pub)
 		}
 	})
 }
