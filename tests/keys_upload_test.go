@@ -183,6 +183,11 @@ func TestKeysUploadRefused(t *testing.T) {
 		}
 		// The genuine keys are accepted.
 		upload(alice.deviceKeys()).Expect(t, 200, "")
+		// Then the device's identity is fixed: another Olm account's keys,
+		// validly self-signed for this device, are refused.
+		usurper := newOlmDevice(t, alice.c)
+		upload(usurper.deviceKeys()).Expect(t, 400, "M_INVALID_PARAM")
+		upload(alice.deviceKeys()).Expect(t, 200, "")
 	})
 }
 

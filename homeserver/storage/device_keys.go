@@ -3,8 +3,10 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 
 	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
 )
@@ -12,6 +14,12 @@ import (
 // ErrKeyConflict: a one-time key id is already stored with other content.
 // The spec forbids reusing a key id; the client must not change a key.
 var ErrKeyConflict = errors.New("one-time key id already used for another key")
+
+// ErrIdentityKeysChanged: device keys were uploaded for a device whose
+// stored keys (the "keys" object: its ed25519 and curve25519 keys) differ.
+// A device's identity never changes (clients ignore such a change); a new
+// identity is a new device.
+var ErrIdentityKeysChanged = errors.New("the identity keys of an existing device cannot change")
 
 // OneTimeKey is one uploaded one-time or fallback key.
 type OneTimeKey struct {
@@ -37,7 +45,8 @@ type KeyUpload struct {
 }
 
 // UploadKeys stores an upload in one transaction: all of it or nothing
-// (ErrKeyConflict when a one-time key id is reused with other content).
+// (ErrKeyConflict when a one-time key id is reused with other content,
+// ErrIdentityKeysChanged when the device already has other identity keys).
 // New or changed device keys append a device-list change; changed reports
 // that, so that the caller wakes those who share a room with the user.
 func (s *Store) UploadKeys(ctx context.Context, u KeyUpload) (changed bool, err error) {
@@ -50,6 +59,9 @@ func (s *Store) UploadKeys(ctx context.Context, u KeyUpload) (changed bool, err 
 				u.UserID, u.DeviceID).Scan(&old)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("load device keys: %w", err)
+			}
+			if old != "" && old != u.DeviceKeys && !sameIdentityKeys(old, u.DeviceKeys) {
+				return ErrIdentityKeysChanged
 			}
 			if old != u.DeviceKeys {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO device_keys (user_id, device_id, key_json) VALUES ($1, $2, $3)
@@ -76,6 +88,18 @@ func (s *Store) UploadKeys(ctx context.Context, u KeyUpload) (changed bool, err 
 		return nil
 	})
 	return changed, err
+}
+
+// sameIdentityKeys reports whether two device keys objects hold the same
+// "keys" object.
+func sameIdentityKeys(a, b string) bool {
+	var ka, kb struct {
+		Keys map[string]string `json:"keys"`
+	}
+	if json.Unmarshal([]byte(a), &ka) != nil || json.Unmarshal([]byte(b), &kb) != nil {
+		return false
+	}
+	return maps.Equal(ka.Keys, kb.Keys)
 }
 
 func addOneTimeKey(ctx context.Context, tx *sql.Tx, userID, deviceID string, k OneTimeKey) error {

@@ -224,3 +224,38 @@ func TestDeleteDeviceDropsE2EERows(t *testing.T) {
 		}
 	})
 }
+
+// TestIdentityKeysNeverChange: a device's keys object is fixed once
+// uploaded; the rest (algorithms, signatures) may be uploaded again.
+func TestIdentityKeysNeverChange(t *testing.T) {
+	storagetest.DBs(t, func(t *testing.T, db *dbstorage.DB) {
+		ctx := context.Background()
+		s := storage.New(db)
+		openDevice(t, s, "@a:x", "D")
+		up := func(js string) error {
+			_, err := s.UploadKeys(ctx, storage.KeyUpload{UserID: "@a:x", DeviceID: "D", DeviceKeys: js, OneTimeKeys: otks(1)})
+			return err
+		}
+		if err := up(`{"algorithms":["a"],"keys":{"ed25519:D":"E1"}}`); err != nil {
+			t.Fatal(err)
+		}
+		if err := up(`{"algorithms":["a","b"],"keys":{"ed25519:D":"E1"}}`); err != nil {
+			t.Fatalf("same keys, more algorithms: %v", err)
+		}
+		if err := up(`{"algorithms":["a"],"keys":{"ed25519:D":"E2"}}`); !errors.Is(err, storage.ErrIdentityKeysChanged) {
+			t.Fatalf("changed keys: %v", err)
+		}
+		got, _ := s.DeviceKeysOf(ctx, "@a:x", nil)
+		if len(got) != 1 || got[0].KeyJSON != `{"algorithms":["a","b"],"keys":{"ed25519:D":"E1"}}` {
+			t.Fatalf("stored: %+v", got)
+		}
+		// A new device under the same id (after deletion) may have new keys.
+		if err := s.DeleteDevices(ctx, "@a:x", []string{"D"}); err != nil {
+			t.Fatal(err)
+		}
+		openDevice(t, s, "@a:x", "D")
+		if err := up(`{"algorithms":["a"],"keys":{"ed25519:D":"E3"}}`); err != nil {
+			t.Fatalf("new device, same id: %v", err)
+		}
+	})
+}

@@ -65,7 +65,7 @@ func (h *Handlers) Upload(r *http.Request) (any, error) {
 		return nil, err
 	}
 	changed, err := h.store.UploadKeys(r.Context(), up)
-	if errors.Is(err, storage.ErrKeyConflict) {
+	if errors.Is(err, storage.ErrKeyConflict) || errors.Is(err, storage.ErrIdentityKeysChanged) {
 		return nil, httputil.InvalidParam("%v", err)
 	}
 	if err != nil {
