@@ -111,7 +111,8 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutExce
 }
 
 // Deactivate marks the account deactivated, clears its password and deletes
-// every device with its tokens and keys. The user id stays taken forever.
+// every device with its tokens and keys, its cross-signing keys and
+// signatures and its key backups. The user id stays taken forever.
 func (s *Store) Deactivate(ctx context.Context, userID string) error {
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -126,6 +127,9 @@ func (s *Store) Deactivate(ctx context.Context, userID string) error {
 		if err != nil {
 			return err
 		}
-		return deleteDevices(ctx, tx, userID, ids, now)
+		if err := deleteDevices(ctx, tx, userID, ids, now); err != nil {
+			return err
+		}
+		return deleteUserE2EE(ctx, tx, userID, now)
 	})
 }

@@ -84,3 +84,22 @@ func (s *Store) AddSignatures(ctx context.Context, sigs []Signature, changed map
 		return nil
 	})
 }
+
+// deleteUserE2EE deletes what a deactivated account leaves of its E2EE
+// state once its devices are gone: cross-signing keys, the signatures it
+// made and those on its keys, and its key backups. Others hear of the
+// cross-signing change through device_list_changes.
+func deleteUserE2EE(ctx context.Context, tx *sql.Tx, userID string, now int64) error {
+	for _, q := range []string{
+		`DELETE FROM cross_signing_keys WHERE user_id = $1`,
+		`DELETE FROM cross_signing_sigs WHERE origin_user_id = $1`,
+		`DELETE FROM cross_signing_sigs WHERE target_user_id = $1`,
+		`DELETE FROM key_backup_sessions WHERE user_id = $1`,
+		`UPDATE key_backup_versions SET deleted = TRUE WHERE user_id = $1`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, userID); err != nil {
+			return fmt.Errorf("delete E2EE state of a deactivated account: %w", err)
+		}
+	}
+	return recordDeviceChange(ctx, tx, userID, "", false, now)
+}

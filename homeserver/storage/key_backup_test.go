@@ -106,3 +106,38 @@ func TestKeyBackup(t *testing.T) {
 		}
 	})
 }
+
+// TestDeactivateDropsE2EE: a deactivated account keeps no cross-signing
+// keys, signatures or backed-up keys.
+func TestDeactivateDropsE2EE(t *testing.T) {
+	storagetest.DBs(t, func(t *testing.T, db *dbstorage.DB) {
+		ctx := context.Background()
+		s := storage.New(db)
+		const u = "@a:x"
+		if err := s.CreateAccount(ctx, storage.NewAccount{UserID: u, Localpart: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetCrossSigningKeys(ctx, u, "M", map[string]string{storage.KeyTypeMaster: `{}`}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddSignatures(ctx, []storage.Signature{{OriginUserID: u, OriginKeyID: "ed25519:U", TargetUserID: "@b:x", TargetKeyID: "M2", Signature: "s"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		v, _ := s.CreateBackupVersion(ctx, u, "alg", `{}`)
+		if _, _, err := s.PutBackupSessions(ctx, u, v, []storage.BackupSession{{RoomID: "!r:x", SessionID: "S", SessionData: `{}`}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Deactivate(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if cs, _ := s.CrossSigningKeys(ctx, u); len(cs) != 0 {
+			t.Errorf("cross-signing keys kept: %v", cs)
+		}
+		if k, _ := s.KeysOfUsers(ctx, []string{"@b:x"}); len(k.Signatures) != 0 {
+			t.Errorf("signatures kept: %v", k.Signatures)
+		}
+		if _, err := s.BackupVersionOf(ctx, u, 0); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("backup kept: %v", err)
+		}
+	})
+}
