@@ -74,7 +74,7 @@ type Deps struct {
 	// UIA runs user-interactive auth for /keys/device_signing/upload;
 	// the account package's server (m.login.password).
 	UIA *uia.Server
-	// Notifier wakes /sync; required (a no-op until sync is wired).
+	// Notifier wakes /sync. Nil wakes nobody.
 	Notifier Notifier
 	// Rooms answers which rooms users share, for /keys/changes. Nil:
 	// /keys/changes reports every changed user.
@@ -112,9 +112,19 @@ func New(d Deps) *Handlers {
 	if log == nil {
 		log = logrus.NewEntry(logrus.New())
 	}
-	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, uia: d.UIA, notify: d.Notifier, rooms: d.Rooms,
+	notify := d.Notifier
+	if notify == nil {
+		notify = noNotifier{}
+	}
+	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, uia: d.UIA, notify: notify, rooms: d.Rooms,
 		remote: d.Remote, remoteToDevice: d.RemoteToDevice, listPos: d.DeviceListPos, log: log}
 }
+
+// noNotifier is the Notifier of Deps without one.
+type noNotifier struct{}
+
+func (noNotifier) NotifyToDevice(string)         {}
+func (noNotifier) NotifyDeviceListChange(string) {}
 
 // Log field names of the package.
 const (
