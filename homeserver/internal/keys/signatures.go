@@ -2,10 +2,12 @@ package keys
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
@@ -104,7 +106,7 @@ func (h *Handlers) checkOwnSignature(ctx context.Context, signer string, own map
 		_ = json.Unmarshal(obj, &o)
 		var out []storage.Signature
 		for sigKey := range o.Signatures[signer] {
-			deviceID, ok := cutPrefix(sigKey, "ed25519:")
+			deviceID, ok := strings.CutPrefix(sigKey, "ed25519:")
 			if !ok || deviceID == ownMaster {
 				continue // the master key's own signature is in the key itself
 			}
@@ -202,17 +204,10 @@ func matchesStored(obj json.RawMessage, stored string) *signatureFailure {
 }
 
 // deviceSigningKey returns a device's ed25519 key.
-func deviceSigningKey(d storage.DeviceKeys) ([]byte, error) {
+func deviceSigningKey(d storage.DeviceKeys) (ed25519.PublicKey, error) {
 	var dk deviceKeysJSON
 	if err := json.Unmarshal([]byte(d.KeyJSON), &dk); err != nil {
 		return nil, err
 	}
 	return decodeKey(dk.Keys["ed25519:"+d.DeviceID])
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
-		return "", false
-	}
-	return s[len(prefix):], true
 }
