@@ -104,6 +104,8 @@ type Client struct {
 	RateLimits RateLimits `yaml:"rate_limits"`
 	// Presence sets whether users see each other online.
 	Presence Presence `yaml:"presence"`
+	// Encryption is the end-to-end encryption policy of rooms.
+	Encryption Encryption `yaml:"encryption"`
 }
 
 // Presence sets whether users see each other online (on by default, as
@@ -112,6 +114,33 @@ type Presence struct {
 	// Disabled turns presence off: nothing is recorded and /sync never
 	// reports it. Default: false.
 	Disabled bool `yaml:"disabled"`
+}
+
+// Values of Encryption.PrivateRooms.
+const (
+	// PrivateRoomsEncrypted: new private rooms are encrypted unless the
+	// client's initial state says otherwise.
+	PrivateRoomsEncrypted = "encrypted"
+	// PrivateRoomsForced: new private rooms are always encrypted with
+	// Megolm, and clients are told so.
+	PrivateRoomsForced = "forced"
+	// PrivateRoomsOptional: the client decides.
+	PrivateRoomsOptional = "optional"
+)
+
+// Encryption is the end-to-end encryption policy of rooms. Whatever it
+// says, the server refuses to change the algorithm of an encrypted room or
+// to redact its m.room.encryption event: encryption, once on, stays on.
+type Encryption struct {
+	// PrivateRooms is the policy for new private and trusted-private rooms
+	// (createRoom's private_chat and trusted_private_chat presets):
+	// "encrypted" (the default) adds m.room.encryption (Megolm) to their
+	// initial state unless the request's initial_state has one; "forced"
+	// does the same, refuses an initial m.room.encryption of another
+	// algorithm, and advertises io.element.e2ee_forced.private and
+	// .trusted_private in /versions so that Element offers no way out;
+	// "optional" leaves it to the client.
+	PrivateRooms string `yaml:"private_rooms"`
 }
 
 // Registration says who may create accounts. Closed by default.
@@ -301,6 +330,7 @@ func (c *Config) Defaults() {
 	defLimit(&rl.FailedLogin, 1.0/6, 5)
 	defLimit(&rl.Register, 1.0/6, 3)
 	defLimit(&rl.Request, 50, 200)
+	def(&c.Client.Encryption.PrivateRooms, PrivateRoomsEncrypted)
 	def(&c.Federation.Listen, "127.0.0.1:8448")
 	def(&c.Federation.TLSCert, "federation.crt")
 	def(&c.Federation.TLSKey, "federation.key")
@@ -348,6 +378,11 @@ func (c *Config) Verify() error {
 	}
 	if c.Client.MaxRequestBytes < 65536 {
 		errs.Add("client.max_request_bytes", "must be at least 65536 (the largest event)")
+	}
+	switch c.Client.Encryption.PrivateRooms {
+	case PrivateRoomsEncrypted, PrivateRoomsForced, PrivateRoomsOptional:
+	default:
+		errs.Add("client.encryption.private_rooms", "must be encrypted, forced or optional")
 	}
 	if c.Client.Registration.GuestAccess {
 		errs.Add("client.registration.guest_access", "guest access is not supported")

@@ -233,6 +233,13 @@ client:
     # Presence (online, unavailable, offline) shown to users who share a
     # room. Turn it off to save the writes it costs:
     #disabled: false
+  encryption:
+    # New private and trusted-private rooms: "encrypted" adds Megolm
+    # encryption to their initial state unless the client asked for
+    # other encryption; "forced" always encrypts them and tells Element
+    # so (it then offers no switch); "optional" leaves it to the client.
+    # Whatever this says, encryption once on cannot be turned off.
+    #private_rooms: encrypted
 
 federation:
   # The address of the federation listener (TLS), or "off" to open none.

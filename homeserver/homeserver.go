@@ -21,6 +21,7 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/ephemeral"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/keys"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
@@ -83,6 +84,9 @@ type Component struct {
 	// stopTyping ends the typing expiry loop.
 	stopTyping context.CancelFunc
 	typingDone chan struct{}
+	// keys is the E2EE relay (device keys, to-device, cross-signing,
+	// key backup).
+	keys *keys.Handlers
 }
 
 // New builds the component; it does no I/O until Start.
@@ -91,11 +95,26 @@ func New(deps Deps) (*Component, error) {
 	rl := deps.Config.RateLimits.Request
 	authn := auth.NewAuthenticator(store, httputil.NewLimiter(rl.PerSecond, rl.Burst))
 	c := &Component{
-		store:   store,
-		auth:    authn,
-		account: account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn}),
-		info:    info.New(deps.Global, deps.Config),
+		store: store,
+		auth:  authn,
+		info:  info.New(deps.Global, deps.Config),
 	}
+	// What wakes /sync when keys, to-device messages or devices change.
+	var keysNotifier keys.Notifier = noSyncNotifier{}
+	if deps.Rooms != nil && deps.Bus != nil {
+		c.buildSync(deps, store)
+		keysNotifier = streams.KeysNotifier{Notifier: c.notifier, Positions: store}
+	}
+	c.account = account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn, DeviceLists: keysNotifier})
+	kd := keys.Deps{Global: deps.Global, Config: deps.Config, Store: store, UIA: c.account.UIA(),
+		Notifier: keysNotifier, Log: deps.Log}
+	if c.notifier != nil {
+		kd.DeviceListPos = syncv3.DeviceListPos
+	}
+	if deps.Rooms != nil {
+		kd.Rooms = deps.Rooms
+	}
+	c.keys = keys.New(kd)
 	if deps.Directory != nil {
 		c.directory = directory.New(directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory})
 	}
@@ -104,8 +123,7 @@ func New(deps Deps) (*Component, error) {
 		if c.directory != nil {
 			rd.Directory = c.directory
 		}
-		if deps.Bus != nil {
-			c.buildSync(deps, store)
+		if c.notifier != nil {
 			rd.Synced = c.notifier
 		}
 		c.rooms = rooms.New(rd)
@@ -132,6 +150,13 @@ func (c *Component) buildSync(deps Deps, store *storage.Store) {
 		Presence: presence, MaxRequestBytes: deps.Config.MaxRequestBytes,
 	})
 }
+
+// noSyncNotifier is the E2EE relay's keys.Notifier when this component
+// serves no /sync (the admin CLI's): there is nobody to wake.
+type noSyncNotifier struct{}
+
+func (noSyncNotifier) NotifyToDevice(string)         {}
+func (noSyncNotifier) NotifyDeviceListChange(string) {}
 
 // Start loads the sync streams' positions and starts consuming the
 // roomserver's output.

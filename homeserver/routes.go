@@ -122,6 +122,31 @@ func (c *Component) Mount(r chi.Router) {
 			{"GET", "presence/{userID}/status", ep.GetPresence},
 		}...)
 	}
+	if k := c.keys; k != nil {
+		authed = append(authed, []route{
+			{"POST", "keys/upload", k.Upload},
+			{"POST", "keys/query", k.Query},
+			{"POST", "keys/claim", k.Claim},
+			{"GET", "keys/changes", k.Changes},
+			{"PUT", "sendToDevice/{eventType}/{txnID}", k.SendToDevice},
+			{"POST", "keys/device_signing/upload", k.UploadSigningKeys},
+			{"POST", "keys/signatures/upload", k.UploadSignatures},
+			{"POST", "room_keys/version", k.CreateBackupVersion},
+			{"GET", "room_keys/version", k.BackupVersion},
+			{"GET", "room_keys/version/{version}", k.BackupVersion},
+			{"PUT", "room_keys/version/{version}", k.UpdateBackupVersion},
+			{"DELETE", "room_keys/version/{version}", k.DeleteBackupVersion},
+			{"GET", "room_keys/keys", k.BackupKeys},
+			{"PUT", "room_keys/keys", k.PutBackupKeys},
+			{"DELETE", "room_keys/keys", k.DeleteBackupKeys},
+			{"GET", "room_keys/keys/{roomID}", k.BackupKeys},
+			{"PUT", "room_keys/keys/{roomID}", k.PutBackupKeys},
+			{"DELETE", "room_keys/keys/{roomID}", k.DeleteBackupKeys},
+			{"GET", "room_keys/keys/{roomID}/{sessionID}", k.BackupKeys},
+			{"PUT", "room_keys/keys/{roomID}/{sessionID}", k.PutBackupKeys},
+			{"DELETE", "room_keys/keys/{roomID}/{sessionID}", k.DeleteBackupKeys},
+		}...)
+	}
 	mount(r, open)
 	r.Group(func(r chi.Router) {
 		r.Use(c.auth.Require)

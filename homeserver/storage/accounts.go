@@ -75,7 +75,7 @@ func (s *Store) CreateAccount(ctx context.Context, a NewAccount) error {
 			return fmt.Errorf("insert account: %w", err)
 		}
 		if a.Session != nil {
-			return openSession(ctx, tx, *a.Session, now)
+			return s.openSession(ctx, tx, *a.Session, now)
 		}
 		return nil
 	})
@@ -106,12 +106,13 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutExce
 				others = append(others, id)
 			}
 		}
-		return deleteDevices(ctx, tx, userID, others, now)
+		return s.deleteDevices(ctx, tx, userID, others, now)
 	})
 }
 
 // Deactivate marks the account deactivated, clears its password and deletes
-// every device with its tokens and keys. The user id stays taken forever.
+// every device with its tokens and keys, its cross-signing keys and
+// signatures and its key backups. The user id stays taken forever.
 func (s *Store) Deactivate(ctx context.Context, userID string) error {
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -126,6 +127,9 @@ func (s *Store) Deactivate(ctx context.Context, userID string) error {
 		if err != nil {
 			return err
 		}
-		return deleteDevices(ctx, tx, userID, ids, now)
+		if err := s.deleteDevices(ctx, tx, userID, ids, now); err != nil {
+			return err
+		}
+		return s.deleteUserE2EE(ctx, tx, userID, now)
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/matrix-gouv/homeserver/internal/storage"
 )
 
 // Device is a device as GET /devices shows it.
@@ -69,14 +71,15 @@ func (s *Store) SetDeviceName(ctx context.Context, userID, deviceID, name string
 func (s *Store) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		return deleteDevices(ctx, tx, userID, deviceIDs, now)
+		return s.deleteDevices(ctx, tx, userID, deviceIDs, now)
 	})
 }
 
 // deviceTables are the tables whose rows die with a device.
-var deviceTables = []string{"access_tokens", "refresh_tokens", "device_keys", "one_time_keys", "fallback_keys", "device_inbox"}
+var deviceTables = []string{"access_tokens", "refresh_tokens", "device_keys", "one_time_keys", "fallback_keys", "device_inbox",
+	"to_device_txns"}
 
-func deleteDevices(ctx context.Context, tx *sql.Tx, userID string, deviceIDs []string, now int64) error {
+func (s *Store) deleteDevices(ctx context.Context, tx *sql.Tx, userID string, deviceIDs []string, now int64) error {
 	for _, id := range deviceIDs {
 		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, id)
 		if err != nil {
@@ -88,8 +91,13 @@ func deleteDevices(ctx context.Context, tx *sql.Tx, userID string, deviceIDs []s
 				return fmt.Errorf("delete %s of device: %w", table, err)
 			}
 		}
+		// Cross-signatures of the device go too: a device logging in again
+		// under the same id has new keys, which they do not sign.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM cross_signing_sigs WHERE target_user_id = $1 AND target_key_id = $2`, userID, id); err != nil {
+			return fmt.Errorf("delete signatures of device: %w", err)
+		}
 		if existed > 0 {
-			if err := recordDeviceChange(ctx, tx, userID, id, true, now); err != nil {
+			if err := s.recordDeviceChange(ctx, tx, userID, id, true, now); err != nil {
 				return err
 			}
 		}
@@ -116,7 +124,10 @@ func deviceIDs(ctx context.Context, tx *sql.Tx, userID string) ([]string, error)
 
 // recordDeviceChange appends to device_list_changes, which the E2EE relay
 // publishes to the users and servers that share a room with userID.
-func recordDeviceChange(ctx context.Context, tx *sql.Tx, userID, deviceID string, deleted bool, now int64) error {
+func (s *Store) recordDeviceChange(ctx context.Context, tx *sql.Tx, userID, deviceID string, deleted bool, now int64) error {
+	if err := s.db.Dialect.LockStream(ctx, tx, storage.StreamLockDeviceLists); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO device_list_changes (user_id, device_id, deleted, created_ts) VALUES ($1, $2, $3, $4)`,
 		userID, deviceID, deleted, now); err != nil {
 		return fmt.Errorf("record device-list change: %w", err)
@@ -149,4 +160,34 @@ func (s *Store) DeviceListChanges(ctx context.Context, since int64, limit int) (
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// ChangedUsers returns the users with a device-list change after stream
+// position from and at or before to, sorted.
+func (s *Store) ChangedUsers(ctx context.Context, from, to int64) ([]string, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT DISTINCT user_id FROM device_list_changes
+		WHERE stream_id > $1 AND stream_id <= $2 ORDER BY user_id`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("list changed users: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, fmt.Errorf("scan changed user: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// DeviceListPos returns the latest position of the device-list change
+// stream, 0 when it is empty.
+func (s *Store) DeviceListPos(ctx context.Context) (int64, error) {
+	var pos int64
+	if err := s.db.Read().QueryRowContext(ctx, `SELECT COALESCE(MAX(stream_id), 0) FROM device_list_changes`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("device-list position: %w", err)
+	}
+	return pos, nil
 }

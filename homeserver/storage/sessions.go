@@ -27,10 +27,10 @@ type NewSession struct {
 // but loses its earlier tokens, as the spec asks.
 func (s *Store) OpenSession(ctx context.Context, ns NewSession) error {
 	now := s.nowMS()
-	return s.db.Write(ctx, func(tx *sql.Tx) error { return openSession(ctx, tx, ns, now) })
+	return s.db.Write(ctx, func(tx *sql.Tx) error { return s.openSession(ctx, tx, ns, now) })
 }
 
-func openSession(ctx context.Context, tx *sql.Tx, ns NewSession, now int64) error {
+func (s *Store) openSession(ctx context.Context, tx *sql.Tx, ns NewSession, now int64) error {
 	res, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_ts = $1, last_seen_ip = $2 WHERE user_id = $3 AND device_id = $4`,
 		now, ns.IP, ns.UserID, ns.DeviceID)
 	if err != nil {
@@ -47,7 +47,7 @@ func openSession(ctx context.Context, tx *sql.Tx, ns NewSession, now int64) erro
 			VALUES ($1, $2, $3, $4, $5, $6)`, ns.UserID, ns.DeviceID, ns.DisplayName, now, now, ns.IP); err != nil {
 			return fmt.Errorf("insert device: %w", err)
 		}
-		if err := recordDeviceChange(ctx, tx, ns.UserID, ns.DeviceID, false, now); err != nil {
+		if err := s.recordDeviceChange(ctx, tx, ns.UserID, ns.DeviceID, false, now); err != nil {
 			return err
 		}
 	}

@@ -271,3 +271,25 @@ func (s *Store) RoomSummary(ctx context.Context, roomID, userID string) (joined,
 	}
 	return joined, invited, heroes, rows.Err()
 }
+
+// MembershipChangesIn returns the memberships in roomIDs changed after
+// rooms position since and at or before upTo.
+func (s *Store) MembershipChangesIn(ctx context.Context, roomIDs []string, since, upTo int64) ([]Membership, error) {
+	if len(roomIDs) == 0 {
+		return nil, nil
+	}
+	args := []any{since, upTo}
+	for _, r := range roomIDs {
+		args = append(args, r)
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT `+membershipColumns+` FROM sync_memberships
+		WHERE sync_pos > $1 AND sync_pos <= $2 AND room_id IN (`+storage.Placeholders(3, len(roomIDs))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read membership changes: %w", err)
+	}
+	out, err := scanMemberships(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read membership changes: %w", err)
+	}
+	return out, nil
+}

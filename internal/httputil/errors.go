@@ -47,6 +47,9 @@ const (
 	CodeUnknownPos       Code = "M_UNKNOWN_POS"
 	CodeBadAlias         Code = "M_BAD_ALIAS"
 	CodeUnableToGrant    Code = "M_UNABLE_TO_GRANT_JOIN"
+	// E2EE (homeserver/internal/keys).
+	CodeInvalidSignature Code = "M_INVALID_SIGNATURE"
+	CodeWrongKeysVersion Code = "M_WRONG_ROOM_KEYS_VERSION"
 )
 
 // statusOf is each code's HTTP status when the caller gives none.
@@ -80,6 +83,8 @@ var statusOf = map[Code]int{
 	CodeUnknownPos:       http.StatusBadRequest,
 	CodeBadAlias:         http.StatusBadRequest,
 	CodeUnableToGrant:    http.StatusBadRequest,
+	CodeInvalidSignature: http.StatusBadRequest,
+	CodeWrongKeysVersion: http.StatusForbidden,
 }
 
 // Error is a Matrix error: an HTTP status and a JSON body with errcode and

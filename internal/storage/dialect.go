@@ -1,7 +1,10 @@
 package storage
 
 import (
+	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -70,4 +73,27 @@ func Placeholders(from, n int) string {
 		b.WriteString(strconv.Itoa(from + i))
 	}
 	return b.String()
+}
+
+// Stream locks keep the ids of an append-only table committing in id
+// order on PostgreSQL, where sequence values are handed out before commit
+// and two transactions may commit in the other order: a reader that saw
+// id N must have seen everything below it. SQLite's single writer already
+// commits in order.
+const (
+	StreamLockToDevice    int64 = 0x746f646576 // "todev"
+	StreamLockDeviceLists int64 = 0x6465766c73 // "devls"
+)
+
+// LockStream takes the transaction-scoped lock of stream (a StreamLock
+// constant) before the transaction appends to it; the lock is released at
+// commit. A no-op on SQLite.
+func (d Dialect) LockStream(ctx context.Context, tx *sql.Tx, stream int64) error {
+	if d != Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, stream); err != nil {
+		return fmt.Errorf("lock stream: %w", err)
+	}
+	return nil
 }

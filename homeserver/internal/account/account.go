@@ -26,10 +26,20 @@ type Deps struct {
 	Config *config.Client
 	Store  *storage.Store
 	Auth   *auth.Authenticator
+	// DeviceLists is told when a user's devices change (login, logout,
+	// deletion, deactivation), so that their peers' syncs hear of it.
+	// Nil: nobody is told.
+	DeviceLists DeviceListNotifier
+}
+
+// DeviceListNotifier is told of changes of a user's devices.
+type DeviceListNotifier interface {
+	NotifyDeviceListChange(userID string)
 }
 
 // Handlers serves the account endpoints.
 type Handlers struct {
+	deviceLists DeviceListNotifier
 	global      *config.Global
 	cfg         *config.Client
 	store       *storage.Store
@@ -47,6 +57,7 @@ func New(d Deps) *Handlers {
 		cfg:         d.Config,
 		store:       d.Store,
 		auth:        d.Auth,
+		deviceLists: d.DeviceLists,
 		failedLogin: httputil.NewLimiter(rl.FailedLogin.PerSecond, rl.FailedLogin.Burst),
 		register:    httputil.NewLimiter(rl.Register.PerSecond, rl.Register.Burst),
 	}
@@ -57,6 +68,11 @@ func New(d Deps) *Handlers {
 	})
 	return h
 }
+
+// UIA returns the account handlers' user-interactive auth server (its
+// m.login.password stage counts failures against the failed-login limit),
+// for other packages' operations on one's own account.
+func (h *Handlers) UIA() *uia.Server { return h.uia }
 
 // localpartPattern is the spec's grammar for new user ids' localparts
 // (historical ids may hold more, but we never create them).
@@ -179,6 +195,7 @@ func (h *Handlers) openSession(ctx context.Context, userID, deviceID string, dis
 	if err := h.store.OpenSession(ctx, p.ns); err != nil {
 		return sessionResponse{}, fmt.Errorf("open session: %w", err)
 	}
+	h.devicesChanged(userID)
 	return p.resp, nil
 }
 
@@ -219,4 +236,11 @@ func clientIP(r *http.Request) string {
 
 func (h *Handlers) decode(r *http.Request, v any) error {
 	return httputil.DecodeJSON(r, h.cfg.MaxRequestBytes, v)
+}
+
+// devicesChanged tells whoever listens that userID's devices changed.
+func (h *Handlers) devicesChanged(userID string) {
+	if h.deviceLists != nil {
+		h.deviceLists.NotifyDeviceListChange(userID)
+	}
 }

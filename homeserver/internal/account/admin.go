@@ -54,6 +54,7 @@ func (h *Handlers) AdminResetPassword(ctx context.Context, user, password string
 	} else if err != nil {
 		return "", err
 	}
+	h.devicesChanged(userID)
 	return userID, nil
 }
 

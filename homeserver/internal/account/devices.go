@@ -107,6 +107,7 @@ func (h *Handlers) deleteDevices(r *http.Request, authDict json.RawMessage, ids 
 	if err := h.store.DeleteDevices(r.Context(), userID, ids); err != nil {
 		return nil, err
 	}
+	h.devicesChanged(userID)
 	return struct{}{}, nil
 }
 

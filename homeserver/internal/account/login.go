@@ -102,6 +102,7 @@ func (h *Handlers) Logout(r *http.Request) (any, error) {
 	if err := h.store.DeleteDevices(r.Context(), d.UserID, []string{d.DeviceID}); err != nil {
 		return nil, err
 	}
+	h.devicesChanged(d.UserID)
 	return struct{}{}, nil
 }
 
@@ -119,5 +120,6 @@ func (h *Handlers) LogoutAll(r *http.Request) (any, error) {
 	if err := h.store.DeleteDevices(r.Context(), d.UserID, ids); err != nil {
 		return nil, err
 	}
+	h.devicesChanged(d.UserID)
 	return struct{}{}, nil
 }

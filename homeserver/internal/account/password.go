@@ -43,6 +43,9 @@ func (h *Handlers) ChangePassword(r *http.Request) (any, error) {
 	if err := h.store.SetPassword(r.Context(), d.UserID, hash, keep); err != nil {
 		return nil, err
 	}
+	if keep != nil {
+		h.devicesChanged(d.UserID)
+	}
 	return struct{}{}, nil
 }
 
@@ -61,6 +64,7 @@ func (h *Handlers) Deactivate(r *http.Request) (any, error) {
 	if err := h.store.Deactivate(r.Context(), d.UserID); err != nil {
 		return nil, err
 	}
+	h.devicesChanged(d.UserID)
 	// No identity server is ever contacted, so there is nothing to unbind.
 	return map[string]string{"id_server_unbind_result": "no-support"}, nil
 }

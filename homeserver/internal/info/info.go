@@ -32,7 +32,15 @@ var specVersions = []string{
 
 // Versions is GET /_matrix/client/versions.
 func (h *Handlers) Versions(r *http.Request) (any, error) {
-	return map[string]any{"versions": specVersions, "unstable_features": map[string]bool{}}, nil
+	unstable := map[string]bool{}
+	if h.cfg.Encryption.PrivateRooms == config.PrivateRoomsForced {
+		// How Element learns that it must not offer unencrypted private
+		// rooms (Synapse's encryption_enabled_by_default_for_room_type).
+		unstable["io.element.e2ee_forced.public"] = false
+		unstable["io.element.e2ee_forced.private"] = true
+		unstable["io.element.e2ee_forced.trusted_private"] = true
+	}
+	return map[string]any{"versions": specVersions, "unstable_features": unstable}, nil
 }
 
 // WellKnownClient is GET /.well-known/matrix/client.

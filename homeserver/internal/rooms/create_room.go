@@ -28,6 +28,10 @@ type createRoomRequest struct {
 	Preset                    string                     `json:"preset"`
 	IsDirect                  bool                       `json:"is_direct"`
 	PowerLevelContentOverride map[string]json.RawMessage `json:"power_level_content_override"`
+	// defaultEncryption applies the encryption policy's default
+	// (encryption.go): set for createRoom, not for room upgrades, which
+	// copy the old room's state as it is.
+	defaultEncryption bool
 }
 
 // initialStateEvent is one entry of createRoom's initial_state.
@@ -76,6 +80,7 @@ func (h *Handlers) CreateRoom(r *http.Request) (any, error) {
 			return nil, err
 		}
 	}
+	req.defaultEncryption = true
 	cr, err := h.buildCreateRoom(dev.UserID, req, alias)
 	if err != nil {
 		return nil, err
@@ -244,6 +249,15 @@ func (h *Handlers) buildCreateRoom(creator string, req createRoomRequest, alias 
 		}
 		if err := add(ps.typ, map[string]string{ps.key: ps.value}); err != nil {
 			return api.CreateRoomRequest{}, err
+		}
+	}
+	if req.defaultEncryption {
+		enc, err := h.newRoomEncryption(presetName, req.InitialState)
+		if err != nil {
+			return api.CreateRoomRequest{}, err
+		}
+		if enc != nil {
+			events = append(events, api.ProtoEvent{Type: typeEncryption, StateKey: stateKeyPtr(""), Sender: creator, Content: enc})
 		}
 	}
 	events = append(events, initial...)

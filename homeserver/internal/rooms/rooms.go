@@ -188,6 +188,9 @@ func (h *Handlers) readContent(r *http.Request) (json.RawMessage, error) {
 // send sends a local event and maps the roomserver's errors; an unknown
 // room is 403 like a room the sender is not in.
 func (h *Handlers) send(ctx context.Context, roomID string, ev api.ProtoEvent) (api.Event, error) {
+	if err := h.checkEncryptionKept(ctx, roomID, ev); err != nil {
+		return api.Event{}, err
+	}
 	out, err := h.rooms.Send(ctx, roomID, ev)
 	if err != nil {
 		return api.Event{}, writeError("send event", err, errNotInRoom())

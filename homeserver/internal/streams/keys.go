@@ -1,0 +1,47 @@
+package streams
+
+import (
+	"context"
+	"time"
+)
+
+// Positions reads the latest positions of the streams the E2EE relay
+// appends to.
+type Positions interface {
+	ToDevicePos(ctx context.Context) (int64, error)
+	DeviceListPos(ctx context.Context) (int64, error)
+}
+
+// KeysNotifier is the E2EE relay's view of the notifier: it says who
+// changed, the notifier needs the stream's position too.
+type KeysNotifier struct {
+	Notifier  *Notifier
+	Positions Positions
+}
+
+// positionTimeout bounds the position lookup of a notification.
+const positionTimeout = 5 * time.Second
+
+// NotifyToDevice wakes userID's syncs for new to-device messages.
+func (k KeysNotifier) NotifyToDevice(userID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), positionTimeout)
+	defer cancel()
+	pos, err := k.Positions.ToDevicePos(ctx)
+	if err != nil {
+		// The syncs still wake: the to-device read does not depend on it.
+		pos = 0
+	}
+	k.Notifier.OnToDevice(userID, pos)
+}
+
+// NotifyDeviceListChange wakes the syncs of userID and everyone sharing a
+// room with them.
+func (k KeysNotifier) NotifyDeviceListChange(userID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), positionTimeout)
+	defer cancel()
+	pos, err := k.Positions.DeviceListPos(ctx)
+	if err != nil {
+		pos = 0
+	}
+	k.Notifier.OnDeviceListChange(userID, pos)
+}
