@@ -186,4 +186,3 @@ func (b *builder) membershipDeviceLists(ctx context.Context, changed, left map[s
 	}
 	return nil
 }
-
