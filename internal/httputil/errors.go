@@ -47,6 +47,10 @@ const (
 	CodeUnknownPos       Code = "M_UNKNOWN_POS"
 	CodeBadAlias         Code = "M_BAD_ALIAS"
 	CodeUnableToGrant    Code = "M_UNABLE_TO_GRANT_JOIN"
+	// Media repository.
+	CodeCannotOverwriteMedia Code = "M_CANNOT_OVERWRITE_MEDIA"
+	CodeNotYetUploaded       Code = "M_NOT_YET_UPLOADED"
+	CodeResourceLimit        Code = "M_RESOURCE_LIMIT_EXCEEDED"
 )
 
 // statusOf is each code's HTTP status when the caller gives none.
@@ -80,6 +84,10 @@ var statusOf = map[Code]int{
 	CodeUnknownPos:       http.StatusBadRequest,
 	CodeBadAlias:         http.StatusBadRequest,
 	CodeUnableToGrant:    http.StatusBadRequest,
+	// Media repository.
+	CodeCannotOverwriteMedia: http.StatusConflict,
+	CodeNotYetUploaded:       http.StatusGatewayTimeout,
+	CodeResourceLimit:        http.StatusForbidden,
 }
 
 // Error is a Matrix error: an HTTP status and a JSON body with errcode and

@@ -85,8 +85,10 @@ func (a *App) buildLocked() (built, error) {
 		b.federationRoutes = append(b.federationRoutes, fed.Mount)
 	}
 	if a.run[Media] {
+		// Remote is nil until the federation component can fetch media:
+		// remote media answer 404 M_NOT_FOUND meanwhile.
 		media, err := mediaapi.New(mediaapi.Deps{
-			Global: &cfg.Global, Config: &cfg.Media, Tokens: tokens, Log: a.componentLog(Media),
+			Global: &cfg.Global, Config: &cfg.Media, DB: a.db, Tokens: tokens, Log: a.componentLog(Media),
 		})
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Media, err)
