@@ -92,13 +92,18 @@ func thumbnailParams(r *http.Request) (width, height int, method string, err err
 }
 
 // pickSize returns the size to make for a request: the smallest
-// configured size of the method at least as large as asked, so that the
+// configured size of the method at least as large as asked (and of the
+// same aspect ratio, for a crop), so that the
 // thumbnails made on upload serve most requests; the size asked when none
 // is large enough (made then, and kept).
 func (c *Component) pickSize(width, height int, method string) (int, int) {
 	bestW, bestH := 0, 0
 	for _, s := range c.cfg.ThumbnailSizes {
 		if s.Method != method || s.Width < width || s.Height < height {
+			continue
+		}
+		if method == thumbnail.Crop && s.Width*height != s.Height*width {
+			// A crop is in the requested aspect ratio.
 			continue
 		}
 		if bestW == 0 || s.Width*s.Height < bestW*bestH {
