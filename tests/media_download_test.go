@@ -145,4 +145,3 @@ func TestMediaLegacyFreeze(t *testing.T) {
 		}, func(c *config.Config) { c.Media.LegacyFreeze = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339) })
 	})
 }
-
