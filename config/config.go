@@ -212,9 +212,6 @@ type Media struct {
 	// remote file before it is kept: "unix:/run/clamav/clamd.ctl" or
 	// "tcp:127.0.0.1:3310". Default: "" (no scan).
 	ClamdAddress string `yaml:"clamd_address"`
-	// URLPreviews enables GET /_matrix/client/v1/media/preview_url, which
-	// makes the server fetch pages that users name. Default: false.
-	URLPreviews bool `yaml:"url_previews"`
 }
 
 // Logging sets the log level and format.

@@ -263,8 +263,6 @@ media:
   # The clamd socket that scans uploads ("unix:/run/clamav/clamd.ctl" or
   # "tcp:127.0.0.1:3310"). Empty: no scan.
   #clamd_address: ""
-  # Serves URL previews (the server fetches the pages users name).
-  #url_previews: false
 
 logging:
   # One of debug, info, warn, error.
