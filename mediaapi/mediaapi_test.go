@@ -30,6 +30,8 @@ func (fakeTokens) QueryAccessToken(ctx context.Context, token string) (api.Devic
 	switch token {
 	case "mat_alice":
 		return api.Device{UserID: "@alice:example.org", DeviceID: "ALICEPHONE"}, nil
+	case "mat_admin":
+		return api.Device{UserID: "@admin:example.org", DeviceID: "ADMINPC", IsAdmin: true}, nil
 	case "mat_expired":
 		return api.Device{}, api.ErrSoftLogout
 	case "mat_broken":
