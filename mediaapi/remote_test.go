@@ -46,7 +46,9 @@ func (f *fakeRemote) count() int {
 	return f.fetches
 }
 
-func newRemoteRouter(t *testing.T, remote mediaapiapi.RemoteFetcher) http.Handler {
+// newComponent starts a component of example.org with remote as its
+// RemoteFetcher.
+func newComponent(t *testing.T, remote mediaapiapi.RemoteFetcher) *mediaapi.Component {
 	t.Helper()
 	c, err := mediaapi.New(mediaapi.Deps{
 		Global: &config.Global{ServerName: "example.org"},
@@ -63,8 +65,13 @@ func newRemoteRouter(t *testing.T, remote mediaapiapi.RemoteFetcher) http.Handle
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	return c
+}
+
+func newRemoteRouter(t *testing.T, remote mediaapiapi.RemoteFetcher) http.Handler {
+	t.Helper()
 	r := chi.NewRouter()
-	c.Mount(r)
+	newComponent(t, remote).Mount(r)
 	return r
 }
 
