@@ -168,6 +168,13 @@ func Make(r io.ReadSeeker, reqW, reqH int, method string, maxPixels int64) (Resu
 	}
 	// Decoders may give an image whose bounds do not start at 0,0.
 	src = src.Add(img.Bounds().Min)
+	// A large reduction is done in two steps: a box average to at least
+	// twice the size, then Catmull-Rom, which keeps quality and costs
+	// about a tenth of Catmull-Rom over the whole source.
+	if k := min(src.Dx()/(2*w), src.Dy()/(2*h)); k >= 2 {
+		shrunk := boxShrink(img, src, k)
+		img, src = shrunk, shrunk.Bounds()
+	}
 	dst := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.CatmullRom.Scale(dst, dst.Bounds(), img, src, draw.Src, nil)
 	var out bytes.Buffer
