@@ -39,7 +39,7 @@ func (c *Component) federationDownload(w http.ResponseWriter, r *http.Request) {
 // federationThumbnail serves a thumbnail of a local media item to another
 // server.
 func (c *Component) federationThumbnail(w http.ResponseWriter, r *http.Request) {
-	width, height, method, err := thumbnailParams(r)
+	width, height, method, animated, err := thumbnailParams(r)
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
@@ -50,7 +50,7 @@ func (c *Component) federationThumbnail(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	width, height = c.pickSize(width, height, method)
-	t, err := c.thumbnail(r.Context(), m, width, height, method)
+	t, err := c.thumbnail(r.Context(), m, width, height, method, animated && isGIF(m.ContentType))
 	if err != nil {
 		httputil.WriteError(w, r, thumbnailError(err))
 		return

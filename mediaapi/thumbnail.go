@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ type thumbJob struct {
 // allows.
 func (c *Component) handleThumbnail(legacy bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		width, height, method, err := thumbnailParams(r)
+		width, height, method, animated, err := thumbnailParams(r)
 		if err != nil {
 			httputil.WriteError(w, r, err)
 			return
@@ -48,7 +49,7 @@ func (c *Component) handleThumbnail(legacy bool) http.Handler {
 			return
 		}
 		width, height = c.pickSize(width, height, method)
-		t, err := c.thumbnail(r.Context(), m, width, height, method)
+		t, err := c.thumbnail(r.Context(), m, width, height, method, animated && isGIF(m.ContentType))
 		if err != nil {
 			httputil.WriteError(w, r, thumbnailError(err))
 			return
@@ -58,8 +59,9 @@ func (c *Component) handleThumbnail(legacy bool) http.Handler {
 	})
 }
 
-// thumbnailParams reads width, height and method (scale by default).
-func thumbnailParams(r *http.Request) (width, height int, method string, err error) {
+// thumbnailParams reads width, height, method (scale by default) and
+// animated.
+func thumbnailParams(r *http.Request) (width, height int, method string, animated bool, err error) {
 	q := r.URL.Query()
 	dim := func(name string) (int, error) {
 		raw := q.Get(name)
@@ -83,12 +85,24 @@ func thumbnailParams(r *http.Request) (width, height int, method string, err err
 		method = thumbnail.Scale
 	case thumbnail.Scale, thumbnail.Crop:
 	default:
-		return 0, 0, "", httputil.InvalidParam(`method must be "crop" or "scale"`)
+		return 0, 0, "", false, httputil.InvalidParam(`method must be "crop" or "scale"`)
 	}
-	if a := q.Get("animated"); a != "" && a != "true" && a != "false" {
-		return 0, 0, "", httputil.InvalidParam("animated must be true or false")
+	switch q.Get("animated") {
+	case "", "false":
+	case "true":
+		animated = true
+	default:
+		return 0, 0, "", false, httputil.InvalidParam("animated must be true or false")
 	}
-	return width, height, method, nil
+	return width, height, method, animated, nil
+}
+
+// isGIF reports whether contentType is a GIF's, the one animated format
+// thumbnailed as such; other media asked for animated=true get the still
+// thumbnail (and share its cache entry).
+func isGIF(contentType string) bool {
+	t, _, _ := mime.ParseMediaType(contentType)
+	return strings.EqualFold(t, "image/gif")
 }
 
 // pickSize returns the size to make for a request: the smallest
@@ -127,17 +141,17 @@ func thumbnailError(err error) error {
 	return err
 }
 
-// thumbnail returns the thumbnail of m for a size and method, made now
-// (once, however many requests ask together) and kept when it was not
-// made before.
-func (c *Component) thumbnail(ctx context.Context, m mediastore.Media, width, height int, method string) (mediastore.Thumbnail, error) {
-	t, err := c.store.GetThumbnail(ctx, m.Origin, m.MediaID, width, height, method)
+// thumbnail returns the thumbnail of m for a size, method and animation,
+// made now (once, however many requests ask together) and kept when it
+// was not made before.
+func (c *Component) thumbnail(ctx context.Context, m mediastore.Media, width, height int, method string, animated bool) (mediastore.Thumbnail, error) {
+	t, err := c.store.GetThumbnail(ctx, m.Origin, m.MediaID, width, height, method, animated)
 	if !errors.Is(err, mediastore.ErrNotFound) {
 		return t, err
 	}
-	key := fmt.Sprintf("thumb %s/%s %dx%d %s", m.Origin, m.MediaID, width, height, method)
+	key := fmt.Sprintf("thumb %s/%s %dx%d %s %v", m.Origin, m.MediaID, width, height, method, animated)
 	v, err, _ := c.flight.Do(key, func() (any, error) {
-		return c.makeThumbnail(context.WithoutCancel(ctx), m, width, height, method)
+		return c.makeThumbnail(context.WithoutCancel(ctx), m, width, height, method, animated)
 	})
 	if err != nil {
 		return mediastore.Thumbnail{}, err
@@ -146,17 +160,21 @@ func (c *Component) thumbnail(ctx context.Context, m mediastore.Media, width, he
 }
 
 // makeThumbnail makes, stores and records a thumbnail of m.
-func (c *Component) makeThumbnail(ctx context.Context, m mediastore.Media, width, height int, method string) (mediastore.Thumbnail, error) {
+func (c *Component) makeThumbnail(ctx context.Context, m mediastore.Media, width, height int, method string, animated bool) (mediastore.Thumbnail, error) {
 	f, err := c.blobs.Open(m.SHA256)
 	if err != nil {
 		return mediastore.Thumbnail{}, fmt.Errorf("open media for thumbnail: %w", err)
 	}
-	res, err := thumbnail.Make(f, width, height, method, c.cfg.MaxImagePixels)
+	makeFn := thumbnail.Make
+	if animated {
+		makeFn = thumbnail.MakeAnimated
+	}
+	res, err := makeFn(f, width, height, method, c.cfg.MaxImagePixels)
 	f.Close()
 	if err != nil {
 		return mediastore.Thumbnail{}, err
 	}
-	t := mediastore.Thumbnail{ReqWidth: width, ReqHeight: height, Method: method,
+	t := mediastore.Thumbnail{ReqWidth: width, ReqHeight: height, Method: method, Animated: animated,
 		Width: res.Width, Height: res.Height, ContentType: res.ContentType}
 	if res.Original {
 		t.SHA256, t.Size = m.SHA256, m.Size
@@ -228,7 +246,7 @@ func (c *Component) pregenerate(ctx context.Context, m mediastore.Media) {
 		if ctx.Err() != nil {
 			return
 		}
-		if _, err := c.thumbnail(ctx, full, s.Width, s.Height, s.Method); err != nil {
+		if _, err := c.thumbnail(ctx, full, s.Width, s.Height, s.Method, false); err != nil {
 			c.log.WithError(err).WithFields(logrus.Fields{fieldMediaID: m.MediaID}).Warn("make thumbnail")
 			return
 		}

@@ -43,12 +43,14 @@ CREATE TABLE media_thumbnails (
     req_height   INTEGER NOT NULL,
     -- 'crop' or 'scale'
     method       TEXT NOT NULL,
+    -- an animated thumbnail (of an animated GIF)
+    animated     BOOLEAN NOT NULL DEFAULT FALSE,
     -- the size made
     width        INTEGER NOT NULL,
     height       INTEGER NOT NULL,
     content_type TEXT NOT NULL,
     size_bytes   BIGINT NOT NULL,
     sha256       TEXT NOT NULL,
-    PRIMARY KEY (origin, media_id, req_width, req_height, method)
+    PRIMARY KEY (origin, media_id, req_width, req_height, method, animated)
 );
 CREATE INDEX media_thumbnails_sha256 ON media_thumbnails (sha256);

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"image"
-	_ "image/gif"
+	"image/gif"
 	_ "image/jpeg"
 	_ "image/png"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -90,16 +91,28 @@ func TestMediaThumbnails(t *testing.T) {
 				})
 			}
 		}
-		// mautrix's own call, animated asked: a still thumbnail.
+		// mautrix's own call, animated asked: an animated GIF of the
+		// two frames; a still PNG when not asked.
 		uri := upload(t, alice, encodeImage(t, "gif", 200, 100), "image/gif", "anim.gif")
-		resp, err := alice.DownloadThumbnail(ctx(), uri, 96, 96, mautrix.DownloadThumbnailExtra{Method: "crop", Animated: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, _, err := image.DecodeConfig(resp.Body)
-		resp.Body.Close()
-		if err != nil || cfg.Width != 96 || cfg.Height != 96 {
-			t.Errorf("animated thumbnail: %+v %v", cfg, err)
+		for _, animated := range []bool{true, false} {
+			resp, err := alice.DownloadThumbnail(ctx(), uri, 96, 96, mautrix.DownloadThumbnailExtra{Method: "crop", Animated: animated})
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			cfg, format, err := image.DecodeConfig(bytes.NewReader(raw))
+			if err != nil || cfg.Width != 96 || cfg.Height != 96 {
+				t.Fatalf("animated=%v thumbnail: %+v %v", animated, cfg, err)
+			}
+			if animated {
+				g, err := gif.DecodeAll(bytes.NewReader(raw))
+				if err != nil || len(g.Image) != 2 || resp.Header.Get("Content-Type") != "image/gif" {
+					t.Errorf("animated thumbnail: %s, %v", resp.Header.Get("Content-Type"), err)
+				}
+			} else if format != "png" {
+				t.Errorf("still thumbnail of a GIF is %s", format)
+			}
 		}
 	}, func(c *config.Config) {
 		c.Media.ThumbnailSizes = []config.ThumbnailSize{{Width: 32, Height: 32, Method: "crop"}, {Width: 96, Height: 96, Method: "crop"}, {Width: 64, Height: 48, Method: "scale"}}

@@ -58,11 +58,22 @@ func TestMediaRows(t *testing.T) {
 		if err := s.PutThumbnail(ctx, "x", "m1", th); err != nil {
 			t.Fatalf("same thumbnail again: %v", err)
 		}
-		if got, err := s.GetThumbnail(ctx, "x", "m1", 32, 32, "crop"); err != nil || got != th {
+		if got, err := s.GetThumbnail(ctx, "x", "m1", 32, 32, "crop", false); err != nil || got != th {
 			t.Fatalf("thumbnail %+v %v", got, err)
 		}
-		if _, err := s.GetThumbnail(ctx, "x", "m1", 32, 32, "scale"); !errors.Is(err, storage.ErrNotFound) {
+		if _, err := s.GetThumbnail(ctx, "x", "m1", 32, 32, "scale", false); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("other method: %v", err)
+		}
+		if _, err := s.GetThumbnail(ctx, "x", "m1", 32, 32, "crop", true); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("animated: %v", err)
+		}
+		anim := th
+		anim.Animated, anim.SHA256 = true, hashT
+		if err := s.PutThumbnail(ctx, "x", "m1", anim); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetThumbnail(ctx, "x", "m1", 32, 32, "crop", true); err != nil || got != anim {
+			t.Fatalf("animated thumbnail %+v %v", got, err)
 		}
 		orphans, err := s.DeleteMedia(ctx, "x", "m1")
 		if err != nil || len(orphans) != 1 || orphans[0] != hashT {

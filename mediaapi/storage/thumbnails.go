@@ -14,6 +14,8 @@ type Thumbnail struct {
 	// "scale"); together with the media item they are the key.
 	ReqWidth, ReqHeight int
 	Method              string
+	// Animated is set for an animated thumbnail (part of the key).
+	Animated bool
 	// Width and Height are the size made.
 	Width, Height int
 	ContentType   string
@@ -26,10 +28,10 @@ type Thumbnail struct {
 // recorded under the same key is kept (two processes made the same one).
 func (s *Store) PutThumbnail(ctx context.Context, origin, mediaID string, t Thumbnail) error {
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO media_thumbnails (origin, media_id, req_width, req_height, method,
-			width, height, content_type, size_bytes, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-			ON CONFLICT (origin, media_id, req_width, req_height, method) DO NOTHING`,
-			origin, mediaID, t.ReqWidth, t.ReqHeight, t.Method, t.Width, t.Height, t.ContentType, t.Size, t.SHA256)
+		_, err := tx.ExecContext(ctx, `INSERT INTO media_thumbnails (origin, media_id, req_width, req_height, method, animated,
+			width, height, content_type, size_bytes, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (origin, media_id, req_width, req_height, method, animated) DO NOTHING`,
+			origin, mediaID, t.ReqWidth, t.ReqHeight, t.Method, t.Animated, t.Width, t.Height, t.ContentType, t.Size, t.SHA256)
 		return err
 	})
 	if err != nil {
@@ -38,13 +40,13 @@ func (s *Store) PutThumbnail(ctx context.Context, origin, mediaID string, t Thum
 	return nil
 }
 
-// GetThumbnail returns the thumbnail of a media item made for a size and
-// method, or ErrNotFound.
-func (s *Store) GetThumbnail(ctx context.Context, origin, mediaID string, reqWidth, reqHeight int, method string) (Thumbnail, error) {
+// GetThumbnail returns the thumbnail of a media item made for a size,
+// method and animation, or ErrNotFound.
+func (s *Store) GetThumbnail(ctx context.Context, origin, mediaID string, reqWidth, reqHeight int, method string, animated bool) (Thumbnail, error) {
 	var t Thumbnail
-	err := s.db.Read().QueryRowContext(ctx, `SELECT req_width, req_height, method, width, height, content_type, size_bytes, sha256
-		FROM media_thumbnails WHERE origin = $1 AND media_id = $2 AND req_width = $3 AND req_height = $4 AND method = $5`,
-		origin, mediaID, reqWidth, reqHeight, method).Scan(&t.ReqWidth, &t.ReqHeight, &t.Method, &t.Width, &t.Height, &t.ContentType, &t.Size, &t.SHA256)
+	err := s.db.Read().QueryRowContext(ctx, `SELECT req_width, req_height, method, animated, width, height, content_type, size_bytes, sha256
+		FROM media_thumbnails WHERE origin = $1 AND media_id = $2 AND req_width = $3 AND req_height = $4 AND method = $5 AND animated = $6`,
+		origin, mediaID, reqWidth, reqHeight, method, animated).Scan(&t.ReqWidth, &t.ReqHeight, &t.Method, &t.Animated, &t.Width, &t.Height, &t.ContentType, &t.Size, &t.SHA256)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Thumbnail{}, ErrNotFound
 	}
