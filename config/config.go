@@ -212,6 +212,13 @@ type Media struct {
 	// remote file before it is kept: "unix:/run/clamav/clamd.ctl" or
 	// "tcp:127.0.0.1:3310". Default: "" (no scan).
 	ClamdAddress string `yaml:"clamd_address"`
+	// URLPreviews enables GET /_matrix/client/v1/media/preview_url, which
+	// makes the server fetch the pages users name (never non-public
+	// addresses, see URLPreviewAllowedIPs). Default: false.
+	URLPreviews bool `yaml:"url_previews"`
+	// URLPreviewAllowedIPs are address ranges (CIDR) that previews may
+	// reach although they are not public, e.g. an intranet. Default: none.
+	URLPreviewAllowedIPs []string `yaml:"url_preview_allowed_ips"`
 }
 
 // Logging sets the log level and format.

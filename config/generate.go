@@ -263,6 +263,11 @@ media:
   # The clamd socket that scans uploads ("unix:/run/clamav/clamd.ctl" or
   # "tcp:127.0.0.1:3310"). Empty: no scan.
   #clamd_address: ""
+  # Serves URL previews: the server fetches the pages users name, never
+  # at non-public addresses unless listed in url_preview_allowed_ips.
+  #url_previews: false
+  # url_preview_allowed_ips: address ranges (CIDR) that previews may
+  # reach although not public, e.g. [10.20.0.0/16]. Default: none.
 
 logging:
   # One of debug, info, warn, error.

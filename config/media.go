@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -77,6 +78,9 @@ func (m *Media) verify(errs *Errors) {
 			errs.Add(fmt.Sprintf("media.thumbnail_sizes[%d]", i), `method must be "crop" or "scale"`)
 		}
 	}
+	if _, err := m.PreviewAllowed(); err != nil {
+		errs.Add("media.url_preview_allowed_ips", err.Error())
+	}
 	if a := m.ClamdAddress; a != "" && !strings.HasPrefix(a, "unix:") && !strings.HasPrefix(a, "tcp:") {
 		errs.Add("media.clamd_address", `must start with "unix:" or "tcp:"`)
 	}
@@ -94,4 +98,17 @@ func (m *Media) Freeze() (time.Time, error) {
 		return time.Time{}, fmt.Errorf("not an RFC 3339 date (2024-09-01T00:00:00Z): %w", err)
 	}
 	return t, nil
+}
+
+// PreviewAllowed returns url_preview_allowed_ips parsed.
+func (m *Media) PreviewAllowed() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range m.URLPreviewAllowedIPs {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR range (10.0.0.0/8, fd00::/8)", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -29,6 +29,7 @@ import (
 	mediaapi "github.com/matrix-gouv/homeserver/mediaapi/api"
 	"github.com/matrix-gouv/homeserver/mediaapi/internal/antivirus"
 	"github.com/matrix-gouv/homeserver/mediaapi/internal/blob"
+	"github.com/matrix-gouv/homeserver/mediaapi/internal/preview"
 	mediastore "github.com/matrix-gouv/homeserver/mediaapi/storage"
 )
 
@@ -70,6 +71,10 @@ type Component struct {
 	// flight makes each thumbnail, and each remote fetch, once when
 	// several requests ask for it together.
 	flight singleflight.Group
+	// previews fetches pages for URL previews; nil when they are off.
+	previews *preview.Fetcher
+	// previewCache keeps recent previews.
+	previewCache previewCache
 	// jobs feeds the thumbnail worker the uploads to pre-thumbnail.
 	jobs chan thumbJob
 	// cancel stops the background goroutines; wg waits for them.
@@ -103,6 +108,13 @@ func New(deps Deps) (*Component, error) {
 			return nil, fmt.Errorf("new media component: %w", err)
 		}
 		c.scanner = sc
+	}
+	if deps.Config.URLPreviews {
+		allowed, err := deps.Config.PreviewAllowed()
+		if err != nil {
+			return nil, fmt.Errorf("new media component: %w", err)
+		}
+		c.previews = preview.NewFetcher(allowed)
 	}
 	return c, nil
 }

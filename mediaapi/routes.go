@@ -27,6 +27,7 @@ func (c *Component) routes() []route {
 		{http.MethodGet, "/_matrix/client/v1/media/download/{serverName}/{mediaId}", true, c.handleDownload(false)},
 		{http.MethodGet, "/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName}", true, c.handleDownload(false)},
 		{http.MethodGet, "/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}", true, c.handleThumbnail(false)},
+		{http.MethodGet, "/_matrix/client/v1/media/preview_url", true, h(c.previewURL)},
 
 		{http.MethodPost, "/_matrix/media/v3/upload", true, h(c.upload)},
 		{http.MethodPost, "/_matrix/media/r0/upload", true, h(c.upload)},
@@ -37,6 +38,7 @@ func (c *Component) routes() []route {
 		// by older clients. Downloads and thumbnails serve only media from
 		// before media.legacy_freeze.
 		{http.MethodGet, "/_matrix/media/v3/config", true, h(c.getConfig)},
+		{http.MethodGet, "/_matrix/media/v3/preview_url", true, h(c.previewURL)},
 		{http.MethodGet, "/_matrix/media/v3/download/{serverName}/{mediaId}", false, c.handleDownload(true)},
 		{http.MethodGet, "/_matrix/media/v3/download/{serverName}/{mediaId}/{fileName}", false, c.handleDownload(true)},
 		{http.MethodGet, "/_matrix/media/v3/thumbnail/{serverName}/{mediaId}", false, c.handleThumbnail(true)},
