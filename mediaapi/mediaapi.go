@@ -47,6 +47,9 @@ type Deps struct {
 	// Remote fetches other servers' media; nil means remote media is not
 	// available (404 M_NOT_FOUND).
 	Remote mediaapi.RemoteFetcher
+	// Rooms reads room timelines for the admin's room quarantine; nil
+	// turns that endpoint off.
+	Rooms RoomTimeline
 	// Log is tagged component=mediaapi.
 	Log *logrus.Entry
 }
@@ -59,6 +62,7 @@ type Component struct {
 	store  *mediastore.Store
 	tokens api.TokenQuerier
 	remote mediaapi.RemoteFetcher
+	rooms  RoomTimeline
 	log    *logrus.Entry
 	// scanner is nil when no clamd is configured.
 	scanner *antivirus.Clamd
@@ -82,8 +86,8 @@ type Component struct {
 	wg     sync.WaitGroup
 }
 
-// New builds the component from deps, all of which but Remote are
-// required; it does no I/O until Start.
+// New builds the component from deps, all of which but Remote and Rooms
+// are required; it does no I/O until Start.
 func New(deps Deps) (*Component, error) {
 	switch {
 	case deps.Global == nil:
@@ -99,7 +103,7 @@ func New(deps Deps) (*Component, error) {
 	}
 	c := &Component{
 		global: deps.Global, cfg: deps.Config, db: deps.DB, store: mediastore.New(deps.DB),
-		tokens: deps.Tokens, remote: deps.Remote, log: deps.Log,
+		tokens: deps.Tokens, remote: deps.Remote, rooms: deps.Rooms, log: deps.Log,
 		jobs: make(chan thumbJob, 64),
 	}
 	if deps.Config.ClamdAddress != "" {

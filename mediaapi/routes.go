@@ -52,6 +52,7 @@ func (c *Component) routes() []route {
 		{http.MethodPost, "/_synapse/admin/v1/media/quarantine/{serverName}/{mediaId}", true, h(c.adminQuarantine(true))},
 		{http.MethodPost, "/_synapse/admin/v1/media/unquarantine/{serverName}/{mediaId}", true, h(c.adminQuarantine(false))},
 		{http.MethodPost, "/_synapse/admin/v1/user/{userId}/media/quarantine", true, h(c.adminQuarantineUser)},
+		{http.MethodPost, "/_synapse/admin/v1/room/{roomId}/media/quarantine", true, h(c.adminQuarantineRoom)},
 		{http.MethodGet, "/_synapse/admin/v1/users/{userId}/media", true, h(c.adminUserMedia)},
 		{http.MethodPost, "/_synapse/admin/v1/purge_media_cache", true, h(c.adminPurgeRemote)},
 	}

@@ -22,6 +22,7 @@ const (
 	fieldOrigin  = "origin"
 	fieldSHA256  = "sha256"
 	fieldSize    = "size"
+	fieldRoomID  = "room_id"
 )
 
 // uploadResponse is the body of POST /upload.
