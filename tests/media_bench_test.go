@@ -53,17 +53,18 @@ func BenchmarkMediaDownload(b *testing.B) {
 }
 
 // BenchmarkMediaThumbnail measures a thumbnail made on request from a
-// 1920×1080 JPEG (each request a new size of about 320×180 to 500×280, so
-// none is cached): decoding,
-// scaling, encoding, storing and serving (thumbnails/s = 1e9 / ns/op).
+// 1920×1080 JPEG (each request a new crop, 201–700 × 150, so none is
+// cached): decoding, scaling, encoding, storing and serving
+// (thumbnails/s = 1e9 / ns/op).
 func BenchmarkMediaThumbnail(b *testing.B) {
 	benchEngines(b, func(b *testing.B, s *Server) {
 		alice := s.Register("alice")
 		uri := upload(b, alice, encodeImage(b, "jpeg", 1920, 1080), "image/jpeg", "photo.jpg")
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			path := fmt.Sprintf("/_matrix/client/v1/media/thumbnail/%s/%s?width=%d&height=%d&method=scale",
-				uri.Homeserver, uri.FileID, 300+i%200, 100)
+			// Crops of ratios no configured size has: made every time.
+			path := fmt.Sprintf("/_matrix/client/v1/media/thumbnail/%s/%s?width=%d&height=%d&method=crop",
+				uri.Homeserver, uri.FileID, 201+i%500, 150)
 			resp, err := http.DefaultClient.Do(mustRequest(b, "GET", s.URL+path, alice.AccessToken))
 			if err != nil {
 				b.Fatal(err)
