@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -65,6 +66,28 @@ func (c *Component) adminMediaInfo(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"media_info": toAdmin(m)}, nil
+}
+
+// adminMediaByHash is GET /_synapse/admin/v1/media_by_sha256/{sha256}
+// (this server's own path): every media item, local or cached remote,
+// whose content has that SHA-256, e.g. every copy of a leaked document.
+func (c *Component) adminMediaByHash(r *http.Request) (any, error) {
+	if err := requireAdmin(r); err != nil {
+		return nil, err
+	}
+	sha := strings.ToLower(httputil.PathParam(r, "sha256"))
+	if len(sha) != 64 || strings.Trim(sha, "0123456789abcdef") != "" {
+		return nil, httputil.InvalidParam("sha256 must be 64 hexadecimal digits")
+	}
+	list, err := c.store.MediaByHash(r.Context(), sha)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]adminMedia, 0, len(list))
+	for _, m := range list {
+		out = append(out, toAdmin(m))
+	}
+	return map[string]any{"media": out, "total": len(out)}, nil
 }
 
 // adminDeleteMedia is DELETE /_synapse/admin/v1/media/{serverName}/{mediaId}:

@@ -55,6 +55,8 @@ func (c *Component) routes() []route {
 		{http.MethodPost, "/_synapse/admin/v1/room/{roomId}/media/quarantine", true, h(c.adminQuarantineRoom)},
 		{http.MethodGet, "/_synapse/admin/v1/users/{userId}/media", true, h(c.adminUserMedia)},
 		{http.MethodPost, "/_synapse/admin/v1/purge_media_cache", true, h(c.adminPurgeRemote)},
+		// Not Synapse's: media by checksum.
+		{http.MethodGet, "/_synapse/admin/v1/media_by_sha256/{sha256}", true, h(c.adminMediaByHash)},
 	}
 }
 

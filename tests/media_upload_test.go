@@ -84,6 +84,7 @@ func TestMediaUploadDownload(t *testing.T) {
 			t.Errorf("admin media info %v", mi)
 		}
 		s.mediaDo("GET", "/_synapse/admin/v1/media/"+uri.Homeserver+"/"+uri.FileID, alice.AccessToken, nil).expect(t, 403, "M_FORBIDDEN")
+		s.mediaDo("GET", "/_synapse/admin/v1/media_by_sha256/nothex", admin.AccessToken, nil).expect(t, 400, "M_INVALID_PARAM")
 
 		// The same bytes again, by another user: another media id, one file.
 		bob := s.Register("bob")
@@ -93,6 +94,11 @@ func TestMediaUploadDownload(t *testing.T) {
 		}
 		if n := storedFiles(t, s); n != 1 {
 			t.Errorf("%d files stored for two uploads of one file, want 1", n)
+		}
+		// Admins find every copy by its checksum.
+		byHash := s.mediaDo("GET", "/_synapse/admin/v1/media_by_sha256/"+hex.EncodeToString(sum[:]), admin.AccessToken, nil).expect(t, 200, "")
+		if byHash.JSON["total"] != float64(2) {
+			t.Errorf("media by hash: %s", byHash.Body)
 		}
 		upload(t, bob, []byte("something else"), "text/plain", "")
 		if n := storedFiles(t, s); n != 2 {
