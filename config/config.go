@@ -216,10 +216,48 @@ type Federation struct {
 	KeyValidity Duration `yaml:"key_validity"`
 }
 
-// Media configures the media repository.
+// Media configures the media repository. Its defaults and checks are in
+// media.go.
 type Media struct {
 	// MaxUploadBytes is the largest file accepted. Default: 52428800 (50 MiB).
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// StoreDir is where uploaded files are kept, each once, named by its
+	// SHA-256. Default: "media" under data_dir. Processes of a split
+	// deployment that run the media component share it.
+	StoreDir string `yaml:"store_dir"`
+	// UserQuotaBytes caps the bytes one user may have uploaded in total;
+	// -1 means no quota. Default: 10737418240 (10 GiB).
+	UserQuotaBytes int64 `yaml:"user_quota_bytes"`
+	// LegacyFreeze is the date (RFC 3339) after which media uploaded here
+	// are served only by the authenticated endpoints of spec v1.11; the
+	// older unauthenticated /_matrix/media/v3/download and thumbnail serve
+	// only media uploaded before it. Default: "" (no media is served
+	// unauthenticated), right for a new server.
+	LegacyFreeze string `yaml:"legacy_freeze"`
+	// MaxPendingUploads caps the media a user has created (POST
+	// /_matrix/media/v1/create) and not yet uploaded. Default: 5.
+	MaxPendingUploads int `yaml:"max_pending_uploads"`
+	// PendingUploadLifetime is how long a created media id waits for its
+	// upload. Default: 24h.
+	PendingUploadLifetime Duration `yaml:"pending_upload_lifetime"`
+	// MaxImagePixels is the largest image (width times height) thumbnailed;
+	// larger ones are refused before they are decoded. Default: 32000000.
+	MaxImagePixels int64 `yaml:"max_image_pixels"`
+	// ThumbnailSizes are the thumbnails made when an image is uploaded;
+	// other sizes are made on request and kept. Default: Synapse's, 32x32
+	// and 96x96 crop, 320x240, 640x480 and 800x600 scale.
+	ThumbnailSizes []ThumbnailSize `yaml:"thumbnail_sizes"`
+	// ClamdAddress is the clamd socket that scans every upload and every
+	// remote file before it is kept: "unix:/run/clamav/clamd.ctl" or
+	// "tcp:127.0.0.1:3310". Default: "" (no scan).
+	ClamdAddress string `yaml:"clamd_address"`
+	// URLPreviews enables GET /_matrix/client/v1/media/preview_url, which
+	// makes the server fetch the pages users name (never non-public
+	// addresses, see URLPreviewAllowedIPs). Default: false.
+	URLPreviews bool `yaml:"url_previews"`
+	// URLPreviewAllowedIPs are address ranges (CIDR) that previews may
+	// reach although they are not public, e.g. an intranet. Default: none.
+	URLPreviewAllowedIPs []string `yaml:"url_preview_allowed_ips"`
 }
 
 // Logging sets the log level and format.
@@ -340,6 +378,7 @@ func (c *Config) Defaults() {
 	if c.Media.MaxUploadBytes == 0 {
 		c.Media.MaxUploadBytes = 50 << 20
 	}
+	c.Media.defaults()
 	def(&c.Logging.Level, "info")
 	def(&c.Logging.Format, "text")
 }
@@ -398,6 +437,7 @@ func (c *Config) Verify() error {
 			errs.Add("client.rate_limits."+name, "per_second and burst must be positive (per_second 0 disables)")
 		}
 	}
+	c.Media.verify(&errs)
 	switch c.Logging.Level {
 	case "debug", "info", "warn", "error":
 	default:

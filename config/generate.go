@@ -256,6 +256,29 @@ federation:
 media:
   # The largest file accepted, in bytes (50 MiB).
   #max_upload_bytes: 52428800
+  # Where uploaded files are kept, each once, named by its SHA-256.
+  #store_dir: media
+  # The bytes one user may have uploaded in total (10 GiB); -1: no quota.
+  #user_quota_bytes: 10737418240
+  # Media uploaded before this RFC 3339 date are also served by the
+  # unauthenticated legacy endpoints. Empty: none is.
+  #legacy_freeze: ""
+  # Media a user may have created (async upload) and not yet uploaded.
+  #max_pending_uploads: 5
+  # How long a created media id waits for its upload.
+  #pending_upload_lifetime: 24h
+  # The largest image thumbnailed, in pixels (width times height).
+  #max_image_pixels: 32000000
+  # The thumbnails made on upload; other sizes are made on request.
+  #thumbnail_sizes: [{width: 32, height: 32, method: crop}, {width: 96, height: 96, method: crop}, {width: 320, height: 240, method: scale}, {width: 640, height: 480, method: scale}, {width: 800, height: 600, method: scale}]
+  # The clamd socket that scans uploads ("unix:/run/clamav/clamd.ctl" or
+  # "tcp:127.0.0.1:3310"). Empty: no scan.
+  #clamd_address: ""
+  # Serves URL previews: the server fetches the pages users name, never
+  # at non-public addresses unless listed in url_preview_allowed_ips.
+  #url_previews: false
+  # url_preview_allowed_ips: address ranges (CIDR) that previews may
+  # reach although not public, e.g. [10.20.0.0/16]. Default: none.
 
 logging:
   # One of debug, info, warn, error.

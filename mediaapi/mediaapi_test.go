@@ -16,6 +16,7 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/remote"
 	"github.com/matrix-gouv/homeserver/internal/bus/bustest"
+	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 	"github.com/matrix-gouv/homeserver/mediaapi"
 )
 
@@ -29,6 +30,8 @@ func (fakeTokens) QueryAccessToken(ctx context.Context, token string) (api.Devic
 	switch token {
 	case "mat_alice":
 		return api.Device{UserID: "@alice:example.org", DeviceID: "ALICEPHONE"}, nil
+	case "mat_admin":
+		return api.Device{UserID: "@admin:example.org", DeviceID: "ADMINPC", IsAdmin: true}, nil
 	case "mat_expired":
 		return api.Device{}, api.ErrSoftLogout
 	case "mat_broken":
@@ -48,7 +51,8 @@ func newRouter(t *testing.T, tokens api.TokenQuerier) http.Handler {
 	t.Helper()
 	c, err := mediaapi.New(mediaapi.Deps{
 		Global: &config.Global{ServerName: "example.org"},
-		Config: &config.Media{MaxUploadBytes: maxUpload},
+		Config: &config.Media{MaxUploadBytes: maxUpload, StoreDir: t.TempDir()},
+		DB:     storagetest.Open(t, storagetest.SQLiteURL(t)),
 		Tokens: tokens,
 		Log:    testLog(),
 	})
@@ -141,13 +145,14 @@ func TestConfig(t *testing.T) {
 }
 
 func TestNewNeedsDeps(t *testing.T) {
-	full := mediaapi.Deps{Global: &config.Global{}, Config: &config.Media{}, Tokens: fakeTokens{}, Log: testLog()}
+	full := mediaapi.Deps{Global: &config.Global{}, Config: &config.Media{}, DB: storagetest.Open(t, storagetest.SQLiteURL(t)), Tokens: fakeTokens{}, Log: testLog()}
 	tests := []struct {
 		name   string
 		change func(d *mediaapi.Deps)
 	}{
 		{"no global", func(d *mediaapi.Deps) { d.Global = nil }},
 		{"no config", func(d *mediaapi.Deps) { d.Config = nil }},
+		{"no database", func(d *mediaapi.Deps) { d.DB = nil }},
 		{"no tokens", func(d *mediaapi.Deps) { d.Tokens = nil }},
 		{"no log", func(d *mediaapi.Deps) { d.Log = nil }},
 	}

@@ -50,6 +50,10 @@ const (
 	// E2EE (homeserver/internal/keys).
 	CodeInvalidSignature Code = "M_INVALID_SIGNATURE"
 	CodeWrongKeysVersion Code = "M_WRONG_ROOM_KEYS_VERSION"
+	// Media repository.
+	CodeCannotOverwriteMedia Code = "M_CANNOT_OVERWRITE_MEDIA"
+	CodeNotYetUploaded       Code = "M_NOT_YET_UPLOADED"
+	CodeResourceLimit        Code = "M_RESOURCE_LIMIT_EXCEEDED"
 )
 
 // statusOf is each code's HTTP status when the caller gives none.
@@ -85,6 +89,10 @@ var statusOf = map[Code]int{
 	CodeUnableToGrant:    http.StatusBadRequest,
 	CodeInvalidSignature: http.StatusBadRequest,
 	CodeWrongKeysVersion: http.StatusForbidden,
+	// Media repository.
+	CodeCannotOverwriteMedia: http.StatusConflict,
+	CodeNotYetUploaded:       http.StatusGatewayTimeout,
+	CodeResourceLimit:        http.StatusForbidden,
 }
 
 // Error is a Matrix error: an HTTP status and a JSON body with errcode and

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -412,6 +413,41 @@ func TestMediaTokens(t *testing.T) {
 				if resp.StatusCode != want {
 					t.Errorf("media config with a %d-token: %d %s", want, resp.StatusCode, raw)
 				}
+			}
+		})
+	}
+
+	// Uploaded to one process, downloaded from the other, with the token
+	// the client component issued: one database, one media store.
+	media := func(method, url string, body []byte) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+login.AccessToken)
+		req.Header.Set("Content-Type", "application/pdf")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, raw
+	}
+	for name, urls := range map[string][2]string{
+		"upload in process, download over the bus": {whole.ClientURL(), mediaOnly.ClientURL()},
+		"upload over the bus, download in process": {mediaOnly.ClientURL(), whole.ClientURL()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			data := []byte("minutes of the meeting, " + name)
+			status, raw := media("POST", urls[0]+"/_matrix/media/v3/upload", data)
+			var up struct {
+				ContentURI string `json:"content_uri"`
+			}
+			if err := json.Unmarshal(raw, &up); status != 200 || err != nil || !strings.HasPrefix(up.ContentURI, "mxc://test.local/") {
+				t.Fatalf("upload: %d %s", status, raw)
+			}
+			status, got := media("GET", urls[1]+"/_matrix/client/v1/media/download/"+strings.TrimPrefix(up.ContentURI, "mxc://"), nil)
+			if status != 200 || !bytes.Equal(got, data) {
+				t.Fatalf("download: %d %q", status, got)
 			}
 		})
 	}

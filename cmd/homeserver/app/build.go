@@ -85,8 +85,16 @@ func (a *App) buildLocked() (built, error) {
 		b.federationRoutes = append(b.federationRoutes, fed.Mount)
 	}
 	if a.run[Media] {
+		// Remote is nil until the federation component can fetch media:
+		// remote media answer 404 M_NOT_FOUND meanwhile.
+		// The roomserver itself when it runs here, else its NATS client:
+		// the admin's room quarantine reads room timelines.
+		var timeline mediaapi.RoomTimeline = rs
+		if rs == nil {
+			timeline = rsremote.NewClient(a.bus)
+		}
 		media, err := mediaapi.New(mediaapi.Deps{
-			Global: &cfg.Global, Config: &cfg.Media, Tokens: tokens, Log: a.componentLog(Media),
+			Global: &cfg.Global, Config: &cfg.Media, DB: a.db, Tokens: tokens, Rooms: timeline, Log: a.componentLog(Media),
 		})
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Media, err)

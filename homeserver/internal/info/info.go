@@ -22,12 +22,15 @@ func New(global *config.Global, cfg *config.Client) *Handlers {
 	return &Handlers{global: global, cfg: cfg}
 }
 
-// specVersions are the client-server API versions advertised. v1.11 and
-// later wait for authenticated media (clients switch to it when the server
-// lists v1.11), which the media issue brings.
+// specVersions are the client-server API versions advertised. v1.11 is
+// listed since the media component serves authenticated media
+// (/_matrix/client/v1/media/…): clients switch to it only when the server
+// lists v1.11, and the legacy endpoints serve only media from before
+// media.legacy_freeze.
 var specVersions = []string{
 	"r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
 	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10",
+	"v1.11",
 }
 
 // Versions is GET /_matrix/client/versions.
