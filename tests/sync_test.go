@@ -294,3 +294,28 @@ func TestSyncAccountDataAndFilters(t *testing.T) {
 		s.Do("GET", "/_matrix/client/v3/sync?since=garbage", alice.AccessToken, nil).Expect(t, 400, "M_INVALID_PARAM")
 	})
 }
+
+func TestSyncOwnEchoCarriesTransactionID(t *testing.T) {
+	engines(t, func(t *testing.T, s *Server) {
+		alice, bob, room := joinedPair(t, s)
+		mine, _ := newSyncer(t, alice, "")
+		theirs, _ := newSyncer(t, bob, "")
+		txn := "txn-echo-1"
+		r := s.Do("PUT", roomPath(room, "send", "m.room.message", txn), alice.AccessToken, map[string]any{"msgtype": "m.text", "body": "echo"}).Expect(t, 200, "")
+		// The send returned once sync had the event: the very next sync
+		// of the sender's device has it, with its transaction id.
+		resp := mine.next(0)
+		jr, ok := resp.Rooms.Join[room]
+		if !ok || len(jr.Timeline.Events) != 1 {
+			t.Fatalf("sender's next sync lacks its event: %+v", resp.Rooms.Join)
+		}
+		ev := jr.Timeline.Events[0]
+		if ev.ID.String() != r.Body["event_id"] || ev.Unsigned.TransactionID != txn {
+			t.Fatalf("own echo %s has transaction_id %q, want %s with %q", ev.ID, ev.Unsigned.TransactionID, r.Body["event_id"], txn)
+		}
+		other := theirs.next(0).Rooms.Join[room]
+		if other == nil || len(other.Timeline.Events) != 1 || other.Timeline.Events[0].Unsigned.TransactionID != "" {
+			t.Fatalf("another user's sync shows the transaction id or misses the event")
+		}
+	})
+}

@@ -52,16 +52,19 @@ func (h *Handlers) Redact(r *http.Request) (any, error) {
 		return nil, fmt.Errorf("encode redaction: %w", err)
 	}
 	key := storage.TxnKey{UserID: dev.UserID, DeviceID: dev.DeviceID, Scope: "redact " + roomID + " " + target, TxnID: httputil.PathParam(r, "txnID")}
+	var sent api.Event
 	eventID, err := h.once(ctx, key, roomID, func() (string, error) {
 		if err := h.checkRedaction(ctx, roomID, dev.UserID, target); err != nil {
 			return "", err
 		}
-		out, err := h.send(ctx, roomID, api.ProtoEvent{Type: typeRedaction, Sender: dev.UserID, Content: raw, Redacts: target})
-		return out.EventID, err
+		var err error
+		sent, err = h.send(ctx, roomID, api.ProtoEvent{Type: typeRedaction, Sender: dev.UserID, Content: raw, Redacts: target})
+		return sent.EventID, err
 	})
 	if err != nil {
 		return nil, err
 	}
+	h.awaitSync(ctx, sent)
 	return sendResponse{EventID: eventID}, nil
 }
 

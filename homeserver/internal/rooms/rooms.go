@@ -195,13 +195,14 @@ func (h *Handlers) send(ctx context.Context, roomID string, ev api.ProtoEvent) (
 	if err != nil {
 		return api.Event{}, writeError("send event", err, errNotInRoom())
 	}
-	h.awaitSync(ctx, out)
 	return out, nil
 }
 
-// awaitSync waits, within syncWait, for /sync to have ev.
+// awaitSync waits, within syncWait, for /sync to have ev (an empty ev,
+// from a retried transaction, needs no wait). Handlers call it once the
+// event's transaction id is recorded, so that the sender's sync shows it.
 func (h *Handlers) awaitSync(ctx context.Context, ev api.Event) {
-	if h.synced != nil {
+	if h.synced != nil && ev.EventID != "" {
 		h.synced.WaitForEvent(ctx, ev.RoomID, ev.StreamPos, syncWait)
 	}
 }

@@ -66,13 +66,16 @@ func (h *Handlers) Send(r *http.Request) (any, error) {
 		ev.Redacts = c.Redacts
 	}
 	key := storage.TxnKey{UserID: dev.UserID, DeviceID: dev.DeviceID, Scope: "send " + roomID + " " + eventType, TxnID: httputil.PathParam(r, "txnID")}
+	var sent api.Event
 	eventID, err := h.once(r.Context(), key, roomID, func() (string, error) {
-		out, err := h.send(r.Context(), roomID, ev)
-		return out.EventID, err
+		var err error
+		sent, err = h.send(r.Context(), roomID, ev)
+		return sent.EventID, err
 	})
 	if err != nil {
 		return nil, err
 	}
+	h.awaitSync(r.Context(), sent)
 	return sendResponse{EventID: eventID}, nil
 }
 

@@ -40,6 +40,7 @@ func (h *Handlers) PutState(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.awaitSync(ctx, out)
 	return sendResponse{EventID: out.EventID}, nil
 }
 
