@@ -155,8 +155,9 @@ func (c *Component) buildSync(deps Deps, store *storage.Store) {
 // serves no /sync (the admin CLI's): there is nobody to wake.
 type noSyncNotifier struct{}
 
-func (noSyncNotifier) NotifyToDevice(string)         {}
-func (noSyncNotifier) NotifyDeviceListChange(string) {}
+func (noSyncNotifier) NotifyToDevice(string)          {}
+func (noSyncNotifier) NotifyDeviceListChange(string)  {}
+func (noSyncNotifier) NotifyKeyCounts(string, string) {}
 
 // Start loads the sync streams' positions and starts consuming the
 // roomserver's output.

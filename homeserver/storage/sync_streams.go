@@ -76,40 +76,33 @@ type MembershipChange struct {
 	StreamPos                                   int64
 }
 
-// SyncAppend is one event to append to the rooms stream, with the
-// membership changes it makes.
+// SyncAppend is one event to append to the rooms stream at position
+// SyncPos, with the membership changes it makes.
 type SyncAppend struct {
+	SyncPos   int64
 	RoomID    string
 	EventID   string
 	StreamPos int64
 	Changes   []MembershipChange
 }
 
-// AppendSyncEvents appends events of the roomserver's output to the rooms
-// stream, in order and in one transaction, and returns their positions.
-// An event already there (a redelivery) keeps its position and changes
-// nothing.
-func (s *Store) AppendSyncEvents(ctx context.Context, evs []SyncAppend) ([]int64, error) {
-	positions := make([]int64, len(evs))
+// AppendSyncEvents writes events of the rooms stream at the positions the
+// feeder gave them, in one transaction. Writing an event again (a
+// redelivery) changes nothing.
+func (s *Store) AppendSyncEvents(ctx context.Context, evs []SyncAppend) error {
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		for i, ev := range evs {
-			err := tx.QueryRowContext(ctx, `INSERT INTO sync_events (room_id, event_id, stream_pos) VALUES ($1, $2, $3)
-				ON CONFLICT (event_id) DO NOTHING RETURNING sync_pos`, ev.RoomID, ev.EventID, ev.StreamPos).Scan(&positions[i])
-			if errors.Is(err, sql.ErrNoRows) {
-				if err := tx.QueryRowContext(ctx, `SELECT sync_pos FROM sync_events WHERE event_id = $1`, ev.EventID).Scan(&positions[i]); err != nil {
-					return fmt.Errorf("read position of %s: %w", ev.EventID, err)
-				}
-				continue
-			}
-			if err != nil {
+		for _, ev := range evs {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO sync_events (sync_pos, room_id, event_id, stream_pos) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (event_id) DO NOTHING`, ev.SyncPos, ev.RoomID, ev.EventID, ev.StreamPos); err != nil {
 				return fmt.Errorf("append %s: %w", ev.EventID, err)
 			}
 			for _, c := range ev.Changes {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO sync_memberships (room_id, user_id, membership, event_id, sender, sync_pos, stream_pos)
 					VALUES ($1, $2, $3, $4, $5, $6, $7)
 					ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,
-						sender = excluded.sender, sync_pos = excluded.sync_pos, stream_pos = excluded.stream_pos`,
-					c.RoomID, c.UserID, c.Membership, c.EventID, c.Sender, positions[i], c.StreamPos); err != nil {
+						sender = excluded.sender, sync_pos = excluded.sync_pos, stream_pos = excluded.stream_pos
+					WHERE excluded.sync_pos >= sync_memberships.sync_pos`,
+					c.RoomID, c.UserID, c.Membership, c.EventID, c.Sender, ev.SyncPos, c.StreamPos); err != nil {
 					return fmt.Errorf("record membership of %s: %w", c.UserID, err)
 				}
 			}
@@ -117,9 +110,36 @@ func (s *Store) AppendSyncEvents(ctx context.Context, evs []SyncAppend) ([]int64
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("append to the rooms stream: %w", err)
+		return fmt.Errorf("append to the rooms stream: %w", err)
 	}
-	return positions, nil
+	return nil
+}
+
+// SyncPositions returns the rooms positions of those of eventIDs already
+// in the rooms stream.
+func (s *Store) SyncPositions(ctx context.Context, eventIDs []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	if len(eventIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(eventIDs))
+	for i, id := range eventIDs {
+		args[i] = id
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT event_id, sync_pos FROM sync_events WHERE event_id IN (`+storage.Placeholders(1, len(args))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read rooms positions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var pos int64
+		if err := rows.Scan(&id, &pos); err != nil {
+			return nil, fmt.Errorf("read rooms positions: %w", err)
+		}
+		out[id] = pos
+	}
+	return out, rows.Err()
 }
 
 // RoomLatest returns, for every room, the latest event of the rooms

@@ -32,8 +32,6 @@ type DB struct {
 	// pool so that a crowd of reads never keeps the writer waiting for a
 	// connection (WAL lets them run beside it). nil on PostgreSQL.
 	writer *sql.DB
-	// reads prepares SQLite's read queries once; nil on PostgreSQL.
-	reads *stmtCache
 	// group batches write transactions on SQLite, which allows one writer
 	// at a time; nil on PostgreSQL, where transactions run concurrently.
 	group *groupCommit
@@ -102,7 +100,7 @@ func open(rawURL string, opts Options) (*DB, error) {
 		writer.SetMaxOpenConns(1)
 		writer.SetMaxIdleConns(1)
 		writer.SetConnMaxIdleTime(0)
-		db := &DB{Dialect: SQLite, pool: pool, writer: writer, reads: &stmtCache{pool: pool, stmts: map[string]*sql.Stmt{}}}
+		db := &DB{Dialect: SQLite, pool: pool, writer: writer}
 		db.group = &groupCommit{db: db}
 		return db, nil
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
@@ -124,9 +122,6 @@ func open(rawURL string, opts Options) (*DB, error) {
 
 // Close closes the pool (and SQLite's write connection).
 func (db *DB) Close() error {
-	if db.reads != nil {
-		db.reads.close()
-	}
 	if db.writer != nil {
 		if err := db.writer.Close(); err != nil {
 			db.pool.Close()
@@ -145,12 +140,7 @@ type Querier interface {
 }
 
 // Read returns the pool for queries outside a write transaction.
-func (db *DB) Read() Querier {
-	if db.reads != nil {
-		return db.reads
-	}
-	return db.pool
-}
+func (db *DB) Read() Querier { return db.pool }
 
 // Write runs fn in a transaction and commits it if fn returns nil; when
 // fn fails, nothing it wrote remains. On SQLite, concurrent calls share

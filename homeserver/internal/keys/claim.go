@@ -55,6 +55,7 @@ func (h *Handlers) Claim(r *http.Request) (any, error) {
 			if err != nil {
 				return nil, err
 			}
+			h.notify.NotifyKeyCounts(userID, deviceID)
 			if out[userID] == nil {
 				out[userID] = map[string]map[string]json.RawMessage{}
 			}

@@ -32,6 +32,9 @@ type Notifier interface {
 	NotifyToDevice(userID string)
 	// NotifyDeviceListChange: userID's devices or cross-signing keys changed; everyone sharing a room with them must hear.
 	NotifyDeviceListChange(userID string)
+	// NotifyKeyCounts: the one-time or fallback keys of a device changed
+	// (an upload, a claim), so that /sync reports its new counts.
+	NotifyKeyCounts(userID, deviceID string)
 }
 
 // RemoteKeys asks other servers for their users' keys (federation's
@@ -123,8 +126,9 @@ func New(d Deps) *Handlers {
 // noNotifier is the Notifier of Deps without one.
 type noNotifier struct{}
 
-func (noNotifier) NotifyToDevice(string)         {}
-func (noNotifier) NotifyDeviceListChange(string) {}
+func (noNotifier) NotifyToDevice(string)          {}
+func (noNotifier) NotifyDeviceListChange(string)  {}
+func (noNotifier) NotifyKeyCounts(string, string) {}
 
 // Log field names of the package.
 const (

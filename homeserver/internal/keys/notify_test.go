@@ -25,6 +25,7 @@ type recorder struct {
 	mu       sync.Mutex
 	toDevice []string
 	lists    []string
+	counts   []string
 }
 
 func (r *recorder) NotifyToDevice(u string) {
@@ -37,6 +38,12 @@ func (r *recorder) NotifyDeviceListChange(u string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lists = append(r.lists, u)
+}
+
+func (r *recorder) NotifyKeyCounts(u, d string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.counts = append(r.counts, u+" "+d)
 }
 
 // call runs handler h as dev with body and chi path parameters.

@@ -74,6 +74,7 @@ func (h *Handlers) Upload(r *http.Request) (any, error) {
 	if changed {
 		h.notify.NotifyDeviceListChange(dev.UserID)
 	}
+	h.notify.NotifyKeyCounts(dev.UserID, dev.DeviceID)
 	counts, err := h.oneTimeKeyCounts(r.Context(), dev.UserID, dev.DeviceID)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -26,7 +27,8 @@ type EventProcessor interface {
 
 // FeederStore is what the feeder writes.
 type FeederStore interface {
-	AppendSyncEvents(ctx context.Context, evs []storage.SyncAppend) ([]int64, error)
+	AppendSyncEvents(ctx context.Context, evs []storage.SyncAppend) error
+	SyncPositions(ctx context.Context, eventIDs []string) (map[string]int64, error)
 }
 
 // feederBatch bounds the events appended in one transaction: under load,
@@ -50,11 +52,14 @@ type Feeder struct {
 	Log       *logrus.Entry
 
 	stop func()
+	// last is the last rooms position given out.
+	last int64
 }
 
 // Start attaches the feeder's durable consumer; ctx bounds the start
 // only, Stop ends the consuming.
 func (f *Feeder) Start(ctx context.Context) error {
+	f.last = f.Notifier.Current().Rooms
 	stop, err := f.Bus.ConsumeBatch(context.WithoutCancel(ctx), bus.StreamRoomserverOutput, feederDurable, "", f.handle, feederBatch)
 	if err != nil {
 		return fmt.Errorf("consume roomserver output: %w", err)
@@ -70,12 +75,20 @@ func (f *Feeder) Stop() {
 	}
 }
 
-// handle appends output events to the rooms stream, then wakes the
-// clients they concern. Soft-failed events are federation's business
-// only.
+// handle gives output events their rooms positions, wakes the clients
+// they concern, then writes them (and only then are they acknowledged).
+// Soft-failed events are federation's business only.
+//
+// Clients see an event before it is written, so that delivery does not
+// wait for a disk flush. That is safe because positions are
+// deterministic: they follow the stream's order, and after a crash the
+// events not written come back in the same order, from the last written
+// position, and get the same positions again; an event written but not
+// acknowledged keeps the position it was written with.
 func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 	var outs []rsapi.OutputEvent
 	var appends []storage.SyncAppend
+	redelivered := false
 	for _, msg := range msgs {
 		var out rsapi.OutputEvent
 		if err := msg.Decode(&out); err != nil {
@@ -95,25 +108,63 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 		if err != nil {
 			return err
 		}
+		redelivered = redelivered || msg.Delivery > 1
 		outs = append(outs, out)
 		appends = append(appends, storage.SyncAppend{RoomID: ev.RoomID, EventID: ev.EventID, StreamPos: ev.StreamPos, Changes: changes})
 	}
 	if len(appends) == 0 {
 		return nil
 	}
-	positions, err := f.Store.AppendSyncEvents(ctx, appends)
-	if err != nil {
-		return err
+	var written map[string]int64
+	if redelivered {
+		ids := make([]string, len(appends))
+		for i, a := range appends {
+			ids[i] = a.EventID
+		}
+		var err error
+		if written, err = f.Store.SyncPositions(ctx, ids); err != nil {
+			return err
+		}
 	}
-	for i, a := range appends {
-		if f.Processor != nil {
-			if err := f.Processor.ProcessEvent(ctx, outs[i]); err != nil {
+	for i := range appends {
+		if pos, ok := written[appends[i].EventID]; ok {
+			appends[i].SyncPos = pos
+			continue
+		}
+		f.last++
+		appends[i].SyncPos = f.last
+	}
+	for _, a := range appends {
+		f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: a.SyncPos, RoomID: a.RoomID, EventID: a.EventID, StreamPos: a.StreamPos}, a.Changes)
+	}
+	if f.Processor != nil {
+		for i, out := range outs {
+			if err := f.Processor.ProcessEvent(ctx, out); err != nil {
 				// Counts are lost for this event; delivery must go on.
-				f.Log.WithError(err).WithField("event_id", a.EventID).Warn("evaluate push rules")
+				f.Log.WithError(err).WithField("event_id", appends[i].EventID).Warn("evaluate push rules")
 			}
 		}
-		f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: positions[i], RoomID: a.RoomID, EventID: a.EventID, StreamPos: a.StreamPos}, a.Changes)
 	}
+	// The positions are given out: the write must happen, whatever it
+	// takes, before anything after it.
+	for attempt := 0; ; attempt++ {
+		err := f.Store.AppendSyncEvents(ctx, appends)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			// Stopping: the messages come back at the next start and get
+			// the same positions.
+			return err
+		}
+		f.Log.WithError(err).Warn("write the rooms stream; retrying")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, 5*time.Second)):
+		}
+	}
+	f.Notifier.Persisted(appends[len(appends)-1].SyncPos)
 	return nil
 }
 

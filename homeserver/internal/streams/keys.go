@@ -34,6 +34,12 @@ func (k KeysNotifier) NotifyToDevice(userID string) {
 	k.Notifier.OnToDevice(userID, pos)
 }
 
+// NotifyKeyCounts records that a device's key counts changed: /sync
+// reads them again for it.
+func (k KeysNotifier) NotifyKeyCounts(userID, deviceID string) {
+	k.Notifier.OnKeyCounts(userID, deviceID)
+}
+
 // NotifyDeviceListChange wakes the syncs of userID and everyone sharing a
 // room with them.
 func (k KeysNotifier) NotifyDeviceListChange(userID string) {

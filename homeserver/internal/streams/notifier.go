@@ -27,6 +27,14 @@ type Notifier struct {
 	members map[string]map[string]string
 	// rooms are the same memberships per local user.
 	rooms map[string]map[string]string
+	// memberships are every membership row of each local user, leaves
+	// included, so that /sync finds a user's rooms without a query (and
+	// before the feeder has written them).
+	memberships map[string]map[string]storage.Membership
+	// persisted is the rooms position up to which the feeder has written
+	// the rooms stream; persistedCh is closed (and replaced) when it moves.
+	persisted   int64
+	persistedCh chan struct{}
 	// latest is each room's latest event in the rooms stream.
 	latest map[string]storage.SyncEvent
 	// recent are each room's last recentEvents events, oldest first, so
@@ -38,6 +46,9 @@ type Notifier struct {
 	// need not look.
 	memberPos      map[string]int64
 	accountDataPos map[string]int64
+	// keyCounts counts the key count changes of each device ("user
+	// device"), so that /sync can keep counts until they change.
+	keyCounts map[string]int64
 	// roomEvent is closed (and replaced) at every room event, for
 	// WaitForEvent.
 	roomEvent chan struct{}
@@ -51,10 +62,13 @@ func NewNotifier(serverName string) *Notifier {
 		waiters:        map[string]chan struct{}{},
 		members:        map[string]map[string]string{},
 		rooms:          map[string]map[string]string{},
+		memberships:    map[string]map[string]storage.Membership{},
+		persistedCh:    make(chan struct{}),
 		latest:         map[string]storage.SyncEvent{},
 		recent:         map[string][]storage.SyncEvent{},
 		memberPos:      map[string]int64{},
 		accountDataPos: map[string]int64{},
+		keyCounts:      map[string]int64{},
 		roomEvent:      make(chan struct{}),
 	}
 }
@@ -88,9 +102,10 @@ func (n *Notifier) Load(ctx context.Context, db Loader, typingStart int64) error
 		Presence: pos[storage.StreamPresence], ToDevice: pos["to_device"], DeviceLists: pos["device_lists"], Typing: typingStart,
 	}
 	n.latest = latest
+	n.persisted = n.pos.Rooms
 	for _, m := range ms {
 		n.setMembershipLocked(m.RoomID, m.UserID, m.Membership)
-		n.memberPos[m.UserID] = max(n.memberPos[m.UserID], m.SyncPos)
+		n.recordMembershipLocked(m)
 	}
 	return nil
 }
@@ -191,7 +206,7 @@ func (n *Notifier) OnRoomEvent(ev storage.SyncEvent, changes []storage.Membershi
 	for _, c := range changes {
 		n.setMembershipLocked(c.RoomID, c.UserID, c.Membership)
 		if n.IsLocal(c.UserID) {
-			n.memberPos[c.UserID] = max(n.memberPos[c.UserID], ev.SyncPos)
+			n.recordMembershipLocked(storage.Membership{MembershipChange: c, SyncPos: ev.SyncPos})
 		}
 		n.wakeLocked(c.UserID)
 		if c.Membership == "join" || c.Membership == "leave" || c.Membership == "ban" {
@@ -253,12 +268,80 @@ func (n *Notifier) OnDeviceListChange(userID string, pos int64) {
 	n.wakePeersLocked(userID)
 }
 
-// MembershipChangedAfter reports whether local user userID's memberships
-// may have changed after rooms position since.
-func (n *Notifier) MembershipChangedAfter(userID string, since int64) bool {
+// recordMembershipLocked keeps a local user's membership row.
+func (n *Notifier) recordMembershipLocked(m storage.Membership) {
+	rows := n.memberships[m.UserID]
+	if rows == nil {
+		rows = map[string]storage.Membership{}
+		n.memberships[m.UserID] = rows
+	}
+	if m.SyncPos >= rows[m.RoomID].SyncPos {
+		rows[m.RoomID] = m
+	}
+	n.memberPos[m.UserID] = max(n.memberPos[m.UserID], m.SyncPos)
+}
+
+// MembershipsOf returns local user userID's memberships changed after
+// rooms position since (all of them when since is 0), newest rows as
+// the rooms stream has them, written or not.
+func (n *Notifier) MembershipsOf(userID string, since int64) []storage.Membership {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.memberPos[userID] > since
+	var out []storage.Membership
+	for _, m := range n.memberships[userID] {
+		if m.SyncPos > since {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Persisted records that the rooms stream is written up to pos.
+func (n *Notifier) Persisted(pos int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if pos > n.persisted {
+		n.persisted = pos
+		close(n.persistedCh)
+		n.persistedCh = make(chan struct{})
+	}
+}
+
+// WaitPersisted waits until the rooms stream is written up to pos, for a
+// reader about to query it there.
+func (n *Notifier) WaitPersisted(ctx context.Context, pos int64) error {
+	for {
+		n.mu.Lock()
+		done, ch := n.persisted >= pos, n.persistedCh
+		n.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// EventAtOrBefore returns roomID's last event at or before rooms position
+// pos, when the recent events tell (known false: ask the database).
+func (n *Notifier) EventAtOrBefore(roomID string, pos int64) (ev storage.SyncEvent, ok, known bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if l, has := n.latest[roomID]; !has {
+		return storage.SyncEvent{}, false, true
+	} else if l.SyncPos <= pos {
+		return l, true, true
+	}
+	r := n.recent[roomID]
+	for i := len(r) - 1; i >= 0; i-- {
+		if r[i].SyncPos <= pos {
+			return r[i], true, true
+		}
+	}
+	return storage.SyncEvent{}, false, false
 }
 
 // AccountDataPos is the position of userID's latest account data change
@@ -267,6 +350,22 @@ func (n *Notifier) AccountDataPos(userID string) int64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.accountDataPos[userID]
+}
+
+// OnKeyCounts records that the one-time or fallback keys of a device
+// changed.
+func (n *Notifier) OnKeyCounts(userID, deviceID string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.keyCounts[userID+" "+deviceID]++
+}
+
+// KeyCountsVersion is the number of key count changes of a device this
+// process saw: counts read at one version hold until it moves.
+func (n *Notifier) KeyCountsVersion(userID, deviceID string) int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.keyCounts[userID+" "+deviceID]
 }
 
 // recentEvents is how many of each room's last events the notifier keeps.

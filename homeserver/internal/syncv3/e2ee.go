@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
+	"sync"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
+	"github.com/matrix-gouv/homeserver/homeserver/storage"
 )
 
 // toDeviceLimit bounds the to-device messages of one response; the rest
@@ -30,8 +32,7 @@ func (b *builder) e2ee(ctx context.Context, resp *response) error {
 	if err := b.deviceLists(ctx, resp); err != nil {
 		return err
 	}
-	dev := b.req.dev
-	counts, err := b.h.Store.OneTimeKeyCounts(ctx, dev.UserID, dev.DeviceID)
+	counts, types, err := b.h.keyCounts.get(ctx, b.h, b.req.dev.UserID, b.req.dev.DeviceID)
 	if err != nil {
 		return err
 	}
@@ -43,14 +44,50 @@ func (b *builder) e2ee(ctx context.Context, resp *response) error {
 	if _, ok := resp.OneTimeKeysCount["signed_curve25519"]; !ok {
 		resp.OneTimeKeysCount["signed_curve25519"] = 0
 	}
-	types, err := b.h.Store.UnusedFallbackKeyTypes(ctx, dev.UserID, dev.DeviceID)
-	if err != nil {
-		return err
-	}
-	if types != nil {
-		resp.FallbackKeyTypes = types
-	}
+	resp.FallbackKeyTypes = append(resp.FallbackKeyTypes, types...)
 	return nil
+}
+
+// keyCountCache keeps each device's key counts until an upload or claim
+// changes them (Notifier.KeyCountsVersion), so that a sync costs no key
+// query. Every sync still carries the counts, as clients expect.
+type keyCountCache struct {
+	mu      sync.Mutex
+	devices map[string]keyCounts
+}
+
+type keyCounts struct {
+	version  int64
+	counts   map[string]int
+	fallback []string
+}
+
+// get returns the device's one-time key counts and unused fallback key
+// types.
+func (c *keyCountCache) get(ctx context.Context, h *Handlers, userID, deviceID string) (map[string]int, []string, error) {
+	key := userID + " " + deviceID
+	version := h.Notifier.KeyCountsVersion(userID, deviceID)
+	c.mu.Lock()
+	kc, ok := c.devices[key]
+	c.mu.Unlock()
+	if ok && kc.version == version {
+		return kc.counts, kc.fallback, nil
+	}
+	counts, err := h.Store.OneTimeKeyCounts(ctx, userID, deviceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	fallback, err := h.Store.UnusedFallbackKeyTypes(ctx, userID, deviceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	if c.devices == nil {
+		c.devices = map[string]keyCounts{}
+	}
+	c.devices[key] = keyCounts{version: version, counts: counts, fallback: fallback}
+	c.mu.Unlock()
+	return counts, fallback, nil
 }
 
 // toDevice delivers the device's pending to-device messages, after
@@ -59,15 +96,22 @@ func (b *builder) e2ee(ctx context.Context, resp *response) error {
 func (b *builder) toDevice(ctx context.Context, resp *response) error {
 	dev := b.req.dev
 	since := b.since.ToDevice
-	if since > 0 {
+	key := dev.UserID + " " + dev.DeviceID
+	if since > 0 && (b.h.delivered.due(key, since) || since < b.upTo.ToDevice) {
 		if err := b.h.Store.AckInbox(ctx, dev.UserID, dev.DeviceID, since); err != nil {
 			return err
 		}
+	}
+	if !b.initial() && since >= b.upTo.ToDevice && !b.h.delivered.pending(key) {
+		// Nothing new in the stream, nothing left over: no query.
+		b.toDeviceNext = since
+		return nil
 	}
 	msgs, err := b.h.Store.Inbox(ctx, dev.UserID, dev.DeviceID, since, toDeviceLimit)
 	if err != nil {
 		return err
 	}
+	b.h.delivered.record(key, msgs, toDeviceLimit)
 	next := since
 	for _, m := range msgs {
 		resp.ToDevice.Events = append(resp.ToDevice.Events, json.RawMessage(m.JSON))
@@ -134,11 +178,10 @@ func (b *builder) membershipDeviceLists(ctx context.Context, changed, left map[s
 	for room := range b.h.Notifier.RoomsOf(me) {
 		rooms = append(rooms, room)
 	}
-	mine, err := b.h.Store.MembershipsOf(ctx, me, b.since.Rooms)
-	if err != nil {
+	if err := b.written(ctx); err != nil {
 		return err
 	}
-	for _, m := range mine {
+	for _, m := range b.h.Notifier.MembershipsOf(me, b.since.Rooms) {
 		if m.Membership != "join" && m.Membership != "invite" && m.Membership != "knock" {
 			rooms = append(rooms, m.RoomID)
 		}
@@ -185,4 +228,47 @@ func (b *builder) membershipDeviceLists(ctx context.Context, changed, left map[s
 		}
 	}
 	return nil
+}
+
+// deliveries remembers, per device, the last to-device message delivered
+// and whether more were left over, so that a sync queries the inbox only
+// when there can be something to acknowledge or to deliver.
+type deliveries struct {
+	mu      sync.Mutex
+	devices map[string]delivery
+}
+
+type delivery struct {
+	last int64
+	more bool
+}
+
+// record notes what a response delivered.
+func (d *deliveries) record(key string, msgs []storage.InboxMessage, limit int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.devices == nil {
+		d.devices = map[string]delivery{}
+	}
+	if len(msgs) == 0 {
+		delete(d.devices, key)
+		return
+	}
+	d.devices[key] = delivery{last: msgs[len(msgs)-1].StreamID, more: len(msgs) == limit}
+}
+
+// due reports whether a sync from position since acknowledges messages
+// this process delivered.
+func (d *deliveries) due(key string, since int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dl, ok := d.devices[key]
+	return ok && since >= dl.last
+}
+
+// pending reports whether the last response left messages over.
+func (d *deliveries) pending(key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.devices[key].more
 }

@@ -90,13 +90,7 @@ func (b *builder) memberships(ctx context.Context) ([]storage.Membership, error)
 	if b.initial() {
 		since = 0
 	}
-	var list []storage.Membership
-	if b.initial() || b.h.Notifier.MembershipChangedAfter(me, since) {
-		var err error
-		if list, err = b.h.Store.MembershipsOf(ctx, me, since); err != nil {
-			return nil, err
-		}
-	}
+	list := b.h.Notifier.MembershipsOf(me, since)
 	b.roomsUpTo = b.upTo.Rooms
 	changed := make(map[string]bool, len(list))
 	for _, m := range list {
@@ -257,6 +251,9 @@ func (b *builder) setState(evs []events.Client, after bool, state, stateAfter, u
 
 // summary is a room's member counts and heroes.
 func (b *builder) summary(ctx context.Context, roomID string) (*summary, error) {
+	if err := b.written(ctx); err != nil {
+		return nil, err
+	}
 	joined, invited, heroes, err := b.h.Store.RoomSummary(ctx, roomID, b.req.dev.UserID)
 	if err != nil {
 		return nil, err

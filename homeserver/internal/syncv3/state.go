@@ -43,9 +43,14 @@ func (b *builder) state(ctx context.Context, roomID string, tl *roomTimeline, fu
 		if err != nil {
 			return nil, false, err
 		}
-		sinceEv, ok, err := b.h.Store.RoomEventAt(ctx, roomID, b.since.Rooms, false)
-		if err != nil {
-			return nil, false, err
+		sinceEv, ok, known := b.h.Notifier.EventAtOrBefore(roomID, b.since.Rooms)
+		if !known {
+			if err := b.written(ctx); err != nil {
+				return nil, false, err
+			}
+			if sinceEv, ok, err = b.h.Store.RoomEventAt(ctx, roomID, b.since.Rooms, false); err != nil {
+				return nil, false, err
+			}
 		}
 		var prev []events.Event
 		if ok {

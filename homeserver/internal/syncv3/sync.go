@@ -166,5 +166,12 @@ func (b *builder) next() streams.Token {
 	return n
 }
 
+// written waits until the rooms stream is written up to the response's
+// position, before a query of its tables (the notifier knows the stream
+// before it is written).
+func (b *builder) written(ctx context.Context) error {
+	return b.h.Notifier.WaitPersisted(ctx, b.roomsUpTo)
+}
+
 // initial reports whether this is an initial sync (or full_state).
 func (b *builder) initial() bool { return b.req.since == nil }

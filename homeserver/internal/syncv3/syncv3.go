@@ -61,9 +61,11 @@ type Deps struct {
 // Handlers serves /sync and the filter endpoints.
 type Handlers struct {
 	Deps
-	now      func() time.Time
-	ignored  ignoredCache
-	presence presenceCache
+	now       func() time.Time
+	ignored   ignoredCache
+	presence  presenceCache
+	keyCounts keyCountCache
+	delivered deliveries
 }
 
 // New returns the sync handlers.

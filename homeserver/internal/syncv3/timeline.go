@@ -38,8 +38,11 @@ type roomTimeline struct {
 // checkAll is set go through history visibility.
 func (b *builder) timeline(ctx context.Context, roomID string, from, upTo, joinPos int64, checkAll bool) (*roomTimeline, error) {
 	tl := &roomTimeline{roomID: roomID, prevs: map[string]*events.Event{}}
-	end, ok := b.h.Notifier.Latest(roomID)
-	if !ok || end.SyncPos > upTo {
+	end, ok, known := b.h.Notifier.EventAtOrBefore(roomID, upTo)
+	if !known {
+		if err := b.written(ctx); err != nil {
+			return nil, err
+		}
 		var err error
 		if end, ok, err = b.h.Store.RoomEventAt(ctx, roomID, upTo, false); err != nil {
 			return nil, err
@@ -57,6 +60,9 @@ func (b *builder) timeline(ctx context.Context, roomID string, from, upTo, joinP
 	if from > 0 {
 		first, ok, known := b.h.Notifier.FirstAfter(roomID, from)
 		if !known {
+			if err := b.written(ctx); err != nil {
+				return nil, err
+			}
 			var err error
 			if first, ok, err = b.h.Store.RoomEventAt(ctx, roomID, from, true); err != nil {
 				return nil, err
