@@ -102,6 +102,8 @@ type Client struct {
 	Auth Auth `yaml:"auth"`
 	// RateLimits throttle clients.
 	RateLimits RateLimits `yaml:"rate_limits"`
+	// Push sets where pushers may send notifications.
+	Push Push `yaml:"push"`
 }
 
 // Registration says who may create accounts. Closed by default.
@@ -291,6 +293,7 @@ func (c *Config) Defaults() {
 	defLimit(&rl.FailedLogin, 1.0/6, 5)
 	defLimit(&rl.Register, 1.0/6, 3)
 	defLimit(&rl.Request, 50, 200)
+	c.Client.Push.defaults()
 	def(&c.Federation.Listen, "127.0.0.1:8448")
 	def(&c.Federation.TLSCert, "federation.crt")
 	def(&c.Federation.TLSKey, "federation.key")
@@ -353,6 +356,7 @@ func (c *Config) Verify() error {
 			errs.Add("client.rate_limits."+name, "per_second and burst must be positive (per_second 0 disables)")
 		}
 	}
+	c.Client.Push.verify(&errs)
 	switch c.Logging.Level {
 	case "debug", "info", "warn", "error":
 	default:

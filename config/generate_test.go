@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -124,7 +125,7 @@ func TestGenerateCommentedDefaults(t *testing.T) {
 		}
 		l.PerSecond = 1.0 / 6
 	}
-	if *got != *want {
+	if !reflect.DeepEqual(*got, *want) {
 		t.Errorf("uncommenting the defaults changed the config:\n got %+v\nwant %+v", *got, *want)
 	}
 }
