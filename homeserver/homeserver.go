@@ -18,10 +18,12 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/push"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
+	"github.com/matrix-gouv/homeserver/internal/bus"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
@@ -49,6 +51,10 @@ type Deps struct {
 	// Directory is the roomserver's room directory (aliases, public room
 	// list). Nil like Rooms: its endpoints are then not mounted.
 	Directory directory.Roomserver
+	// Bus, when set with Rooms, has push consume the roomserver's output
+	// itself, until sync calls push's Processor (see
+	// homeserver/internal/push/consumer.go).
+	Bus *bus.Bus
 }
 
 // Component is the client-server API.
@@ -63,6 +69,8 @@ type Component struct {
 	reports *reports.Handlers
 	// directory is nil when Deps.Directory was.
 	directory *directory.Handlers
+	// push is nil when Deps.Rooms was.
+	push *push.Service
 }
 
 // New builds the component; it does no I/O until Start.
@@ -87,15 +95,35 @@ func New(deps Deps) (*Component, error) {
 		c.rooms = rooms.New(rd)
 		c.spaces = spaces.New(spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms})
 		c.reports = reports.New(reports.Deps{Config: deps.Config, Store: store, Rooms: deps.Rooms, Events: c.rooms})
+		// Ignored users, receipts and the account-data notifier come with
+		// sync; until then nobody is ignored, nothing is read, and rule
+		// changes reach clients only through GET /pushrules.
+		p, err := push.New(push.Deps{Global: deps.Global, Config: &deps.Config.Push, Store: store, Rooms: deps.Rooms,
+			Events: c.rooms, Bus: deps.Bus, Log: deps.Log})
+		if err != nil {
+			return nil, err
+		}
+		c.push = p
 	}
 	return c, nil
 }
 
-// Start starts background work (none yet).
-func (c *Component) Start(ctx context.Context) error { return nil }
+// Start starts background work: push's sender (and its output
+// consumer, until sync takes it over).
+func (c *Component) Start(ctx context.Context) error {
+	if c.push != nil {
+		return c.push.Start(ctx)
+	}
+	return nil
+}
 
 // Stop stops background work and waits for it.
-func (c *Component) Stop(ctx context.Context) error { return nil }
+func (c *Component) Stop(ctx context.Context) error {
+	if c.push != nil {
+		return c.push.Stop(ctx)
+	}
+	return nil
+}
 
 // Tokens returns the component's TokenQuerier, for other components in the
 // same process and for serving it on the bus.
