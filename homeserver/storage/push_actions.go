@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
+
+	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
 )
 
 // MainThread is the thread id of events outside any thread.
@@ -26,10 +29,15 @@ type PushAction struct {
 	TS int64
 }
 
-// AddPushActions records actions, and queues each new one for the http
-// pushers of its user, in one transaction. A row already there (the same
-// event replayed) is left as it is and not queued again. queued says
-// whether anything was queued for a pusher.
+// pushActionsBatch bounds the rows of one statement (8 parameters
+// each), well under both engines' parameter limits.
+const pushActionsBatch = 500
+
+// AddPushActions records actions (of one event or several), and queues
+// each new one for the http pushers of its user, in one transaction: one
+// statement per 500 actions and one per event to queue. A row already there (the same event replayed) is left as
+// it is and not queued again. queued says whether anything was queued
+// for a pusher.
 func (s *Store) AddPushActions(ctx context.Context, actions []PushAction) (queued bool, err error) {
 	if len(actions) == 0 {
 		return false, nil
@@ -37,29 +45,67 @@ func (s *Store) AddPushActions(ctx context.Context, actions []PushAction) (queue
 	now := s.nowMS()
 	err = s.db.Write(ctx, func(tx *sql.Tx) error {
 		queued = false
-		for _, a := range actions {
-			ts := a.TS
-			if ts == 0 {
-				ts = now
+		type key struct{ user, room, event string }
+		var inserted []key
+		for rest := actions; len(rest) > 0; {
+			chunk := rest[:min(len(rest), pushActionsBatch)]
+			rest = rest[len(chunk):]
+			const cols = 8
+			var b strings.Builder
+			args := make([]any, 0, len(chunk)*cols)
+			b.WriteString(`INSERT INTO push_actions (user_id, room_id, event_id, stream_pos, thread_id, highlight, actions, ts) VALUES `)
+			for i, a := range chunk {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("(" + dbstorage.Placeholders(i*cols+1, cols) + ")")
+				ts := a.TS
+				if ts == 0 {
+					ts = now
+				}
+				args = append(args, a.UserID, a.RoomID, a.EventID, a.StreamPos, a.ThreadID, a.Highlight, string(a.Actions), ts)
 			}
-			res, err := tx.ExecContext(ctx, `INSERT INTO push_actions (user_id, room_id, event_id, stream_pos, thread_id, highlight, actions, ts)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id, room_id, event_id) DO NOTHING`,
-				a.UserID, a.RoomID, a.EventID, a.StreamPos, a.ThreadID, a.Highlight, string(a.Actions), ts)
+			b.WriteString(` ON CONFLICT (user_id, room_id, event_id) DO NOTHING RETURNING user_id, room_id, event_id`)
+			rows, err := tx.QueryContext(ctx, b.String(), args...)
 			if err != nil {
-				return fmt.Errorf("insert push action: %w", err)
+				return fmt.Errorf("insert push actions: %w", err)
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				continue
+			for rows.Next() {
+				var k key
+				if err := rows.Scan(&k.user, &k.room, &k.event); err != nil {
+					rows.Close()
+					return fmt.Errorf("scan inserted push action: %w", err)
+				}
+				inserted = append(inserted, k)
 			}
-			res, err = tx.ExecContext(ctx, `INSERT INTO push_queue (user_id, app_id, pushkey, room_id, event_id, next_try_ts)
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return fmt.Errorf("insert push actions: %w", err)
+			}
+		}
+		// Each (room, event) of one call is the same event in practice;
+		// group by it so that one statement queues for all its users.
+		byEvent := map[[2]string][]any{}
+		for _, k := range inserted {
+			e := [2]string{k.room, k.event}
+			byEvent[e] = append(byEvent[e], k.user)
+		}
+		for e, all := range byEvent {
+			for len(all) > 0 {
+				users := all[:min(len(all), pushActionsBatch)]
+				all = all[len(users):]
+				qargs := append([]any{e[0], e[1], now}, users...)
+				res, err := tx.ExecContext(ctx, `INSERT INTO push_queue (user_id, app_id, pushkey, room_id, event_id, next_try_ts)
 				SELECT user_id, app_id, pushkey, CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT) FROM pushers
-				WHERE user_id = $4 AND kind = 'http' ON CONFLICT (app_id, pushkey, user_id, event_id) DO NOTHING`,
-				a.RoomID, a.EventID, now, a.UserID)
-			if err != nil {
-				return fmt.Errorf("queue push: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n > 0 {
-				queued = true
+				WHERE kind = 'http' AND user_id IN (`+dbstorage.Placeholders(4, len(users))+`)
+				ON CONFLICT (app_id, pushkey, user_id, event_id) DO NOTHING`, qargs...)
+				if err != nil {
+					return fmt.Errorf("queue push: %w", err)
+				}
+				if n, _ := res.RowsAffected(); n > 0 {
+					queued = true
+				}
 			}
 		}
 		return nil

@@ -123,10 +123,10 @@ func TestPushActionsAndQueue(t *testing.T) {
 			total      storage.Counts
 			per        map[string]storage.Counts
 		}{
-			{0, nil, storage.Counts{4, 2}, map[string]storage.Counts{"main": {2, 1}, "$t": {2, 1}}},
-			{2, nil, storage.Counts{2, 1}, map[string]storage.Counts{"main": {1, 1}, "$t": {1, 0}}},
-			{0, map[string]int64{"$t": 4, "main": 1}, storage.Counts{1, 1}, map[string]storage.Counts{"main": {1, 1}}},
-			{3, map[string]int64{"$t": 1}, storage.Counts{1, 0}, map[string]storage.Counts{"$t": {1, 0}}},
+			{0, nil, cnt(4, 2), map[string]storage.Counts{"main": cnt(2, 1), "$t": cnt(2, 1)}},
+			{2, nil, cnt(2, 1), map[string]storage.Counts{"main": cnt(1, 1), "$t": cnt(1, 0)}},
+			{0, map[string]int64{"$t": 4, "main": 1}, cnt(1, 1), map[string]storage.Counts{"main": cnt(1, 1)}},
+			{3, map[string]int64{"$t": 1}, cnt(1, 0), map[string]storage.Counts{"$t": cnt(1, 0)}},
 		} {
 			total, per, err := s.UnreadCounts(ctx, u, room, tc.unthreaded, tc.threads)
 			if err != nil {
@@ -198,3 +198,6 @@ func TestPushActionsAndQueue(t *testing.T) {
 		}
 	})
 }
+
+// cnt is a Counts literal.
+func cnt(n, h int) storage.Counts { return storage.Counts{Notifications: n, Highlights: h} }

@@ -97,13 +97,40 @@ type eventFields struct {
 // Soft-failed events are skipped. Sync calls it for every output event in
 // stream order, before waking clients.
 func (p *Processor) ProcessEvent(ctx context.Context, out rsapi.OutputEvent) error {
+	return p.ProcessEvents(ctx, []rsapi.OutputEvent{out})
+}
+
+// ProcessEvents is ProcessEvent for several output events, in stream
+// order, recorded in one transaction: a consumer that has several events
+// at hand pays one commit for all of them.
+func (p *Processor) ProcessEvents(ctx context.Context, outs []rsapi.OutputEvent) error {
+	var actions []storage.PushAction
+	for _, out := range outs {
+		a, err := p.evaluate(ctx, out)
+		if err != nil {
+			return err
+		}
+		actions = append(actions, a...)
+	}
+	queued, err := p.store.AddPushActions(ctx, actions)
+	if err != nil {
+		return err
+	}
+	if queued && p.wake != nil {
+		p.wake()
+	}
+	return nil
+}
+
+// evaluate returns the actions of out for each member it notifies.
+func (p *Processor) evaluate(ctx context.Context, out rsapi.OutputEvent) ([]storage.PushAction, error) {
 	ev := out.Event
 	if out.SoftFailed || ev.StreamPos == 0 {
-		return nil
+		return nil, nil
 	}
 	var f eventFields
 	if err := json.Unmarshal(ev.JSON, &f); err != nil {
-		return fmt.Errorf("parse event %s for push: %w", ev.EventID, err)
+		return nil, fmt.Errorf("parse event %s for push: %w", ev.EventID, err)
 	}
 	if f.StateKey != nil || len(out.StateAdded) > 0 || len(out.StateRemoved) > 0 {
 		p.mu.Lock()
@@ -112,18 +139,18 @@ func (p *Processor) ProcessEvent(ctx context.Context, out rsapi.OutputEvent) err
 	}
 	info, err := p.room(ctx, ev.RoomID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	recipients := info.local
 	if f.Type == "m.room.member" && f.StateKey != nil && f.Content.Membership == "invite" && p.isLocal(*f.StateKey) {
 		recipients = append(append([]string(nil), recipients...), *f.StateKey)
 	}
 	if len(recipients) == 0 {
-		return nil
+		return nil, nil
 	}
 	pe, err := pushrules.ParseEvent(ev.JSON)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	thread := storage.MainThread
 	if f.Content.RelatesTo.RelType == "m.thread" && f.Content.RelatesTo.EventID != "" {
@@ -138,7 +165,7 @@ func (p *Processor) ProcessEvent(ctx context.Context, out rsapi.OutputEvent) err
 		if p.ignored != nil {
 			ignored, err := p.ignored.IgnoredUsers(ctx, user)
 			if err != nil {
-				return fmt.Errorf("read ignored users of %s: %w", user, err)
+				return nil, fmt.Errorf("read ignored users of %s: %w", user, err)
 			}
 			if ignored[f.Sender] {
 				continue
@@ -146,7 +173,7 @@ func (p *Processor) ProcessEvent(ctx context.Context, out rsapi.OutputEvent) err
 		}
 		set, err := p.rules.compiled(ctx, user)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rc.DisplayName = info.displayNames[user]
 		o, matched := set.Evaluate(pe, &rc)
@@ -155,19 +182,12 @@ func (p *Processor) ProcessEvent(ctx context.Context, out rsapi.OutputEvent) err
 		}
 		raw, err := json.Marshal(o.Actions)
 		if err != nil {
-			return fmt.Errorf("encode push actions: %w", err)
+			return nil, fmt.Errorf("encode push actions: %w", err)
 		}
 		actions = append(actions, storage.PushAction{UserID: user, RoomID: ev.RoomID, EventID: ev.EventID,
 			StreamPos: ev.StreamPos, ThreadID: thread, Highlight: o.Highlight, Actions: raw})
 	}
-	queued, err := p.store.AddPushActions(ctx, actions)
-	if err != nil {
-		return err
-	}
-	if queued && p.wake != nil {
-		p.wake()
-	}
-	return nil
+	return actions, nil
 }
 
 func (p *Processor) isLocal(userID string) bool {
