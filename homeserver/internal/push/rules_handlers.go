@@ -86,9 +86,9 @@ func (h *Handlers) GetRule(r *http.Request) (any, error) {
 
 // putRuleBody is the body of PUT /pushrules/global/{kind}/{ruleID}.
 type putRuleBody struct {
-	Actions    *[]json.RawMessage    `json:"actions"`
+	Actions    *[]json.RawMessage     `json:"actions"`
 	Conditions *[]pushrules.Condition `json:"conditions"`
-	Pattern    *string               `json:"pattern"`
+	Pattern    *string                `json:"pattern"`
 }
 
 // storedRule is the JSON stored for a user's rule.
