@@ -194,6 +194,15 @@ func TestPushers(t *testing.T) {
 		if list := s.Do("GET", "/_matrix/client/v3/pushers", bob.AccessToken, nil).Body["pushers"].([]any); len(list) != 1 {
 			t.Fatalf("append removed bob's pusher: %v", list)
 		}
+		// A pusher dies with the device that set it.
+		phone := s.Login(alice.UserID)
+		setPusher(s, phone, httpPusher(g.url(), "phonekey", nil)).Expect(t, 200, "")
+		if _, err := phone.Logout(ctx()); err != nil {
+			t.Fatal(err)
+		}
+		if list := s.Do("GET", "/_matrix/client/v3/pushers", alice.AccessToken, nil).Body["pushers"].([]any); len(list) != 1 {
+			t.Fatalf("a logged-out device's pusher stayed: %v", list)
+		}
 		// kind null deletes.
 		setPusher(s, alice, map[string]any{"kind": nil, "app_id": "fr.gouv.tchap", "pushkey": "key1"}).Expect(t, 200, "")
 		if list := s.Do("GET", "/_matrix/client/v3/pushers", alice.AccessToken, nil).Body["pushers"].([]any); len(list) != 0 {

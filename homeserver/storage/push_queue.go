@@ -49,11 +49,13 @@ func (s *Store) DuePushes(ctx context.Context, now int64, limit int) ([]QueuedPu
 	return out, nil
 }
 
-// NextPushDue returns when the earliest queued notification is due (Unix
-// ms); ok is false when the queue is empty.
+// NextPushDue returns when the earliest queued notification that
+// DuePushes would return is due (Unix ms); ok is false when there is
+// none.
 func (s *Store) NextPushDue(ctx context.Context) (ts int64, ok bool, err error) {
 	var next sql.NullInt64
-	if err := s.db.Read().QueryRowContext(ctx, `SELECT MIN(next_try_ts) FROM push_queue`).Scan(&next); err != nil {
+	if err := s.db.Read().QueryRowContext(ctx, `SELECT MIN(q.next_try_ts) FROM push_queue q
+		JOIN pushers p ON p.app_id = q.app_id AND p.pushkey = q.pushkey AND p.user_id = q.user_id`).Scan(&next); err != nil {
 		return 0, false, fmt.Errorf("read push queue: %w", err)
 	}
 	return next.Int64, next.Valid, nil

@@ -120,3 +120,16 @@ func deletePushersTx(ctx context.Context, tx *sql.Tx, where string, args ...any)
 	}
 	return nil
 }
+
+// deleteDevicePushersTx deletes the pushers a device set, and what is
+// queued for them: a device logged out stops receiving notifications.
+func deleteDevicePushersTx(ctx context.Context, tx *sql.Tx, userID, deviceID string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM push_queue WHERE user_id = $1 AND (app_id, pushkey) IN
+		(SELECT app_id, pushkey FROM pushers WHERE user_id = $2 AND device_id = $3)`, userID, userID, deviceID); err != nil {
+		return fmt.Errorf("delete queued pushes of device: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pushers WHERE user_id = $1 AND device_id = $2`, userID, deviceID); err != nil {
+		return fmt.Errorf("delete pushers of device: %w", err)
+	}
+	return nil
+}
