@@ -59,6 +59,8 @@ func newProcessor(d processorDeps) *Processor {
 
 // roomInfo is what evaluating an event needs of its room's current state.
 type roomInfo struct {
+	// joinedSet holds every joined member.
+	joinedSet map[string]bool
 	// local are the joined members of this server.
 	local []string
 	// displayNames of the joined members that have one.
@@ -82,8 +84,9 @@ type eventFields struct {
 	Sender   string  `json:"sender"`
 	StateKey *string `json:"state_key"`
 	Content  struct {
-		Membership string `json:"membership"`
-		RelatesTo  struct {
+		Membership  string `json:"membership"`
+		DisplayName string `json:"displayname"`
+		RelatesTo   struct {
 			RelType string `json:"rel_type"`
 			EventID string `json:"event_id"`
 		} `json:"m.relates_to"`
@@ -133,9 +136,7 @@ func (p *Processor) evaluate(ctx context.Context, out rsapi.OutputEvent) ([]stor
 		return nil, fmt.Errorf("parse event %s for push: %w", ev.EventID, err)
 	}
 	if f.StateKey != nil || len(out.StateAdded) > 0 || len(out.StateRemoved) > 0 {
-		p.mu.Lock()
-		delete(p.roomCache, ev.RoomID)
-		p.mu.Unlock()
+		p.stateChanged(ev.RoomID, ev.EventID, f, out)
 	}
 	info, err := p.room(ctx, ev.RoomID)
 	if err != nil {
@@ -190,6 +191,58 @@ func (p *Processor) evaluate(ctx context.Context, out rsapi.OutputEvent) ([]stor
 	return actions, nil
 }
 
+// stateChanged updates the room's cached info for a state event: a
+// membership change that changed nothing else is applied to a copy (so
+// that a join to a big room does not reread its state); anything else
+// drops the entry.
+func (p *Processor) stateChanged(roomID, eventID string, f eventFields, out rsapi.OutputEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old, ok := p.roomCache[roomID]
+	onlyItself := len(out.StateAdded) == 1 && out.StateAdded[0] == eventID && len(out.StateRemoved) <= 1
+	if !ok || f.Type != "m.room.member" || f.StateKey == nil || !onlyItself {
+		delete(p.roomCache, roomID)
+		return
+	}
+	p.roomCache[roomID] = old.withMember(*f.StateKey, f.Content.Membership == "join", f.Content.DisplayName, p.isLocal)
+}
+
+// withMember returns a copy of ri where userID is joined or not, with
+// its display name.
+func (ri *roomInfo) withMember(userID string, joined bool, displayName string, isLocal func(string) bool) *roomInfo {
+	n := *ri
+	n.joinedSet = make(map[string]bool, len(ri.joinedSet)+1)
+	for u := range ri.joinedSet {
+		n.joinedSet[u] = true
+	}
+	n.displayNames = make(map[string]string, len(ri.displayNames)+1)
+	for u, d := range ri.displayNames {
+		n.displayNames[u] = d
+	}
+	delete(n.displayNames, userID)
+	if joined {
+		n.joinedSet[userID] = true
+		if displayName != "" {
+			n.displayNames[userID] = displayName
+		}
+	} else {
+		delete(n.joinedSet, userID)
+	}
+	n.joined = len(n.joinedSet)
+	if joined != ri.joinedSet[userID] && isLocal(userID) {
+		n.local = make([]string, 0, len(ri.local)+1)
+		for _, u := range ri.local {
+			if u != userID {
+				n.local = append(n.local, u)
+			}
+		}
+		if joined {
+			n.local = append(n.local, userID)
+		}
+	}
+	return &n
+}
+
 func (p *Processor) isLocal(userID string) bool {
 	return strings.HasSuffix(userID, ":"+p.serverName)
 }
@@ -223,7 +276,7 @@ func (p *Processor) loadRoom(ctx context.Context, roomID string) (*roomInfo, err
 	if err != nil {
 		return nil, fmt.Errorf("read state of %s for push: %w", roomID, err)
 	}
-	ri := &roomInfo{displayNames: map[string]string{}, creators: map[string]bool{}}
+	ri := &roomInfo{joinedSet: map[string]bool{}, displayNames: map[string]string{}, creators: map[string]bool{}}
 	ri.levels.Defaults()
 	var create, powerLevels *rsapi.Event
 	for i := range state {
@@ -245,6 +298,7 @@ func (p *Processor) loadRoom(ctx context.Context, roomID string) (*roomInfo, err
 				continue
 			}
 			ri.joined++
+			ri.joinedSet[*f.StateKey] = true
 			if p.isLocal(*f.StateKey) {
 				ri.local = append(ri.local, *f.StateKey)
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"sort"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -103,9 +105,21 @@ func (f *fixture) send(t testing.TB, sender string, typ string, stateKey *string
 	return ev
 }
 
+// process has the Processor process ev as the roomserver outputs it: a
+// state event with itself in StateAdded.
 func (f *fixture) process(t testing.TB, ev rsapi.Event, softFailed bool) {
 	t.Helper()
-	if err := f.proc.ProcessEvent(context.Background(), rsapi.OutputEvent{Event: ev, SoftFailed: softFailed}); err != nil {
+	out := rsapi.OutputEvent{Event: ev, SoftFailed: softFailed}
+	var pdu struct {
+		StateKey *string `json:"state_key"`
+	}
+	if err := json.Unmarshal(ev.JSON, &pdu); err != nil {
+		t.Fatal(err)
+	}
+	if pdu.StateKey != nil && !softFailed {
+		out.StateAdded = []string{ev.EventID}
+	}
+	if err := f.proc.ProcessEvent(context.Background(), out); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -173,6 +187,35 @@ func TestProcessEvent(t *testing.T) {
 		f.process(t, f.send(t, u1, "m.room.message", nil, map[string]any{"body": "welcome"}), false)
 		if total, _ := f.counts(t, u3); total != (cnt(2, 0)) {
 			t.Errorf("u3 after joining: %+v", total)
+		}
+		// A new display name is the one mentions match (the member list
+		// is updated in place from the member event).
+		f.process(t, f.send(t, u2, "m.room.member", sk(u2), map[string]string{"membership": "join", "displayname": "Zed"}), false)
+		before2, _ := f.counts(t, u2)
+		f.process(t, f.send(t, u0, "m.room.message", nil, map[string]any{"body": "ping zed"}), false)
+		if after2, _ := f.counts(t, u2); after2.Highlights != before2.Highlights+1 {
+			t.Errorf("new display name not highlighted: %+v -> %+v", before2, after2)
+		}
+		// u3 leaves: no longer notified; the room is a 1:1 again for the rest.
+		f.process(t, f.send(t, u3, "m.room.member", sk(u3), map[string]string{"membership": "leave"}), false)
+		before3, _ := f.counts(t, u3)
+		f.process(t, f.send(t, u1, "m.room.message", nil, map[string]any{"body": "bye"}), false)
+		if after3, _ := f.counts(t, u3); after3 != before3 {
+			t.Errorf("a member who left was notified: %+v -> %+v", before3, after3)
+		}
+		// The member list kept up to date in place is the one the state
+		// gives.
+		f.proc.mu.Lock()
+		cached := f.proc.roomCache[f.room]
+		f.proc.mu.Unlock()
+		fresh, err := f.proc.loadRoom(context.Background(), f.room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sortedLocal := func(ri *roomInfo) []string { l := append([]string(nil), ri.local...); sort.Strings(l); return l }
+		if cached == nil || !reflect.DeepEqual(cached.joinedSet, fresh.joinedSet) || !reflect.DeepEqual(cached.displayNames, fresh.displayNames) ||
+			cached.joined != fresh.joined || !reflect.DeepEqual(sortedLocal(cached), sortedLocal(fresh)) {
+			t.Errorf("cached room info drifted from state:\n%+v\n%+v", cached, fresh)
 		}
 		// A user's rules apply: u0 silences the room.
 		if err := f.store.PutPushRule(context.Background(), u0, "room", f.room, raw(map[string]any{"actions": []any{}}), "", ""); err != nil {
