@@ -84,14 +84,20 @@ func (s *Store) AddPushActions(ctx context.Context, actions []PushAction) (queue
 				return fmt.Errorf("insert push actions: %w", err)
 			}
 		}
-		// Each (room, event) of one call is the same event in practice;
-		// group by it so that one statement queues for all its users.
+		// One statement queues an event for all its users; events are
+		// queued in the order given (stream order), which the queue's
+		// ids keep.
 		byEvent := map[[2]string][]any{}
+		var order [][2]string
 		for _, k := range inserted {
 			e := [2]string{k.room, k.event}
+			if _, ok := byEvent[e]; !ok {
+				order = append(order, e)
+			}
 			byEvent[e] = append(byEvent[e], k.user)
 		}
-		for e, all := range byEvent {
+		for _, e := range order {
+			all := byEvent[e]
 			for len(all) > 0 {
 				users := all[:min(len(all), pushActionsBatch)]
 				all = all[len(users):]

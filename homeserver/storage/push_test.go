@@ -149,9 +149,17 @@ func TestPushActionsAndQueue(t *testing.T) {
 			t.Fatalf("highlights: %+v", page)
 		}
 
-		due, err := s.DuePushes(ctx, s.Now().UnixMilli(), 10)
+		now := s.Now().UnixMilli()
+		due, err := s.ClaimDuePushes(ctx, now, 1000, 10)
 		if err != nil || len(due) != 4 || due[0].Action.EventID != "$1" || due[0].Pusher.PushKey != "k1" {
 			t.Fatalf("due: %+v %v", due, err)
+		}
+		// Claimed rows are nobody else's until the lease ends.
+		if again, _ := s.ClaimDuePushes(ctx, now, 1000, 10); len(again) != 0 {
+			t.Fatalf("claimed twice: %+v", again)
+		}
+		if again, _ := s.ClaimDuePushes(ctx, now+1000, 1000, 10); len(again) != 4 {
+			t.Fatalf("lease did not end: %+v", again)
 		}
 		if err := s.DeleteQueuedPush(ctx, due[0].ID); err != nil {
 			t.Fatal(err)
@@ -160,13 +168,13 @@ func TestPushActionsAndQueue(t *testing.T) {
 		if err := s.DelayPusher(ctx, u, "app", "k1", later); err != nil {
 			t.Fatal(err)
 		}
-		if due, _ := s.DuePushes(ctx, s.Now().UnixMilli(), 10); len(due) != 0 {
+		if due, _ := s.ClaimDuePushes(ctx, s.Now().UnixMilli(), 1000, 10); len(due) != 0 {
 			t.Fatalf("delayed pushes are due: %+v", due)
 		}
 		if next, ok, err := s.NextPushDue(ctx); err != nil || !ok || next != later {
 			t.Fatalf("next due: %d %v %v", next, ok, err)
 		}
-		if due, _ := s.DuePushes(ctx, later, 10); len(due) != 3 || due[0].Attempts != 1 {
+		if due, _ := s.ClaimDuePushes(ctx, later, 1000, 10); len(due) != 3 || due[0].Attempts != 1 {
 			t.Fatalf("due later: %+v", due)
 		}
 

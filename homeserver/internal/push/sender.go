@@ -8,7 +8,9 @@ package push
 //	                 └────────────── Wake ─────────────────┘
 //
 // The queue is a table, so it survives a restart; a row goes once its
-// gateway took the notification (or refused it for good). A failed
+// gateway took the notification (or refused it for good). A Sender runs
+// in every client process: each claims the rows it sends (a lease, in
+// the row's next_try_ts), so two processes never send one row. A failed
 // delivery postpones all of that pusher's rows with a doubling backoff,
 // so one pusher's notifications keep their order and a gateway that is
 // down does not hold up the others.
@@ -40,8 +42,11 @@ import (
 
 // Delivery tuning.
 const (
-	// sendBatch is how many queued notifications one pass reads.
-	sendBatch = 100
+	// sendBatch is how many queued notifications one pass claims.
+	sendBatch = 20
+	// leaseSlack is added to the worst time a batch can take (every
+	// request timing out) to make the lease of claimed rows.
+	leaseSlack = 30 * time.Second
 	// idlePoll is the longest sleep between passes, so that rows queued
 	// by another process are sent even without a wake-up.
 	idlePoll = 5 * time.Second
@@ -183,7 +188,8 @@ func (s *Sender) run(ctx context.Context) {
 // sendDue sends every due notification, batch after batch.
 func (s *Sender) sendDue(ctx context.Context) error {
 	for ctx.Err() == nil {
-		due, err := s.store.DuePushes(ctx, s.now().UnixMilli(), sendBatch)
+		lease := time.Duration(s.cfg.Timeout)*sendBatch + leaseSlack
+		due, err := s.store.ClaimDuePushes(ctx, s.now().UnixMilli(), lease.Milliseconds(), sendBatch)
 		if err != nil {
 			return err
 		}
