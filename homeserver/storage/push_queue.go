@@ -76,7 +76,7 @@ func (s *Store) ClaimDuePushes(ctx context.Context, now, leaseMS int64, limit in
 }
 
 // NextPushDue returns when the earliest queued notification that
-// DuePushes would return is due (Unix ms); ok is false when there is
+// ClaimDuePushes would return is due (Unix ms); ok is false when there is
 // none.
 func (s *Store) NextPushDue(ctx context.Context) (ts int64, ok bool, err error) {
 	var next sql.NullInt64
