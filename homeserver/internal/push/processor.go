@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -18,9 +19,17 @@ import (
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
-// roomCacheMax bounds the rooms whose members the Processor keeps; past
-// it, the cache starts afresh.
-const roomCacheMax = 10_000
+// Bounds of the Processor's room cache.
+const (
+	// roomCacheMax bounds the rooms whose members the Processor keeps;
+	// past it, the cache starts afresh.
+	roomCacheMax = 10_000
+	// roomCacheTTL bounds how long a room's info is used before the
+	// state is read again: when several processes share the output
+	// stream, a state event another process handled reaches this cache
+	// only so.
+	roomCacheTTL = 30 * time.Second
+)
 
 // Processor evaluates accepted events against the push rules of the
 // room's local members and records the actions: the unread counts of
@@ -59,6 +68,8 @@ func newProcessor(d processorDeps) *Processor {
 
 // roomInfo is what evaluating an event needs of its room's current state.
 type roomInfo struct {
+	// loaded is when the state was read.
+	loaded time.Time
 	// joinedSet holds every joined member.
 	joinedSet map[string]bool
 	// local are the joined members of this server.
@@ -252,7 +263,7 @@ func (p *Processor) room(ctx context.Context, roomID string) (*roomInfo, error) 
 	p.mu.Lock()
 	ri, ok := p.roomCache[roomID]
 	p.mu.Unlock()
-	if ok {
+	if ok && time.Since(ri.loaded) < roomCacheTTL {
 		return ri, nil
 	}
 	ri, err := p.loadRoom(ctx, roomID)
@@ -271,12 +282,12 @@ func (p *Processor) room(ctx context.Context, roomID string) (*roomInfo, error) 
 func (p *Processor) loadRoom(ctx context.Context, roomID string) (*roomInfo, error) {
 	state, err := p.rooms.CurrentState(ctx, roomID)
 	if errors.Is(err, rsapi.ErrRoomNotFound) {
-		return &roomInfo{}, nil
+		return &roomInfo{loaded: time.Now()}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read state of %s for push: %w", roomID, err)
 	}
-	ri := &roomInfo{joinedSet: map[string]bool{}, displayNames: map[string]string{}, creators: map[string]bool{}}
+	ri := &roomInfo{loaded: time.Now(), joinedSet: map[string]bool{}, displayNames: map[string]string{}, creators: map[string]bool{}}
 	ri.levels.Defaults()
 	var create, powerLevels *rsapi.Event
 	for i := range state {
