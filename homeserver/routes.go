@@ -106,6 +106,7 @@ func (c *Component) Mount(r chi.Router) {
 		h := p.Handlers()
 		authed = append(authed, []route{
 			{"GET", "pushrules/", h.GetRules},
+			{"GET", "pushrules", h.GetRules},
 			{"GET", "pushrules/global/", h.GetGlobalRules},
 			{"GET", "pushrules/global/{kind}/{ruleID}", h.GetRule},
 			{"PUT", "pushrules/global/{kind}/{ruleID}", h.PutRule},

@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/internal/bus"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -28,7 +29,7 @@ func consumeOutput(ctx context.Context, b *bus.Bus, proc *Processor, log *logrus
 				return err
 			}
 			if err := proc.ProcessEvent(ctx, out); err != nil {
-				log.WithError(err).WithField("event_id", out.Event.EventID).Warn("push: process event")
+				log.WithError(err).WithField(httputil.FieldEventID, out.Event.EventID).Warn("push: process event")
 				return err
 			}
 			return nil

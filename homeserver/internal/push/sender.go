@@ -37,6 +37,7 @@ import (
 	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/pushrules"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -58,6 +59,12 @@ const (
 	maxAttempts = 20
 	// maxGatewayResponse bounds the gateway's answer read.
 	maxGatewayResponse = 1 << 20
+)
+
+// Log fields of the sender.
+const (
+	fieldAppID   = "app_id"
+	fieldRetryIn = "retry_in"
 )
 
 // Sender delivers queued notifications to push gateways.
@@ -218,7 +225,7 @@ func (s *Sender) sendDue(ctx context.Context) error {
 // deliver sends one notification and updates the queue; false when the
 // pusher must wait (the row was postponed).
 func (s *Sender) deliver(ctx context.Context, q storage.QueuedPush) bool {
-	log := s.log.WithFields(logrus.Fields{"user_id": q.Pusher.UserID, "app_id": q.Pusher.AppID, "event_id": q.Action.EventID})
+	log := s.log.WithFields(logrus.Fields{httputil.FieldUserID: q.Pusher.UserID, fieldAppID: q.Pusher.AppID, httputil.FieldEventID: q.Action.EventID})
 	rejected, err := s.send(ctx, q)
 	switch {
 	case err == nil:
@@ -252,7 +259,7 @@ func (s *Sender) deliver(ctx context.Context, q storage.QueuedPush) bool {
 	}
 	delay := backoffMin << min(q.Attempts, 20)
 	delay = min(delay, backoffMax)
-	log.WithError(err).WithField("retry_in", delay.String()).Info("push gateway failed, will retry")
+	log.WithError(err).WithField(fieldRetryIn, delay.String()).Info("push gateway failed, will retry")
 	if err := s.store.DelayPusher(ctx, q.Pusher.UserID, q.Pusher.AppID, q.Pusher.PushKey, s.now().Add(delay).UnixMilli()); err != nil {
 		log.WithError(err).Warn("postpone push")
 	}
