@@ -104,6 +104,16 @@ type Client struct {
 	RateLimits RateLimits `yaml:"rate_limits"`
 	// Push sets where pushers may send notifications.
 	Push Push `yaml:"push"`
+	// Presence sets whether users see each other online.
+	Presence Presence `yaml:"presence"`
+}
+
+// Presence sets whether users see each other online (on by default, as
+// Element expects).
+type Presence struct {
+	// Disabled turns presence off: nothing is recorded and /sync never
+	// reports it. Default: false.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Registration says who may create accounts. Closed by default.

@@ -243,6 +243,10 @@ client:
     #gateway_ca_file: ""
     # Time limit of one request to a gateway.
     #timeout: 10s
+  presence:
+    # Presence (online, unavailable, offline) shown to users who share a
+    # room. Turn it off to save the writes it costs:
+    #disabled: false
 
 federation:
   # The address of the federation listener (TLS), or "off" to open none.

@@ -9,19 +9,24 @@ package homeserver
 
 import (
 	"context"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/accountdata"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/ephemeral"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/push"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/syncv3"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/bus"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
@@ -51,9 +56,9 @@ type Deps struct {
 	// Directory is the roomserver's room directory (aliases, public room
 	// list). Nil like Rooms: its endpoints are then not mounted.
 	Directory directory.Roomserver
-	// Bus, when set with Rooms, has push consume the roomserver's output
-	// itself, until sync calls push's Processor (see
-	// homeserver/internal/push/consumer.go).
+	// Bus carries the roomserver's output to sync (and, until sync calls
+	// push's Processor, to push: homeserver/internal/push/consumer.go).
+	// Nil like Rooms: sync is then not mounted.
 	Bus *bus.Bus
 }
 
@@ -71,6 +76,17 @@ type Component struct {
 	directory *directory.Handlers
 	// push is nil when Deps.Rooms was.
 	push *push.Service
+	// The sync machinery and the endpoints that feed it; nil when
+	// Deps.Rooms or Deps.Bus was.
+	notifier    *streams.Notifier
+	typing      *streams.Typing
+	feeder      *streams.Feeder
+	sync        *syncv3.Handlers
+	accountData *accountdata.Handlers
+	ephemeral   *ephemeral.Handlers
+	// stopTyping ends the typing expiry loop.
+	stopTyping context.CancelFunc
+	typingDone chan struct{}
 }
 
 // New builds the component; it does no I/O until Start.
@@ -92,6 +108,10 @@ func New(deps Deps) (*Component, error) {
 		if c.directory != nil {
 			rd.Directory = c.directory
 		}
+		if deps.Bus != nil {
+			c.buildSync(deps, store)
+			rd.Synced = c.notifier
+		}
 		c.rooms = rooms.New(rd)
 		c.spaces = spaces.New(spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms})
 		c.reports = reports.New(reports.Deps{Config: deps.Config, Store: store, Rooms: deps.Rooms, Events: c.rooms})
@@ -99,7 +119,7 @@ func New(deps Deps) (*Component, error) {
 		// sync; until then nobody is ignored, nothing is read, and rule
 		// changes reach clients only through GET /pushrules.
 		p, err := push.New(push.Deps{Global: deps.Global, Config: &deps.Config.Push, Store: store, Rooms: deps.Rooms,
-			Events: c.rooms, Bus: deps.Bus, Log: deps.Log})
+			Bus: deps.Bus, Log: deps.Log})
 		if err != nil {
 			return nil, err
 		}
@@ -108,19 +128,76 @@ func New(deps Deps) (*Component, error) {
 	return c, nil
 }
 
-// Start starts background work: push's sender (and its output
-// consumer, until sync takes it over).
+// buildSync builds /sync and what feeds it: the notifier, the feeder of
+// the roomserver's output, typing, receipts, presence and account data.
+func (c *Component) buildSync(deps Deps, store *storage.Store) {
+	presence := !deps.Config.Presence.Disabled
+	c.notifier = streams.NewNotifier(deps.Global.ServerName)
+	c.typing = streams.NewTyping(c.notifier, 0)
+	c.feeder = &streams.Feeder{Bus: deps.Bus, Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Log: deps.Log}
+	c.accountData = accountdata.New(accountdata.Deps{Store: store, Notifier: c.notifier, MaxRequestBytes: deps.Config.MaxRequestBytes})
+	c.ephemeral = ephemeral.New(ephemeral.Deps{
+		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, AccountData: c.accountData,
+		Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,
+	})
+	c.sync = syncv3.New(syncv3.Deps{
+		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, Log: deps.Log,
+		Presence: presence, MaxRequestBytes: deps.Config.MaxRequestBytes,
+	})
+}
+
+// Start loads the sync streams' positions and starts consuming the
+// roomserver's output, and starts push's sender.
 func (c *Component) Start(ctx context.Context) error {
 	if c.push != nil {
-		return c.push.Start(ctx)
+		if err := c.push.Start(ctx); err != nil {
+			return err
+		}
 	}
+	if c.notifier == nil {
+		return nil
+	}
+	// Typing positions start past every position of an earlier run.
+	typingStart := time.Now().UnixMicro()
+	if err := c.notifier.Load(ctx, c.store, typingStart); err != nil {
+		return err
+	}
+	c.typing.Reset(typingStart)
+	if err := c.feeder.Start(ctx); err != nil {
+		return err
+	}
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.stopTyping, c.typingDone = cancel, make(chan struct{})
+	go func() {
+		defer close(c.typingDone)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tctx.Done():
+				return
+			case <-tick.C:
+				c.typing.Expire()
+			}
+		}
+	}()
 	return nil
 }
 
-// Stop stops background work and waits for it.
+// Stop stops consuming and waits for the event in hand, and stops
+// push's sender.
 func (c *Component) Stop(ctx context.Context) error {
 	if c.push != nil {
-		return c.push.Stop(ctx)
+		if err := c.push.Stop(ctx); err != nil {
+			return err
+		}
+	}
+	if c.feeder != nil {
+		c.feeder.Stop()
+	}
+	if c.stopTyping != nil {
+		c.stopTyping()
+		<-c.typingDone
 	}
 	return nil
 }

@@ -102,6 +102,26 @@ func (c *Component) Mount(r chi.Router) {
 			{"POST", "rooms/{roomID}/report/{eventID}", c.reports.ReportEvent},
 		}...)
 	}
+	if sy := c.sync; sy != nil {
+		ad, ep := c.accountData, c.ephemeral
+		authed = append(authed, []route{
+			{"GET", "sync", sy.Sync},
+			{"POST", "user/{userID}/filter", sy.PutFilter},
+			{"GET", "user/{userID}/filter/{filterID}", sy.GetFilter},
+			{"PUT", "user/{userID}/account_data/{type}", ad.PutGlobal},
+			{"GET", "user/{userID}/account_data/{type}", ad.GetGlobal},
+			{"PUT", "user/{userID}/rooms/{roomID}/account_data/{type}", ad.PutRoom},
+			{"GET", "user/{userID}/rooms/{roomID}/account_data/{type}", ad.GetRoom},
+			{"GET", "user/{userID}/rooms/{roomID}/tags", ad.GetTags},
+			{"PUT", "user/{userID}/rooms/{roomID}/tags/{tag}", ad.PutTag},
+			{"DELETE", "user/{userID}/rooms/{roomID}/tags/{tag}", ad.DeleteTag},
+			{"PUT", "rooms/{roomID}/typing/{userID}", ep.SetTyping},
+			{"POST", "rooms/{roomID}/receipt/{receiptType}/{eventID}", ep.Receipt},
+			{"POST", "rooms/{roomID}/read_markers", ep.ReadMarkers},
+			{"PUT", "presence/{userID}/status", ep.SetPresence},
+			{"GET", "presence/{userID}/status", ep.GetPresence},
+		}...)
+	}
 	if p := c.push; p != nil {
 		h := p.Handlers()
 		authed = append(authed, []route{

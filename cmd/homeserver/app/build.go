@@ -60,8 +60,7 @@ func (a *App) buildLocked() (built, error) {
 			rooms = rsremote.NewClient(a.bus)
 		}
 		hs, err := homeserver.New(homeserver.Deps{
-			Global: &cfg.Global, Config: &cfg.Client, DB: a.db, Log: a.componentLog(Client), Rooms: rooms, Directory: rooms,
-			Bus: a.bus,
+			Global: &cfg.Global, Config: &cfg.Client, DB: a.db, Log: a.componentLog(Client), Rooms: rooms, Directory: rooms, Bus: a.bus,
 		})
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Client, err)

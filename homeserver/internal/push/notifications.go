@@ -4,8 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
@@ -73,10 +75,15 @@ func (h *Handlers) Notifications(r *http.Request) (any, error) {
 		}
 		evs, kept = append(evs, ev), append(kept, a)
 	}
-	formatted, err := h.events.ClientEvents(ctx, dev, evs)
+	parsed, err := events.ParseAll(evs)
 	if err != nil {
 		return nil, err
 	}
+	f, err := events.NewFormatter(ctx, h.rooms, h.store, time.Now(), dev, parsed)
+	if err != nil {
+		return nil, err
+	}
+	formatted := f.FormatAll(parsed, nil)
 	type readPos struct {
 		unthreaded int64
 		threads    map[string]int64

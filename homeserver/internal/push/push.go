@@ -14,30 +14,25 @@ package push
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/config"
-	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/bus"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
-// RoomReader is what push asks of the roomserver.
+// RoomReader is what push asks of the roomserver: state and events, and
+// the relation aggregations of the events /notifications shows.
 type RoomReader interface {
+	events.Relations
 	RoomVersion(ctx context.Context, roomID string) (string, error)
 	CurrentState(ctx context.Context, roomID string) ([]rsapi.Event, error)
 	CurrentStateEvent(ctx context.Context, roomID string, key rsapi.StateKey) (rsapi.Event, error)
 	Event(ctx context.Context, eventID string) (rsapi.Event, error)
-}
-
-// EventFormatter turns events into the client format, as the room API
-// serves them (homeserver/internal/rooms.Handlers).
-type EventFormatter interface {
-	ClientEvents(ctx context.Context, dev hsapi.Device, evs []rsapi.Event) ([]json.RawMessage, error)
 }
 
 // IgnoredUsers tells whom a user ignores (m.ignored_user_list account
@@ -67,7 +62,6 @@ type Deps struct {
 	Config *config.Push
 	Store  *storage.Store
 	Rooms  RoomReader
-	Events EventFormatter
 	// Ignored is nil when nobody ignores anybody.
 	Ignored IgnoredUsers
 	// Receipts is nil when nothing counts as read.
@@ -112,7 +106,7 @@ func New(d Deps) (*Service, error) {
 		serverName: d.Global.ServerName, rules: rules, store: d.Store, rooms: d.Rooms,
 		ignored: d.Ignored, wake: sender.Wake, log: d.Log,
 	})
-	s.handlers = &Handlers{rules: rules, store: d.Store, rooms: d.Rooms, events: d.Events, receipts: receipts,
+	s.handlers = &Handlers{rules: rules, store: d.Store, rooms: d.Rooms, receipts: receipts,
 		cfg: d.Config, wake: sender.Wake}
 	return s, nil
 }

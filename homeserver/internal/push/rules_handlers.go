@@ -21,7 +21,6 @@ type Handlers struct {
 	rules    *Rules
 	store    *storage.Store
 	rooms    RoomReader
-	events   EventFormatter
 	receipts ReceiptPositions
 	cfg      *config.Push
 	// wake tells the Sender that pushes may be due.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -59,7 +60,7 @@ func (h *Handlers) MayPreview(ctx context.Context, roomID, userID string) (bool,
 	case err != nil:
 		return false, fmt.Errorf("read history visibility: %w", err)
 	}
-	return visibilityOf(contentOf(hv)) == visWorldReadable, nil
+	return events.VisibilityOf(contentOf(hv)) == visWorldReadable, nil
 }
 
 // SeesEvent reports whether userID may see eventID, an event of roomID,

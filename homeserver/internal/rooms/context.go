@@ -4,18 +4,19 @@ import (
 	"net/http"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
 // contextResponse is the body of /context.
 type contextResponse struct {
-	Event        clientEvent   `json:"event"`
-	EventsBefore []clientEvent `json:"events_before"`
-	EventsAfter  []clientEvent `json:"events_after"`
-	Start        string        `json:"start"`
-	End          string        `json:"end"`
-	State        []clientEvent `json:"state"`
+	Event        events.Client   `json:"event"`
+	EventsBefore []events.Client `json:"events_before"`
+	EventsAfter  []events.Client `json:"events_after"`
+	Start        string          `json:"start"`
+	End          string          `json:"end"`
+	State        []events.Client `json:"state"`
 }
 
 // Context is GET /rooms/{roomID}/context/{eventID}: the event, up to
@@ -28,7 +29,7 @@ func (h *Handlers) Context(r *http.Request) (any, error) {
 	dev := auth.DeviceFrom(ctx)
 	roomID := httputil.PathParam(r, "roomID")
 	q := r.URL.Query()
-	filter, err := parseFilter(q.Get("filter"))
+	filter, err := events.ParseFilter(q.Get("filter"))
 	if err != nil {
 		return nil, err
 	}
@@ -66,15 +67,15 @@ func (h *Handlers) Context(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var kept []roomEvent
+	var kept []events.Event
 	for _, s := range state {
-		if filter.allows(s) {
+		if filter.Allows(s) {
 			kept = append(kept, s)
 		}
 	}
 	if filter.LazyLoadMembers {
 		senders := map[string]bool{e.Sender: true}
-		for _, list := range [][]roomEvent{before.events, after.events} {
+		for _, list := range [][]events.Event{before.events, after.events} {
 			for _, x := range list {
 				senders[x.Sender] = true
 			}
@@ -87,11 +88,11 @@ func (h *Handlers) Context(r *http.Request) (any, error) {
 		}
 		kept = lazy
 	}
-	f, err := h.newFormatter(ctx, dev, []roomEvent{e}, before.events, after.events)
+	f, err := h.newFormatter(ctx, dev, []events.Event{e}, before.events, after.events)
 	if err != nil {
 		return nil, err
 	}
-	prevs := map[string]*roomEvent{e.EventID: prev}
+	prevs := map[string]*events.Event{e.EventID: prev}
 	for k, p := range before.prevs {
 		prevs[k] = p
 	}
@@ -99,11 +100,11 @@ func (h *Handlers) Context(r *http.Request) (any, error) {
 		prevs[k] = p
 	}
 	return contextResponse{
-		Event:        f.format(e, prev),
-		EventsBefore: f.formatAll(before.events, prevs),
-		EventsAfter:  f.formatAll(after.events, prevs),
+		Event:        f.Format(e, prev),
+		EventsBefore: f.FormatAll(before.events, prevs),
+		EventsAfter:  f.FormatAll(after.events, prevs),
 		Start:        formatToken(before.next),
 		End:          formatToken(after.next),
-		State:        f.formatAll(kept, nil),
+		State:        f.FormatAll(kept, nil),
 	}, nil
 }

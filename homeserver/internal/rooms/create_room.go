@@ -80,7 +80,7 @@ func (h *Handlers) CreateRoom(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	roomID, _, err := h.rooms.CreateRoom(r.Context(), cr)
+	roomID, eventIDs, err := h.rooms.CreateRoom(r.Context(), cr)
 	var na *api.NotAllowedError
 	switch {
 	case errors.As(err, &na):
@@ -93,6 +93,11 @@ func (h *Handlers) CreateRoom(r *http.Request) (any, error) {
 	if h.dir != nil {
 		if err := h.dir.PublishNewRoom(r.Context(), roomID, dev.UserID, alias, req.Visibility == "public"); err != nil {
 			return nil, err
+		}
+	}
+	if h.synced != nil && len(eventIDs) > 0 {
+		if last, err := h.rooms.Event(r.Context(), eventIDs[len(eventIDs)-1]); err == nil {
+			h.awaitSync(r.Context(), last)
 		}
 	}
 	return map[string]string{"room_id": roomID}, nil

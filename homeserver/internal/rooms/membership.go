@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -237,12 +238,16 @@ func (h *Handlers) sendMember(ctx context.Context, roomID, sender, target string
 	case err != nil:
 		return fmt.Errorf("read member event: %w", err)
 	default:
-		if e, err := parseEvent(cur); err == nil && e.Sender == sender && sameJSON(e.Content, raw) {
+		if e, err := events.Parse(cur); err == nil && e.Sender == sender && sameJSON(e.Content, raw) {
 			return nil
 		}
 	}
-	_, err = h.rooms.Send(ctx, roomID, api.ProtoEvent{Type: typeMember, StateKey: stateKeyPtr(target), Sender: sender, Content: raw})
-	return writeError("send member event", err, httputil.NotFound("room not found"))
+	out, err := h.rooms.Send(ctx, roomID, api.ProtoEvent{Type: typeMember, StateKey: stateKeyPtr(target), Sender: sender, Content: raw})
+	if err != nil {
+		return writeError("send member event", err, httputil.NotFound("room not found"))
+	}
+	h.awaitSync(ctx, out)
+	return nil
 }
 
 // sameJSON reports whether two JSON values are equal as values.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -58,11 +59,11 @@ func parseLimit(raw string, def int) (int, error) {
 
 // messagesResponse is the body of /messages.
 type messagesResponse struct {
-	Chunk []clientEvent `json:"chunk"`
-	Start string        `json:"start"`
+	Chunk []events.Client `json:"chunk"`
+	Start string          `json:"start"`
 	// End is omitted when there are no more events in that direction.
-	End   string        `json:"end,omitempty"`
-	State []clientEvent `json:"state,omitempty"`
+	End   string          `json:"end,omitempty"`
+	State []events.Client `json:"state,omitempty"`
 }
 
 // Messages is GET /rooms/{roomID}/messages: pages of the timeline in
@@ -85,7 +86,7 @@ func (h *Handlers) Messages(r *http.Request) (any, error) {
 	default:
 		return nil, httputil.InvalidParam("dir must be b or f")
 	}
-	filter, err := parseFilter(q.Get("filter"))
+	filter, err := events.ParseFilter(q.Get("filter"))
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +121,7 @@ func (h *Handlers) Messages(r *http.Request) (any, error) {
 	if !v.inRoom() {
 		return nil, errNotInRoom()
 	}
-	resp := messagesResponse{Start: formatToken(from), Chunk: []clientEvent{}}
+	resp := messagesResponse{Start: formatToken(from), Chunk: []events.Client{}}
 	if q.Get("from") != "" {
 		resp.Start = q.Get("from")
 	}
@@ -135,13 +136,13 @@ func (h *Handlers) Messages(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp.Chunk = f.formatAll(page.events, page.prevs)
+	resp.Chunk = f.FormatAll(page.events, page.prevs)
 	if filter.LazyLoadMembers && len(page.events) > 0 {
 		members, err := h.senderMembers(ctx, page.events)
 		if err != nil {
 			return nil, err
 		}
-		resp.State = f.formatAll(members, nil)
+		resp.State = f.FormatAll(members, nil)
 	}
 	return resp, nil
 }
@@ -149,9 +150,9 @@ func (h *Handlers) Messages(r *http.Request) (any, error) {
 // page is one page of timeline for a viewer.
 type page struct {
 	// events are the visible events, in the order of paging.
-	events []roomEvent
+	events []events.Event
 	// prevs are the state events the state events of events replaced.
-	prevs map[string]*roomEvent
+	prevs map[string]*events.Event
 	// next is the position to page on from.
 	next int64
 	// exhausted says there is nothing more in this direction (or the
@@ -165,12 +166,12 @@ type page struct {
 // for none) is reached. It reads at most maxFetches pages of the
 // roomserver's timeline, so that a long run of hidden events ends in an
 // empty chunk with a token rather than a long request.
-func (h *Handlers) paginate(ctx context.Context, v *viewer, filter eventFilter, from, to int64, dir api.Direction, limit int) (page, error) {
-	p := page{next: from, prevs: map[string]*roomEvent{}}
+func (h *Handlers) paginate(ctx context.Context, v *viewer, filter events.Filter, from, to int64, dir api.Direction, limit int) (page, error) {
+	p := page{next: from, prevs: map[string]*events.Event{}}
 	if limit == 0 {
 		return p, nil
 	}
-	if !filter.allowsRoom(v.roomID) {
+	if !filter.AllowsRoom(v.roomID) {
 		p.exhausted = true
 		return p, nil
 	}
@@ -185,7 +186,7 @@ func (h *Handlers) paginate(ctx context.Context, v *viewer, filter eventFilter, 
 		if err != nil {
 			return page{}, fmt.Errorf("read timeline: %w", err)
 		}
-		evs, err := parseEvents(raw)
+		evs, err := events.ParseAll(raw)
 		if err != nil {
 			return page{}, err
 		}
@@ -199,7 +200,7 @@ func (h *Handlers) paginate(ctx context.Context, v *viewer, filter eventFilter, 
 			} else {
 				p.next = e.StreamPos
 			}
-			if !filter.allows(e) {
+			if !filter.Allows(e) {
 				continue
 			}
 			ok, prev, err := h.visible(ctx, v, e)
@@ -227,7 +228,7 @@ func (h *Handlers) paginate(ctx context.Context, v *viewer, filter eventFilter, 
 
 // senderMembers returns the member events of the senders of evs, as they
 // were before the first of evs (lazy-loading members).
-func (h *Handlers) senderMembers(ctx context.Context, evs []roomEvent) ([]roomEvent, error) {
+func (h *Handlers) senderMembers(ctx context.Context, evs []events.Event) ([]events.Event, error) {
 	seen := map[string]bool{}
 	var keys []api.StateKey
 	for _, e := range evs {
@@ -240,5 +241,5 @@ func (h *Handlers) senderMembers(ctx context.Context, evs []roomEvent) ([]roomEv
 	if err != nil {
 		return nil, fmt.Errorf("read members before %s: %w", evs[0].EventID, err)
 	}
-	return parseEvents(raw)
+	return events.ParseAll(raw)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -40,7 +41,7 @@ func (h *Handlers) powerOf(ctx context.Context, roomID, userID string) (power, e
 	if err != nil {
 		return power{}, fmt.Errorf("room version of %s: %w", roomID, err)
 	}
-	create, err := parseEvent(createEv)
+	create, err := events.Parse(createEv)
 	if err != nil {
 		return power{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -27,37 +28,37 @@ func (h *Handlers) Event(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := h.newFormatter(ctx, dev, []roomEvent{e})
+	f, err := h.newFormatter(ctx, dev, []events.Event{e})
 	if err != nil {
 		return nil, err
 	}
-	return f.format(e, prev), nil
+	return f.Format(e, prev), nil
 }
 
 // visibleEvent returns an event of v's room that v's user may see (and
 // the state it replaced), or 404.
-func (h *Handlers) visibleEvent(ctx context.Context, v *viewer, eventID string) (roomEvent, *roomEvent, error) {
+func (h *Handlers) visibleEvent(ctx context.Context, v *viewer, eventID string) (events.Event, *events.Event, error) {
 	notFound := httputil.NotFound("event not found")
 	ev, err := h.rooms.Event(ctx, eventID)
 	if errors.Is(err, api.ErrNotFound) {
-		return roomEvent{}, nil, notFound
+		return events.Event{}, nil, notFound
 	}
 	if err != nil {
-		return roomEvent{}, nil, fmt.Errorf("read event: %w", err)
+		return events.Event{}, nil, fmt.Errorf("read event: %w", err)
 	}
 	if ev.RoomID != v.roomID {
-		return roomEvent{}, nil, notFound
+		return events.Event{}, nil, notFound
 	}
-	e, err := parseEvent(ev)
+	e, err := events.Parse(ev)
 	if err != nil {
-		return roomEvent{}, nil, err
+		return events.Event{}, nil, err
 	}
 	ok, prev, err := h.visible(ctx, v, e)
 	if err != nil {
-		return roomEvent{}, nil, err
+		return events.Event{}, nil, err
 	}
 	if !ok {
-		return roomEvent{}, nil, notFound
+		return events.Event{}, nil, notFound
 	}
 	return e, prev, nil
 }
@@ -87,7 +88,7 @@ func (h *Handlers) Members(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var state []roomEvent
+	var state []events.Event
 	if at := q.Get("at"); at != "" {
 		pos, err := parseToken(at)
 		if err != nil {
@@ -101,12 +102,12 @@ func (h *Handlers) Members(r *http.Request) (any, error) {
 		return nil, err
 	}
 	only, not := q.Get("membership"), q.Get("not_membership")
-	var members []roomEvent
+	var members []events.Event
 	for _, e := range state {
 		if e.Type != typeMember {
 			continue
 		}
-		m := e.membership()
+		m := e.Membership()
 		switch {
 		case only != "" && not != "":
 			if m != only && m == not {
@@ -122,13 +123,13 @@ func (h *Handlers) Members(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string][]clientEvent{"chunk": f.formatAll(members, nil)}, nil
+	return map[string][]events.Client{"chunk": f.FormatAll(members, nil)}, nil
 }
 
 // membersAt returns the room state after the last event at or before
 // stream position pos, for a user allowed to see the room's state, and
 // never later than the user's departure.
-func (h *Handlers) membersAt(ctx context.Context, v *viewer, pos int64) ([]roomEvent, error) {
+func (h *Handlers) membersAt(ctx context.Context, v *viewer, pos int64) ([]events.Event, error) {
 	switch {
 	case v.membership == membershipJoin, v.worldReadable && !v.departed():
 	case v.departed():
@@ -145,7 +146,7 @@ func (h *Handlers) membersAt(ctx context.Context, v *viewer, pos int64) ([]roomE
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	last, err := parseEvent(evs[0])
+	last, err := events.Parse(evs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +178,7 @@ func (h *Handlers) JoinedMembers(r *http.Request) (any, error) {
 	}
 	joined := map[string]joinedMember{}
 	for _, e := range state {
-		if e.membership() != membershipJoin {
+		if e.Membership() != membershipJoin {
 			continue
 		}
 		var c struct {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
@@ -78,7 +79,7 @@ func (h *Handlers) checkRedaction(ctx context.Context, roomID, sender, target st
 	if ev.RoomID != roomID {
 		return httputil.InvalidParam("the event is not in this room")
 	}
-	e, err := parseEvent(ev)
+	e, err := events.Parse(ev)
 	if err != nil {
 		return err
 	}

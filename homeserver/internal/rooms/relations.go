@@ -9,15 +9,16 @@ import (
 
 	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
 // relationsResponse is the body of /relations and /threads.
 type relationsResponse struct {
-	Chunk     []clientEvent `json:"chunk"`
-	NextBatch string        `json:"next_batch,omitempty"`
-	PrevBatch string        `json:"prev_batch,omitempty"`
+	Chunk     []events.Client `json:"chunk"`
+	NextBatch string          `json:"next_batch,omitempty"`
+	PrevBatch string          `json:"prev_batch,omitempty"`
 }
 
 // Relations is GET /v1/rooms/{roomID}/relations/{eventID}[/{relType}
@@ -64,8 +65,8 @@ func (h *Handlers) Relations(r *http.Request) (any, error) {
 
 // visibleChunk returns the events v's user may see among evs, in order,
 // formatted for dev.
-func (h *Handlers) visibleChunk(ctx context.Context, v *viewer, dev hsapi.Device, evs []api.Event) ([]clientEvent, error) {
-	parsed, err := parseEvents(evs)
+func (h *Handlers) visibleChunk(ctx context.Context, v *viewer, dev hsapi.Device, evs []api.Event) ([]events.Client, error) {
+	parsed, err := events.ParseAll(evs)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func (h *Handlers) visibleChunk(ctx context.Context, v *viewer, dev hsapi.Device
 	if err != nil {
 		return nil, err
 	}
-	return append([]clientEvent{}, f.formatAll(shown, prevs)...), nil
+	return append([]events.Client{}, f.FormatAll(shown, prevs)...), nil
 }
 
 // pageParams reads the from token (0 when absent) and limit of a paged
@@ -159,7 +160,7 @@ func (h *Handlers) TimestampToEvent(r *http.Request) (any, error) {
 		}
 		return nil, err
 	}
-	e, err := parseEvent(ev)
+	e, err := events.Parse(ev)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -223,7 +224,7 @@ func (h *Handlers) authorisingUser(ctx context.Context, roomID string) (string, 
 	}
 	var members []string
 	for _, e := range state {
-		if e.membership() == membershipJoin && h.isLocal(*e.StateKey) {
+		if e.Membership() == membershipJoin && h.isLocal(*e.StateKey) {
 			members = append(members, *e.StateKey)
 		}
 	}
@@ -249,7 +250,7 @@ func (h *Handlers) creators(ctx context.Context, roomID string) ([]string, error
 	if !v.PrivilegedCreators() {
 		return nil, nil
 	}
-	create, err := parseEvent(ev)
+	create, err := events.Parse(ev)
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,8 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/matrix-gouv/homeserver/config"
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
@@ -48,7 +50,19 @@ type Deps struct {
 	// alias, the m.room.canonical_alias check, the aliases' move when a
 	// room is upgraded. Nil: none of these.
 	Directory DirectoryHooks
+	// Synced, when set, lets a write return only once /sync has the event
+	// (read your writes), within syncWait.
+	Synced SyncWaiter
 }
+
+// SyncWaiter waits for /sync's streams to reach an event.
+type SyncWaiter interface {
+	WaitForEvent(ctx context.Context, roomID string, streamPos int64, timeout time.Duration)
+}
+
+// syncWait bounds the wait for /sync after a write: past it, the write
+// succeeded all the same and the event comes in a later sync.
+const syncWait = 2 * time.Second
 
 // DirectoryHooks is what the room API asks of the room directory.
 type DirectoryHooks interface {
@@ -66,6 +80,7 @@ type Handlers struct {
 	store  *storage.Store
 	rooms  RoomReadWriter
 	dir    DirectoryHooks
+	synced SyncWaiter
 	// txns serialises the requests of one transaction id in this process
 	// (see send.go); the database serialises them across processes.
 	txns keyedMutex
@@ -74,7 +89,7 @@ type Handlers struct {
 
 // New returns the room handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, now: time.Now}
+	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced, now: time.Now}
 }
 
 // Event types and membership values the package names.
@@ -177,8 +192,22 @@ func (h *Handlers) send(ctx context.Context, roomID string, ev api.ProtoEvent) (
 	if err != nil {
 		return api.Event{}, writeError("send event", err, errNotInRoom())
 	}
+	h.awaitSync(ctx, out)
 	return out, nil
+}
+
+// awaitSync waits, within syncWait, for /sync to have ev.
+func (h *Handlers) awaitSync(ctx context.Context, ev api.Event) {
+	if h.synced != nil {
+		h.synced.WaitForEvent(ctx, ev.RoomID, ev.StreamPos, syncWait)
+	}
 }
 
 // stateKeyPtr returns a pointer to a copy of k.
 func stateKeyPtr(k string) *string { return &k }
+
+// newFormatter returns a formatter for dev's view of evs (see
+// events.NewFormatter).
+func (h *Handlers) newFormatter(ctx context.Context, dev hsapi.Device, evs ...[]events.Event) (*events.Formatter, error) {
+	return events.NewFormatter(ctx, h.rooms, h.store, h.now(), dev, evs...)
+}

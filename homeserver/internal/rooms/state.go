@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -52,7 +53,7 @@ func (h *Handlers) unchangedState(ctx context.Context, roomID, sender string, ke
 	if err != nil {
 		return "", fmt.Errorf("read current state: %w", err)
 	}
-	e, err := parseEvent(cur)
+	e, err := events.Parse(cur)
 	if err != nil || e.Sender != sender || !sameJSON(e.Content, content) {
 		return "", err
 	}
@@ -85,7 +86,7 @@ func (h *Handlers) State(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.formatAll(evs, nil), nil
+	return f.FormatAll(evs, nil), nil
 }
 
 // StateEvent is GET /rooms/{roomID}/state/{eventType}/{stateKey}: the
@@ -111,14 +112,14 @@ func (h *Handlers) StateEvent(r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return f.format(evs[0], nil), nil
+		return f.Format(evs[0], nil), nil
 	}
 	return evs[0].Content, nil
 }
 
 // readableState returns the state v's user may read (all of it when keys
 // is nil, else those keys that are set): see State.
-func (h *Handlers) readableState(ctx context.Context, v *viewer, keys []api.StateKey) ([]roomEvent, error) {
+func (h *Handlers) readableState(ctx context.Context, v *viewer, keys []api.StateKey) ([]events.Event, error) {
 	switch {
 	case v.membership == membershipJoin, v.worldReadable && !v.departed():
 		return h.currentState(ctx, v.roomID, keys)
@@ -130,7 +131,7 @@ func (h *Handlers) readableState(ctx context.Context, v *viewer, keys []api.Stat
 
 // currentState returns the room's current state, all of it (keys nil) or
 // the keys that are set.
-func (h *Handlers) currentState(ctx context.Context, roomID string, keys []api.StateKey) ([]roomEvent, error) {
+func (h *Handlers) currentState(ctx context.Context, roomID string, keys []api.StateKey) ([]events.Event, error) {
 	if keys == nil {
 		evs, err := h.rooms.CurrentState(ctx, roomID)
 		if errors.Is(err, api.ErrRoomNotFound) {
@@ -139,9 +140,9 @@ func (h *Handlers) currentState(ctx context.Context, roomID string, keys []api.S
 		if err != nil {
 			return nil, fmt.Errorf("read current state: %w", err)
 		}
-		return parseEvents(evs)
+		return events.ParseAll(evs)
 	}
-	var out []roomEvent
+	var out []events.Event
 	for _, k := range keys {
 		ev, err := h.rooms.CurrentStateEvent(ctx, roomID, k)
 		if errors.Is(err, api.ErrNotFound) {
@@ -153,7 +154,7 @@ func (h *Handlers) currentState(ctx context.Context, roomID string, keys []api.S
 		if err != nil {
 			return nil, fmt.Errorf("read current state: %w", err)
 		}
-		e, err := parseEvent(ev)
+		e, err := events.Parse(ev)
 		if err != nil {
 			return nil, err
 		}
@@ -165,7 +166,7 @@ func (h *Handlers) currentState(ctx context.Context, roomID string, keys []api.S
 // stateAfter returns the room state just after ev (the state before it,
 // with ev in its place when it is a state event), all of it (keys nil)
 // or the keys that are set.
-func (h *Handlers) stateAfter(ctx context.Context, ev roomEvent, keys []api.StateKey) ([]roomEvent, error) {
+func (h *Handlers) stateAfter(ctx context.Context, ev events.Event, keys []api.StateKey) ([]events.Event, error) {
 	var raw []api.Event
 	var err error
 	if keys == nil {
@@ -176,20 +177,20 @@ func (h *Handlers) stateAfter(ctx context.Context, ev roomEvent, keys []api.Stat
 	if err != nil {
 		return nil, fmt.Errorf("read state before %s: %w", ev.EventID, err)
 	}
-	evs, err := parseEvents(raw)
+	evs, err := events.ParseAll(raw)
 	if err != nil {
 		return nil, err
 	}
-	if !ev.isState() {
+	if !ev.IsState() {
 		return evs, nil
 	}
 	wanted := keys == nil
 	for _, k := range keys {
-		wanted = wanted || k == ev.key()
+		wanted = wanted || k == ev.Key()
 	}
 	out := evs[:0]
 	for _, e := range evs {
-		if e.key() != ev.key() {
+		if e.Key() != ev.Key() {
 			out = append(out, e)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -145,9 +146,9 @@ func (h *Handlers) buildReplacement(ctx context.Context, roomID, creator string,
 	if err != nil {
 		return api.CreateRoomRequest{}, err
 	}
-	byKey := make(map[api.StateKey]roomEvent, len(state))
+	byKey := make(map[api.StateKey]events.Event, len(state))
 	for _, e := range state {
-		byKey[e.key()] = e
+		byKey[e.Key()] = e
 	}
 
 	creation, err := h.replacementCreateContent(ctx, roomID, byKey[api.StateKey{Type: typeCreate}], v, req)
@@ -162,7 +163,7 @@ func (h *Handlers) buildReplacement(ctx context.Context, roomID, creator string,
 	}
 	if roomType(byKey) == roomTypeSpace {
 		for _, e := range state {
-			if e.Type == typeSpaceChild && e.isState() {
+			if e.Type == typeSpaceChild && e.IsState() {
 				initial = append(initial, initialStateEvent{Type: typeSpaceChild, StateKey: *e.StateKey, Content: e.Content})
 			}
 		}
@@ -187,7 +188,7 @@ func (h *Handlers) buildReplacement(ctx context.Context, roomID, creator string,
 		return api.CreateRoomRequest{}, err
 	}
 	for _, e := range state {
-		if e.membership() != membershipBan {
+		if e.Membership() != membershipBan {
 			continue
 		}
 		var old struct {
@@ -211,7 +212,7 @@ func (h *Handlers) buildReplacement(ctx context.Context, roomID, creator string,
 // room ids derived from the create event, where the spec lets it be left
 // out: the tombstone's own id cannot be known before the new room's), the
 // old room's type and m.federate, and the additional creators asked for.
-func (h *Handlers) replacementCreateContent(ctx context.Context, roomID string, oldCreate roomEvent, v gomatrixserverlib.IRoomVersion, req upgradeRequest) (map[string]json.RawMessage, error) {
+func (h *Handlers) replacementCreateContent(ctx context.Context, roomID string, oldCreate events.Event, v gomatrixserverlib.IRoomVersion, req upgradeRequest) (map[string]json.RawMessage, error) {
 	predecessor := map[string]string{"room_id": roomID}
 	if !v.DomainlessRoomIDs() {
 		last, err := h.rooms.Timeline(ctx, roomID, 0, api.Backward, 1)
@@ -246,7 +247,7 @@ func (h *Handlers) replacementCreateContent(ctx context.Context, roomID string, 
 }
 
 // roomType returns the type in a room's create event, "" for none.
-func roomType(byKey map[api.StateKey]roomEvent) string {
+func roomType(byKey map[api.StateKey]events.Event) string {
 	var c struct {
 		Type string `json:"type"`
 	}

@@ -9,81 +9,15 @@ import (
 	"net/http"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
-// History visibility: who may see which events of a room. The roomserver
-// answers what is; this file decides what a user may see of it, on every
-// read path (/messages, /context, /event, /state, /members).
-//
-// The rule is the spec's ("Room History Visibility", "Server behaviour"),
-// applied with the room state at each event (the state before it):
-//
-//  1. history_visibility world_readable: allow;
-//  2. the user's membership was join: allow;
-//  3. shared, and the user joined the room at any point after the event:
-//     allow;
-//  4. the user's membership was invite, and invited: allow;
-//  5. otherwise deny.
-//
-// For an m.room.history_visibility event the value before or after it may
-// allow; for the user's own m.room.member event, the membership before or
-// after it may.
-
-// The values of history_visibility.
-const (
-	visWorldReadable = "world_readable"
-	visShared        = "shared"
-	visInvited       = "invited"
-	visJoined        = "joined"
-)
-
-// visibilityOf reads an m.room.history_visibility content: absent or not
-// understood means shared, as the spec says.
-func visibilityOf(content json.RawMessage) string {
-	var c struct {
-		HistoryVisibility string `json:"history_visibility"`
-	}
-	_ = json.Unmarshal(content, &c)
-	switch c.HistoryVisibility {
-	case visWorldReadable, visInvited, visJoined:
-		return c.HistoryVisibility
-	}
-	return visShared
-}
-
-// allowed is the spec's rule for one event: vis is the history visibility
-// at the event, membership the user's membership at it ("" for none), and
-// joinedAfter whether the user joined the room at any point after it.
-func allowed(vis, membership string, joinedAfter bool) bool {
-	switch {
-	case vis == visWorldReadable:
-		return true
-	case membership == membershipJoin:
-		return true
-	case vis == visShared && joinedAfter:
-		return true
-	case vis == visInvited && membership == membershipInvite:
-		return true
-	}
-	return false
-}
-
-// canSee applies allowed with the spec's two exceptions: the visibility
-// before or after the event (they differ only for a history visibility
-// event), and the membership before or after it (they differ only for
-// the user's own member event), whichever allows.
-func canSee(visBefore, visAfter, memBefore, memAfter string, joinedAfter bool) bool {
-	for _, vis := range [2]string{visBefore, visAfter} {
-		for _, m := range [2]string{memBefore, memAfter} {
-			if allowed(vis, m, joinedAfter) {
-				return true
-			}
-		}
-	}
-	return false
-}
+// History visibility: what a user may see of a room, on every read path
+// (/messages, /context, /event, /state, /members). The rule for one event
+// is events.Visible's; this file works out, once per request, what the
+// rule needs to know of the user (viewer).
 
 // viewer is what one user may see of one room, worked out once per
 // request.
@@ -95,7 +29,7 @@ type viewer struct {
 	membership string
 	// memberEvent is the user's current member event, when membership is
 	// not "".
-	memberEvent roomEvent
+	memberEvent events.Event
 	// joinedUntil is a stream position just before which the user was
 	// joined: MaxInt64 while joined, the position of the membership
 	// change that ended a join, 0 when no join is known. An event before
@@ -135,7 +69,7 @@ func (h *Handlers) viewerOf(ctx context.Context, roomID, userID string) (*viewer
 		if err != nil {
 			return nil, fmt.Errorf("read member event: %w", err)
 		}
-		if v.memberEvent, err = parseEvent(ev); err != nil {
+		if v.memberEvent, err = events.Parse(ev); err != nil {
 			return nil, err
 		}
 		if v.membership == membershipJoin {
@@ -145,7 +79,7 @@ func (h *Handlers) viewerOf(ctx context.Context, roomID, userID string) (*viewer
 			if err != nil {
 				return nil, fmt.Errorf("read membership before %s: %w", ev.EventID, err)
 			}
-			if len(before) == 1 && membershipOf(contentOf(before[0])) == membershipJoin {
+			if len(before) == 1 && events.MembershipOf(contentOf(before[0])) == membershipJoin {
 				v.joinedUntil = ev.StreamPos
 			}
 		}
@@ -153,7 +87,7 @@ func (h *Handlers) viewerOf(ctx context.Context, roomID, userID string) (*viewer
 	hv, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeHistoryVisibility})
 	switch {
 	case err == nil:
-		v.worldReadable = visibilityOf(contentOf(hv)) == visWorldReadable
+		v.worldReadable = events.VisibilityOf(contentOf(hv)) == visWorldReadable
 	case !errors.Is(err, api.ErrNotFound):
 		return nil, fmt.Errorf("read history visibility: %w", err)
 	}
@@ -198,9 +132,9 @@ func contentOf(ev api.Event) json.RawMessage {
 // visibleEvents keeps those of evs that v's user may see, in order, and
 // returns, for each kept state event, the state event it replaced (for
 // unsigned.prev_content), found with the same lookup.
-func (h *Handlers) visibleEvents(ctx context.Context, v *viewer, evs []roomEvent) ([]roomEvent, map[string]*roomEvent, error) {
-	var out []roomEvent
-	prevs := map[string]*roomEvent{}
+func (h *Handlers) visibleEvents(ctx context.Context, v *viewer, evs []events.Event) ([]events.Event, map[string]*events.Event, error) {
+	var out []events.Event
+	prevs := map[string]*events.Event{}
 	for _, e := range evs {
 		ok, prev, err := h.visible(ctx, v, e)
 		if err != nil {
@@ -218,42 +152,12 @@ func (h *Handlers) visibleEvents(ctx context.Context, v *viewer, evs []roomEvent
 
 // visible reports whether v's user may see e, with the state event e
 // replaced when e is a state event and there was one.
-func (h *Handlers) visible(ctx context.Context, v *viewer, e roomEvent) (bool, *roomEvent, error) {
-	hvKey := api.StateKey{Type: typeHistoryVisibility}
-	memberKey := api.StateKey{Type: typeMember, StateKey: v.userID}
-	keys := []api.StateKey{hvKey, memberKey}
-	if e.isState() && e.key() != hvKey && e.key() != memberKey {
-		keys = append(keys, e.key())
-	}
-	before, err := h.rooms.StateEventsBefore(ctx, e.EventID, keys)
-	if err != nil {
-		return false, nil, fmt.Errorf("read state before %s: %w", e.EventID, err)
-	}
-	visBefore, memBefore := visShared, ""
-	var prev *roomEvent
-	for _, b := range before {
-		be, err := parseEvent(b)
-		if err != nil {
-			return false, nil, err
-		}
-		switch be.key() {
-		case hvKey:
-			visBefore = visibilityOf(be.Content)
-		case memberKey:
-			memBefore = be.membership()
-		}
-		if e.isState() && be.key() == e.key() {
-			prev = &be
-		}
-	}
-	visAfter, memAfter := visBefore, memBefore
-	if e.isState() {
-		switch e.key() {
-		case hvKey:
-			visAfter = visibilityOf(e.Content)
-		case memberKey:
-			memAfter = e.membership()
-		}
-	}
-	return canSee(visBefore, visAfter, memBefore, memAfter, e.StreamPos < v.joinedUntil), prev, nil
+func (h *Handlers) visible(ctx context.Context, v *viewer, e events.Event) (bool, *events.Event, error) {
+	return events.Visible(ctx, h.rooms, v.userID, e, e.StreamPos < v.joinedUntil)
 }
+
+// The values of history_visibility, as the room API writes them.
+const (
+	visWorldReadable = events.VisWorldReadable
+	visShared        = events.VisShared
+)

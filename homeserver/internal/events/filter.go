@@ -1,4 +1,4 @@
-package rooms
+package events
 
 import (
 	"encoding/json"
@@ -7,12 +7,11 @@ import (
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 )
 
-// eventFilter is the part of a RoomEventFilter that /messages and
+// Filter is the part of a RoomEventFilter that /messages and
 // /context apply: event types and senders (with "*" wildcards in types),
 // rooms, contains_url, limit and lazy_load_members. Unknown keys
-// (include_redundant_members, unread_thread_notifications, related_by_*)
-// are accepted and ignored.
-type eventFilter struct {
+// (related_by_*) are accepted and ignored.
+type Filter struct {
 	Limit *int `json:"limit"`
 	// Types and Senders are nil when absent (everything passes); an
 	// empty list lets nothing through.
@@ -26,26 +25,31 @@ type eventFilter struct {
 	// or has not (false) a url key.
 	ContainsURL     *bool `json:"contains_url"`
 	LazyLoadMembers bool  `json:"lazy_load_members"`
+	// IncludeRedundantMembers asks, with LazyLoadMembers, for the member
+	// events of senders even when the client was sent them before.
+	IncludeRedundantMembers bool `json:"include_redundant_members"`
+	// UnreadThreadNotifications asks /sync for unread counts per thread.
+	UnreadThreadNotifications bool `json:"unread_thread_notifications"`
 }
 
-// parseFilter reads the filter query parameter: "" is no filter; bad JSON
+// ParseFilter reads the filter query parameter: "" is no filter; bad JSON
 // is 400 M_NOT_JSON or M_BAD_JSON.
-func parseFilter(raw string) (eventFilter, error) {
-	var f eventFilter
+func ParseFilter(raw string) (Filter, error) {
+	var f Filter
 	if raw == "" {
 		return f, nil
 	}
 	if err := httputil.UnmarshalBody([]byte(raw), &f); err != nil {
-		return eventFilter{}, err
+		return Filter{}, err
 	}
 	if f.Limit != nil && *f.Limit < 0 {
-		return eventFilter{}, httputil.BadJSON("filter limit must not be negative")
+		return Filter{}, httputil.BadJSON("filter limit must not be negative")
 	}
 	return f, nil
 }
 
 // allowsRoom reports whether the filter lets events of roomID through.
-func (f eventFilter) allowsRoom(roomID string) bool {
+func (f Filter) AllowsRoom(roomID string) bool {
 	if f.Rooms != nil && !contains(*f.Rooms, roomID, false) {
 		return false
 	}
@@ -53,7 +57,7 @@ func (f eventFilter) allowsRoom(roomID string) bool {
 }
 
 // allows reports whether the filter lets e through (rooms aside).
-func (f eventFilter) allows(e roomEvent) bool {
+func (f Filter) Allows(e Event) bool {
 	if f.Types != nil && !contains(*f.Types, e.Type, true) {
 		return false
 	}

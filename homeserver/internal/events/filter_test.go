@@ -1,4 +1,4 @@
-package rooms
+package events
 
 import (
 	"encoding/json"
@@ -29,9 +29,9 @@ func TestGlobMatch(t *testing.T) {
 }
 
 func TestEventFilter(t *testing.T) {
-	msg := roomEvent{Type: "m.room.message", Sender: "@a:x", Content: json.RawMessage(`{"body":"hi"}`)}
-	img := roomEvent{Type: "m.room.message", Sender: "@b:x", Content: json.RawMessage(`{"url":"mxc://x/y"}`)}
-	name := roomEvent{Type: "m.room.name", Sender: "@a:x", Content: json.RawMessage(`{}`)}
+	msg := Event{Type: "m.room.message", Sender: "@a:x", Content: json.RawMessage(`{"body":"hi"}`)}
+	img := Event{Type: "m.room.message", Sender: "@b:x", Content: json.RawMessage(`{"url":"mxc://x/y"}`)}
+	name := Event{Type: "m.room.name", Sender: "@a:x", Content: json.RawMessage(`{}`)}
 	tests := []struct {
 		filter string
 		want   [3]bool // msg, img, name
@@ -45,20 +45,20 @@ func TestEventFilter(t *testing.T) {
 		{`{"contains_url":false}`, [3]bool{true, false, true}},
 	}
 	for _, tt := range tests {
-		f, err := parseFilter(tt.filter)
+		f, err := ParseFilter(tt.filter)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.filter, err)
 		}
-		for i, e := range []roomEvent{msg, img, name} {
-			if got := f.allows(e); got != tt.want[i] {
+		for i, e := range []Event{msg, img, name} {
+			if got := f.Allows(e); got != tt.want[i] {
 				t.Errorf("filter %s, event %d: %v, want %v", tt.filter, i, got, tt.want[i])
 			}
 		}
 	}
-	if _, err := parseFilter(`{"limit":-1}`); err == nil {
+	if _, err := ParseFilter(`{"limit":-1}`); err == nil {
 		t.Error("negative limit accepted")
 	}
-	if _, err := parseFilter(`{`); err == nil {
+	if _, err := ParseFilter(`{`); err == nil {
 		t.Error("bad JSON accepted")
 	}
 }
