@@ -56,9 +56,8 @@ type Deps struct {
 	// Directory is the roomserver's room directory (aliases, public room
 	// list). Nil like Rooms: its endpoints are then not mounted.
 	Directory directory.Roomserver
-	// Bus carries the roomserver's output to sync (and, until sync calls
-	// push's Processor, to push: homeserver/internal/push/consumer.go).
-	// Nil like Rooms: sync is then not mounted.
+	// Bus carries the roomserver's output to sync. Nil like Rooms: sync
+	// is then not mounted.
 	Bus *bus.Bus
 }
 
@@ -109,45 +108,58 @@ func New(deps Deps) (*Component, error) {
 			rd.Directory = c.directory
 		}
 		if deps.Bus != nil {
-			c.buildSync(deps, store)
+			if err := c.buildSync(deps, store); err != nil {
+				return nil, err
+			}
 			rd.Synced = c.notifier
+		} else {
+			// No sync: nobody is ignored, nothing is read, and rule
+			// changes reach clients only through GET /pushrules.
+			p, err := push.New(push.Deps{Global: deps.Global, Config: &deps.Config.Push, Store: store, Rooms: deps.Rooms, Log: deps.Log})
+			if err != nil {
+				return nil, err
+			}
+			c.push = p
 		}
 		c.rooms = rooms.New(rd)
 		c.spaces = spaces.New(spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms})
 		c.reports = reports.New(reports.Deps{Config: deps.Config, Store: store, Rooms: deps.Rooms, Events: c.rooms})
-		// Ignored users, receipts and the account-data notifier come with
-		// sync; until then nobody is ignored, nothing is read, and rule
-		// changes reach clients only through GET /pushrules.
-		p, err := push.New(push.Deps{Global: deps.Global, Config: &deps.Config.Push, Store: store, Rooms: deps.Rooms,
-			Bus: deps.Bus, Log: deps.Log})
-		if err != nil {
-			return nil, err
-		}
-		c.push = p
 	}
 	return c, nil
 }
 
 // buildSync builds /sync and what feeds it: the notifier, the feeder of
-// the roomserver's output, typing, receipts, presence and account data.
-func (c *Component) buildSync(deps Deps, store *storage.Store) {
+// the roomserver's output (which has push evaluate each event before
+// clients are woken), typing, receipts, presence, account data and push.
+func (c *Component) buildSync(deps Deps, store *storage.Store) error {
 	presence := !deps.Config.Presence.Disabled
 	c.notifier = streams.NewNotifier(deps.Global.ServerName)
 	c.typing = streams.NewTyping(c.notifier, 0)
-	c.feeder = &streams.Feeder{Bus: deps.Bus, Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Log: deps.Log}
-	c.accountData = accountdata.New(accountdata.Deps{Store: store, Notifier: c.notifier, MaxRequestBytes: deps.Config.MaxRequestBytes})
+	ignored := newIgnoredUsers(store)
+	c.accountData = accountdata.New(accountdata.Deps{Store: store, Notifier: accountDataHook{next: c.notifier, ignored: ignored},
+		MaxRequestBytes: deps.Config.MaxRequestBytes})
+	p, err := push.New(push.Deps{Global: deps.Global, Config: &deps.Config.Push, Store: store, Rooms: deps.Rooms,
+		Ignored: ignored, Receipts: readPositions{store}, Notifier: pushRulesChanged{c.accountData}, Log: deps.Log})
+	if err != nil {
+		return err
+	}
+	c.push = p
+	c.feeder = &streams.Feeder{Bus: deps.Bus, Store: store, Rooms: deps.Rooms, Notifier: c.notifier,
+		Processor: p.Processor(), Log: deps.Log}
 	c.ephemeral = ephemeral.New(ephemeral.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, AccountData: c.accountData,
 		Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,
 	})
 	c.sync = syncv3.New(syncv3.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, Log: deps.Log,
+		Counter: pushCounter{store}, PushRules: pushRulesContent{p.Rules()},
 		Presence: presence, MaxRequestBytes: deps.Config.MaxRequestBytes,
 	})
+	return nil
 }
 
-// Start loads the sync streams' positions and starts consuming the
-// roomserver's output, and starts push's sender.
+// Start starts push's sender, loads the sync streams' positions and
+// starts consuming the roomserver's output.
 func (c *Component) Start(ctx context.Context) error {
 	if c.push != nil {
 		if err := c.push.Start(ctx); err != nil {

@@ -7,9 +7,9 @@
 //
 // It sits in the homeserver component above homeserver/internal/pushrules
 // (types and evaluation) and homeserver/storage (tables), and reads rooms
-// through roomserver/api. The sync package calls Processor.ProcessEvent
-// for every output event, in stream order, before waking clients; until
-// it does, consumer.go consumes the roomserver's output itself.
+// through roomserver/api. Sync's feeder (homeserver/internal/streams)
+// calls Processor.ProcessEvent for every output event, in stream order,
+// before waking clients; homeserver/push.go adapts the two.
 package push
 
 import (
@@ -21,7 +21,6 @@ import (
 	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
-	"github.com/matrix-gouv/homeserver/internal/bus"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -68,10 +67,7 @@ type Deps struct {
 	Receipts ReceiptPositions
 	// Notifier is nil when nobody needs telling of rule changes.
 	Notifier AccountDataNotifier
-	// Bus, when not nil, has the service consume the roomserver's output
-	// itself (consumer.go) until sync calls ProcessEvent.
-	Bus *bus.Bus
-	Log *logrus.Entry
+	Log      *logrus.Entry
 }
 
 // Service is push: its handlers, its Processor and its Sender, which
@@ -81,10 +77,6 @@ type Service struct {
 	proc     *Processor
 	handlers *Handlers
 	sender   *Sender
-	bus      *bus.Bus
-	log      *logrus.Entry
-	// stopConsumer stops consumer.go's consumer; nil when not running.
-	stopConsumer func()
 }
 
 // New builds the push service; it does no I/O until Start.
@@ -101,7 +93,7 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("build push sender: %w", err)
 	}
 	rules := newRules(d.Store, d.Notifier)
-	s := &Service{rules: rules, sender: sender, bus: d.Bus, log: d.Log}
+	s := &Service{rules: rules, sender: sender}
 	s.proc = newProcessor(processorDeps{
 		serverName: d.Global.ServerName, rules: rules, store: d.Store, rooms: d.Rooms,
 		ignored: d.Ignored, wake: sender.Wake, log: d.Log,
@@ -121,26 +113,14 @@ func (s *Service) Handlers() *Handlers { return s.handlers }
 // Rules returns the service's rules, for sync's m.push_rules.
 func (s *Service) Rules() *Rules { return s.rules }
 
-// Start starts the Sender and, with a Bus, the output consumer.
+// Start starts the Sender.
 func (s *Service) Start(ctx context.Context) error {
 	s.sender.start()
-	if s.bus != nil {
-		stop, err := consumeOutput(ctx, s.bus, s.proc, s.log)
-		if err != nil {
-			s.sender.stop()
-			return err
-		}
-		s.stopConsumer = stop
-	}
 	return nil
 }
 
-// Stop stops what Start started and waits for it.
+// Stop stops the Sender and waits for it.
 func (s *Service) Stop(ctx context.Context) error {
-	if s.stopConsumer != nil {
-		s.stopConsumer()
-		s.stopConsumer = nil
-	}
 	s.sender.stop()
 	return nil
 }
