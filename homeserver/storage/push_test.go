@@ -89,9 +89,14 @@ func TestPushRulesOrder(t *testing.T) {
 		if err := s.OverridePushRule(ctx, u, ".m.rule.master", nil, json.RawMessage(`["notify"]`)); err != nil {
 			t.Fatal(err)
 		}
-		_, ov, err := s.PushRules(ctx, u)
+		rs, ov, err := s.PushRules(ctx, u)
 		if err != nil || len(ov) != 1 || ov[0].Enabled == nil || !*ov[0].Enabled || string(ov[0].Actions) != `["notify"]` {
 			t.Fatalf("overrides: %+v %v", ov, err)
+		}
+		// Many users at once: the same, and nothing for users without.
+		many, manyOv, err := s.PushRulesOfUsers(ctx, []string{u, "@nobody:x"})
+		if err != nil || !reflect.DeepEqual(many[u], rs) || !reflect.DeepEqual(manyOv[u], ov) || len(many) != 1 || len(manyOv) != 1 {
+			t.Fatalf("PushRulesOfUsers: %+v %+v %v", many, manyOv, err)
 		}
 	})
 }

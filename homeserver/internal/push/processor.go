@@ -168,6 +168,9 @@ func (p *Processor) evaluate(ctx context.Context, out rsapi.OutputEvent) ([]stor
 	if f.Content.RelatesTo.RelType == "m.thread" && f.Content.RelatesTo.EventID != "" {
 		thread = f.Content.RelatesTo.EventID
 	}
+	if err := p.rules.preload(ctx, recipients); err != nil {
+		return nil, err
+	}
 	rc := pushrules.RoomContext{MemberCount: info.joined, SenderPower: info.powerOf(f.Sender), NotificationLevels: info.levels.Notifications}
 	var actions []storage.PushAction
 	for _, user := range recipients {

@@ -48,6 +48,11 @@ func (r *Rules) Ruleset(ctx context.Context, userID string) (pushrules.Ruleset, 
 	if err != nil {
 		return pushrules.Ruleset{}, err
 	}
+	return buildRuleset(userID, stored, overrides)
+}
+
+// buildRuleset makes userID's ruleset from its stored rules and overrides.
+func buildRuleset(userID string, stored []storage.StoredPushRule, overrides []storage.PushRuleOverride) (pushrules.Ruleset, error) {
 	user := make([]pushrules.UserRule, 0, len(stored))
 	for _, s := range stored {
 		kind, ok := pushrules.ParseKind(s.Kind)
@@ -117,6 +122,45 @@ func (r *Rules) compiled(ctx context.Context, userID string) (*pushrules.Set, er
 	r.sets[userID] = cachedSet{set: set, loaded: now}
 	r.mu.Unlock()
 	return set, nil
+}
+
+// preload compiles and caches the rules of those of userIDs not cached
+// (or stale), reading them all in a few queries: the first event of a big
+// room after a start must not read the rules of each member in turn.
+func (r *Rules) preload(ctx context.Context, userIDs []string) error {
+	now := r.now()
+	var missing []string
+	r.mu.Lock()
+	for _, u := range userIDs {
+		if c, ok := r.sets[u]; !ok || now.Sub(c.loaded) >= rulesTTL {
+			missing = append(missing, u)
+		}
+	}
+	r.mu.Unlock()
+	if len(missing) < 2 {
+		return nil
+	}
+	stored, overrides, err := r.store.PushRulesOfUsers(ctx, missing)
+	if err != nil {
+		return err
+	}
+	sets := make(map[string]*pushrules.Set, len(missing))
+	for _, u := range missing {
+		rs, err := buildRuleset(u, stored[u], overrides[u])
+		if err != nil {
+			return err
+		}
+		sets[u] = pushrules.Compile(rs)
+	}
+	r.mu.Lock()
+	if len(r.sets)+len(sets) > rulesCacheMax {
+		r.sets = map[string]cachedSet{}
+	}
+	for u, set := range sets {
+		r.sets[u] = cachedSet{set: set, loaded: now}
+	}
+	r.mu.Unlock()
+	return nil
 }
 
 // changed forgets userID's compiled rules and tells the notifier.
