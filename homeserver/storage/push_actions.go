@@ -234,3 +234,28 @@ func (s *Store) PushActionRooms(ctx context.Context, userID string) ([]string, e
 	}
 	return out, nil
 }
+
+// PrunePushActions deletes up to limit push actions that serve no more:
+// non-highlights recorded before readBefore (Unix ms) that the user has
+// read (an unthreaded receipt, or one of their thread, at or after them),
+// and any recorded before highlightBefore. Actions still queued for a
+// pusher stay. It returns how many went.
+func (s *Store) PrunePushActions(ctx context.Context, readBefore, highlightBefore int64, limit int) (int64, error) {
+	var n int64
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM push_actions WHERE (user_id, room_id, event_id) IN (
+			SELECT a.user_id, a.room_id, a.event_id FROM push_actions a
+			WHERE (a.ts < $1 AND NOT a.highlight AND EXISTS (SELECT 1 FROM receipts r
+					WHERE r.room_id = a.room_id AND r.user_id = a.user_id AND r.receipt_type IN ('m.read', 'm.read.private')
+					AND r.thread_id IN ('', a.thread_id) AND r.event_stream_pos >= a.stream_pos)
+				OR a.ts < $2)
+			AND NOT EXISTS (SELECT 1 FROM push_queue q WHERE q.user_id = a.user_id AND q.room_id = a.room_id AND q.event_id = a.event_id)
+			LIMIT $3)`, readBefore, highlightBefore, limit)
+		if err != nil {
+			return fmt.Errorf("prune push actions: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}

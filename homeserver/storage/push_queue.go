@@ -81,7 +81,8 @@ func (s *Store) ClaimDuePushes(ctx context.Context, now, leaseMS int64, limit in
 func (s *Store) NextPushDue(ctx context.Context) (ts int64, ok bool, err error) {
 	var next sql.NullInt64
 	if err := s.db.Read().QueryRowContext(ctx, `SELECT MIN(q.next_try_ts) FROM push_queue q
-		JOIN pushers p ON p.app_id = q.app_id AND p.pushkey = q.pushkey AND p.user_id = q.user_id`).Scan(&next); err != nil {
+		JOIN pushers p ON p.app_id = q.app_id AND p.pushkey = q.pushkey AND p.user_id = q.user_id
+		JOIN push_actions a ON a.user_id = q.user_id AND a.room_id = q.room_id AND a.event_id = q.event_id`).Scan(&next); err != nil {
 		return 0, false, fmt.Errorf("read push queue: %w", err)
 	}
 	return next.Int64, next.Valid, nil

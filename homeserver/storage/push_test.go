@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
@@ -97,6 +98,44 @@ func TestPushRulesOrder(t *testing.T) {
 		many, manyOv, err := s.PushRulesOfUsers(ctx, []string{u, "@nobody:x"})
 		if err != nil || !reflect.DeepEqual(many[u], rs) || !reflect.DeepEqual(manyOv[u], ov) || len(many) != 1 || len(manyOv) != 1 {
 			t.Fatalf("PushRulesOfUsers: %+v %+v %v", many, manyOv, err)
+		}
+	})
+}
+
+func TestPrunePushActions(t *testing.T) {
+	storagetest.DBs(t, func(t *testing.T, db *dbstorage.DB) {
+		ctx := context.Background()
+		s := storage.New(db)
+		const u, room = "@a:x", "!r:x"
+		old := s.Now().Add(-48 * time.Hour).UnixMilli()
+		act := func(ev string, pos int64, thread string, hl bool, ts int64) storage.PushAction {
+			return storage.PushAction{UserID: u, RoomID: room, EventID: ev, StreamPos: pos, ThreadID: thread, Highlight: hl, Actions: json.RawMessage(`[]`), TS: ts}
+		}
+		if _, err := s.AddPushActions(ctx, []storage.PushAction{
+			act("$read", 1, "main", false, old), act("$readhl", 2, "main", true, old), act("$thread", 3, "$t", false, old),
+			act("$unread", 5, "main", false, old), act("$recent", 4, "main", false, s.Now().UnixMilli()),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// Read up to 4 in the main timeline (a threaded receipt "main").
+		if _, err := s.PutReceipt(ctx, storage.Receipt{RoomID: room, UserID: u, Type: "m.read", ThreadID: "main", EventID: "$recent", EventStreamPos: 4}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.PrunePushActions(ctx, s.Now().Add(-24*time.Hour).UnixMilli(), old-1, 100)
+		if err != nil || n != 1 {
+			t.Fatalf("pruned %d: %v", n, err)
+		}
+		left, _ := s.PushActions(ctx, u, 0, 100, false)
+		var ids []string
+		for _, a := range left {
+			ids = append(ids, a.EventID)
+		}
+		if !reflect.DeepEqual(ids, []string{"$unread", "$recent", "$thread", "$readhl"}) {
+			t.Fatalf("left: %v", ids)
+		}
+		// Old enough, highlights go too.
+		if n, err := s.PrunePushActions(ctx, 0, s.Now().UnixMilli()+1000, 100); err != nil || n != 4 {
+			t.Fatalf("pruned by age %d: %v", n, err)
 		}
 	})
 }

@@ -59,6 +59,13 @@ const (
 	maxAttempts = 20
 	// maxGatewayResponse bounds the gateway's answer read.
 	maxGatewayResponse = 1 << 20
+	// pruneEvery is how often old push actions are pruned, pruneBatch
+	// how many rows one transaction deletes; read notifications stay
+	// readRetention for /notifications, highlights highlightRetention.
+	pruneEvery         = time.Hour
+	pruneBatch         = 1000
+	readRetention      = 24 * time.Hour
+	highlightRetention = 30 * 24 * time.Hour
 )
 
 // Log fields of the sender.
@@ -172,9 +179,16 @@ func (s *Sender) stop() {
 // run sends what is due, then sleeps until the next row is due, a wake-up
 // or idlePoll, until ctx ends.
 func (s *Sender) run(ctx context.Context) {
+	var lastPrune time.Time
 	for {
 		if err := s.sendDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.WithError(err).Warn("send push notifications")
+		}
+		if s.now().Sub(lastPrune) >= pruneEvery {
+			lastPrune = s.now()
+			if err := s.prune(ctx); err != nil && ctx.Err() == nil {
+				s.log.WithError(err).Warn("prune push actions")
+			}
 		}
 		wait := idlePoll
 		if next, ok, err := s.store.NextPushDue(ctx); err == nil && ok {
@@ -190,6 +204,19 @@ func (s *Sender) run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// prune deletes the push actions that serve no more, a batch at a time
+// so that other writes are not held up.
+func (s *Sender) prune(ctx context.Context) error {
+	now := s.now()
+	for ctx.Err() == nil {
+		n, err := s.store.PrunePushActions(ctx, now.Add(-readRetention).UnixMilli(), now.Add(-highlightRetention).UnixMilli(), pruneBatch)
+		if err != nil || n < pruneBatch {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // sendDue sends every due notification, batch after batch.
