@@ -102,6 +102,8 @@ type Client struct {
 	Auth Auth `yaml:"auth"`
 	// RateLimits throttle clients.
 	RateLimits RateLimits `yaml:"rate_limits"`
+	// Push sets where pushers may send notifications.
+	Push Push `yaml:"push"`
 	// Presence sets whether users see each other online.
 	Presence Presence `yaml:"presence"`
 	// Encryption is the end-to-end encryption policy of rooms.
@@ -369,6 +371,7 @@ func (c *Config) Defaults() {
 	defLimit(&rl.Register, 1.0/6, 3)
 	defLimit(&rl.Request, 50, 200)
 	def(&c.Client.Encryption.PrivateRooms, PrivateRoomsEncrypted)
+	c.Client.Push.defaults()
 	def(&c.Federation.Listen, "127.0.0.1:8448")
 	def(&c.Federation.TLSCert, "federation.crt")
 	def(&c.Federation.TLSKey, "federation.key")
@@ -438,6 +441,7 @@ func (c *Config) Verify() error {
 		}
 	}
 	c.Media.verify(&errs)
+	c.Client.Push.verify(&errs)
 	switch c.Logging.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -229,6 +229,20 @@ client:
     #register: {per_second: 0.1667, burst: 3}
     # All requests, per user:
     #request: {per_second: 50, burst: 200}
+  # Push gateways that pushers (set by clients, e.g. Element's mobile
+  # apps) may send notifications to. Pusher URLs must be https.
+  push:
+    # Hosts allowed ("push.example.org" or "*.example.org"); empty allows
+    # every host not denied.
+    #gateway_allow: []
+    # Hosts refused; wins over gateway_allow.
+    #gateway_deny: []
+    # Let gateways resolve to loopback, private or link-local addresses.
+    #allow_private_addresses: false
+    # Extra CA certificates (PEM) to trust for gateways.
+    #gateway_ca_file: ""
+    # Time limit of one request to a gateway.
+    #timeout: 10s
   presence:
     # Presence (online, unavailable, offline) shown to users who share a
     # room. Turn it off to save the writes it costs:

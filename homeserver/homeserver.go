@@ -22,6 +22,7 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/ephemeral"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/keys"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/push"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
@@ -73,6 +74,8 @@ type Component struct {
 	reports *reports.Handlers
 	// directory is nil when Deps.Directory was.
 	directory *directory.Handlers
+	// push is nil when Deps.Rooms was.
+	push *push.Service
 	// The sync machinery and the endpoints that feed it; nil when
 	// Deps.Rooms or Deps.Bus was.
 	notifier    *streams.Notifier
@@ -102,7 +105,9 @@ func New(deps Deps) (*Component, error) {
 	// What wakes /sync when keys, to-device messages or devices change.
 	var keysNotifier keys.Notifier = noSyncNotifier{}
 	if deps.Rooms != nil && deps.Bus != nil {
-		c.buildSync(deps, store)
+		if err := c.buildSync(deps, store); err != nil {
+			return nil, err
+		}
 		keysNotifier = streams.KeysNotifier{Notifier: c.notifier, Positions: store}
 	}
 	c.account = account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn, DeviceLists: keysNotifier})
@@ -125,6 +130,14 @@ func New(deps Deps) (*Component, error) {
 		}
 		if c.notifier != nil {
 			rd.Synced = c.notifier
+		} else {
+			// No sync: nobody is ignored, nothing is read, and rule
+			// changes reach clients only through GET /pushrules.
+			p, err := push.New(push.Deps{Global: deps.Global, Config: &deps.Config.Push, Store: store, Rooms: deps.Rooms, Log: deps.Log})
+			if err != nil {
+				return nil, err
+			}
+			c.push = p
 		}
 		c.rooms = rooms.New(rd)
 		c.spaces = spaces.New(spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms})
@@ -134,21 +147,33 @@ func New(deps Deps) (*Component, error) {
 }
 
 // buildSync builds /sync and what feeds it: the notifier, the feeder of
-// the roomserver's output, typing, receipts, presence and account data.
-func (c *Component) buildSync(deps Deps, store *storage.Store) {
+// the roomserver's output (which has push evaluate each event before
+// clients are woken), typing, receipts, presence, account data and push.
+func (c *Component) buildSync(deps Deps, store *storage.Store) error {
 	presence := !deps.Config.Presence.Disabled
 	c.notifier = streams.NewNotifier(deps.Global.ServerName)
 	c.typing = streams.NewTyping(c.notifier, 0)
-	c.feeder = &streams.Feeder{Bus: deps.Bus, Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Log: deps.Log}
-	c.accountData = accountdata.New(accountdata.Deps{Store: store, Notifier: c.notifier, MaxRequestBytes: deps.Config.MaxRequestBytes})
+	ignored := newIgnoredUsers(store)
+	c.accountData = accountdata.New(accountdata.Deps{Store: store, Notifier: accountDataHook{next: c.notifier, ignored: ignored},
+		MaxRequestBytes: deps.Config.MaxRequestBytes})
+	p, err := push.New(push.Deps{Global: deps.Global, Config: &deps.Config.Push, Store: store, Rooms: deps.Rooms,
+		Ignored: ignored, Receipts: readPositions{store}, Notifier: pushRulesChanged{c.accountData}, Log: deps.Log})
+	if err != nil {
+		return err
+	}
+	c.push = p
+	c.feeder = &streams.Feeder{Bus: deps.Bus, Store: store, Rooms: deps.Rooms, Notifier: c.notifier,
+		Processor: p.Processor(), Log: deps.Log}
 	c.ephemeral = ephemeral.New(ephemeral.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, AccountData: c.accountData,
 		Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,
 	})
 	c.sync = syncv3.New(syncv3.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, Log: deps.Log,
+		Counter: pushCounter{store}, PushRules: pushRulesContent{p.Rules()},
 		Presence: presence, MaxRequestBytes: deps.Config.MaxRequestBytes,
 	})
+	return nil
 }
 
 // noSyncNotifier is the E2EE relay's keys.Notifier when this component
@@ -159,9 +184,14 @@ func (noSyncNotifier) NotifyToDevice(string)          {}
 func (noSyncNotifier) NotifyDeviceListChange(string)  {}
 func (noSyncNotifier) NotifyKeyCounts(string, string) {}
 
-// Start loads the sync streams' positions and starts consuming the
-// roomserver's output.
+// Start starts push's sender, loads the sync streams' positions and
+// starts consuming the roomserver's output.
 func (c *Component) Start(ctx context.Context) error {
+	if c.push != nil {
+		if err := c.push.Start(ctx); err != nil {
+			return err
+		}
+	}
 	if c.notifier == nil {
 		return nil
 	}
@@ -192,8 +222,14 @@ func (c *Component) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops consuming and waits for the event in hand.
+// Stop stops consuming and waits for the event in hand, and stops
+// push's sender.
 func (c *Component) Stop(ctx context.Context) error {
+	if c.push != nil {
+		if err := c.push.Stop(ctx); err != nil {
+			return err
+		}
+	}
 	if c.feeder != nil {
 		c.feeder.Stop()
 	}

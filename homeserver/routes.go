@@ -147,6 +147,24 @@ func (c *Component) Mount(r chi.Router) {
 			{"DELETE", "room_keys/keys/{roomID}/{sessionID}", k.DeleteBackupKeys},
 		}...)
 	}
+	if p := c.push; p != nil {
+		h := p.Handlers()
+		authed = append(authed, []route{
+			{"GET", "pushrules/", h.GetRules},
+			{"GET", "pushrules", h.GetRules},
+			{"GET", "pushrules/global/", h.GetGlobalRules},
+			{"GET", "pushrules/global/{kind}/{ruleID}", h.GetRule},
+			{"PUT", "pushrules/global/{kind}/{ruleID}", h.PutRule},
+			{"DELETE", "pushrules/global/{kind}/{ruleID}", h.DeleteRule},
+			{"GET", "pushrules/global/{kind}/{ruleID}/enabled", h.GetEnabled},
+			{"PUT", "pushrules/global/{kind}/{ruleID}/enabled", h.PutEnabled},
+			{"GET", "pushrules/global/{kind}/{ruleID}/actions", h.GetActions},
+			{"PUT", "pushrules/global/{kind}/{ruleID}/actions", h.PutActions},
+			{"GET", "notifications", h.Notifications},
+			{"GET", "pushers", h.GetPushers},
+			{"POST", "pushers/set", h.SetPusher},
+		}...)
+	}
 	mount(r, open)
 	r.Group(func(r chi.Router) {
 		r.Use(c.auth.Require)

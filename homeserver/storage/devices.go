@@ -86,6 +86,9 @@ func (s *Store) deleteDevices(ctx context.Context, tx *sql.Tx, userID string, de
 			return fmt.Errorf("delete device: %w", err)
 		}
 		existed, _ := res.RowsAffected()
+		if err := deleteDevicePushersTx(ctx, tx, userID, id); err != nil {
+			return err
+		}
 		for _, table := range deviceTables {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1 AND device_id = $2`, userID, id); err != nil {
 				return fmt.Errorf("delete %s of device: %w", table, err)

@@ -22,7 +22,7 @@ const feederDurable = "homeserver_sync"
 // (push rule evaluation, so that unread counts are right when the event
 // arrives).
 type EventProcessor interface {
-	ProcessEvent(ctx context.Context, out rsapi.OutputEvent) error
+	ProcessEvents(ctx context.Context, outs []rsapi.OutputEvent) error
 }
 
 // FeederStore is what the feeder writes.
@@ -134,16 +134,16 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 		f.last++
 		appends[i].SyncPos = f.last
 	}
+	if f.Processor != nil {
+		// Push actions first, in one commit for the batch, so that the
+		// unread counts of the syncs woken below already count them.
+		if err := f.Processor.ProcessEvents(ctx, outs); err != nil {
+			// Counts are lost for these events; delivery must go on.
+			f.Log.WithError(err).WithField("events", len(outs)).Warn("evaluate push rules")
+		}
+	}
 	for _, a := range appends {
 		f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: a.SyncPos, RoomID: a.RoomID, EventID: a.EventID, StreamPos: a.StreamPos}, a.Changes)
-	}
-	if f.Processor != nil {
-		for i, out := range outs {
-			if err := f.Processor.ProcessEvent(ctx, out); err != nil {
-				// Counts are lost for this event; delivery must go on.
-				f.Log.WithError(err).WithField("event_id", appends[i].EventID).Warn("evaluate push rules")
-			}
-		}
 	}
 	// The positions are given out: the write must happen, whatever it
 	// takes, before anything after it.
