@@ -162,15 +162,16 @@ func (c *Component) buildSync(deps Deps, store *storage.Store) error {
 		return err
 	}
 	c.push = p
+	pending := &streams.PendingActions{}
 	c.feeder = &streams.Feeder{Bus: deps.Bus, Store: store, Rooms: deps.Rooms, Notifier: c.notifier,
-		Processor: p.Processor(), Log: deps.Log}
+		Processor: p.Processor(), Pending: pending, Log: deps.Log}
 	c.ephemeral = ephemeral.New(ephemeral.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, AccountData: c.accountData,
 		Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,
 	})
 	c.sync = syncv3.New(syncv3.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, Log: deps.Log,
-		Counter: pushCounter{store}, PushRules: pushRulesContent{p.Rules()},
+		Counter: pushCounter{store: store, pending: pending}, PushRules: pushRulesContent{p.Rules()},
 		Presence: presence, MaxRequestBytes: deps.Config.MaxRequestBytes,
 	})
 	return nil

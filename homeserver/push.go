@@ -9,6 +9,7 @@ import (
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/accountdata"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/push"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/syncv3"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 )
@@ -17,13 +18,34 @@ import (
 // adapters, so that neither package imports the other.
 
 // pushCounter gives /sync push's unread counts.
-type pushCounter struct{ store *storage.Store }
+type pushCounter struct {
+	store   *storage.Store
+	pending *streams.PendingActions
+}
 
 // UnreadCounts implements syncv3.Counter.
 func (p pushCounter) UnreadCounts(ctx context.Context, userID, roomID string, unthreaded int64, threads map[string]int64) (syncv3.Counts, map[string]syncv3.Counts, error) {
-	total, per, err := p.store.UnreadCounts(ctx, userID, roomID, unthreaded, threads)
+	upTo, pending := p.pending.Snapshot(userID, roomID)
+	total, per, err := p.store.UnreadCountsUpTo(ctx, userID, roomID, unthreaded, threads, upTo)
 	if err != nil {
 		return syncv3.Counts{}, nil, err
+	}
+	// Actions of events clients already see but not yet written.
+	for _, a := range pending {
+		if a.StreamPos <= unthreaded || a.StreamPos <= threads[a.ThreadID] {
+			continue
+		}
+		c := per[a.ThreadID]
+		c.Notifications++
+		total.Notifications++
+		if a.Highlight {
+			c.Highlights++
+			total.Highlights++
+		}
+		if per == nil {
+			per = map[string]storage.Counts{}
+		}
+		per[a.ThreadID] = c
 	}
 	out := make(map[string]syncv3.Counts, len(per))
 	for t, c := range per {

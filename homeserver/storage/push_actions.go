@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 
 	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
@@ -131,9 +132,15 @@ type Counts struct{ Notifications, Highlights int }
 // unread_notifications without threaded notifications use total; with
 // them, perThread[MainThread] and the rest as unread_thread_notifications.
 func (s *Store) UnreadCounts(ctx context.Context, userID, roomID string, unthreaded int64, threads map[string]int64) (total Counts, perThread map[string]Counts, err error) {
+	return s.UnreadCountsUpTo(ctx, userID, roomID, unthreaded, threads, math.MaxInt64)
+}
+
+// UnreadCountsUpTo is UnreadCounts counting only the actions of events at
+// or before stream position upTo (those sync knows to be written).
+func (s *Store) UnreadCountsUpTo(ctx context.Context, userID, roomID string, unthreaded int64, threads map[string]int64, upTo int64) (total Counts, perThread map[string]Counts, err error) {
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT thread_id, COUNT(*), SUM(CASE WHEN highlight THEN 1 ELSE 0 END)
-		FROM push_actions WHERE user_id = $1 AND room_id = $2 AND stream_pos > $3 GROUP BY thread_id`,
-		userID, roomID, unthreaded)
+		FROM push_actions WHERE user_id = $1 AND room_id = $2 AND stream_pos > $3 AND stream_pos <= $4 GROUP BY thread_id`,
+		userID, roomID, unthreaded, upTo)
 	if err != nil {
 		return Counts{}, nil, fmt.Errorf("count unread notifications: %w", err)
 	}
@@ -161,8 +168,8 @@ func (s *Store) UnreadCounts(ctx context.Context, userID, roomID string, unthrea
 		var c Counts
 		var hl sql.NullInt64
 		if err := s.db.Read().QueryRowContext(ctx, `SELECT COUNT(*), SUM(CASE WHEN highlight THEN 1 ELSE 0 END)
-			FROM push_actions WHERE user_id = $1 AND room_id = $2 AND thread_id = $3 AND stream_pos > $4`,
-			userID, roomID, thread, pos).Scan(&c.Notifications, &hl); err != nil {
+			FROM push_actions WHERE user_id = $1 AND room_id = $2 AND thread_id = $3 AND stream_pos > $4 AND stream_pos <= $5`,
+			userID, roomID, thread, pos, upTo).Scan(&c.Notifications, &hl); err != nil {
 			return Counts{}, nil, fmt.Errorf("count unread notifications of a thread: %w", err)
 		}
 		c.Highlights = int(hl.Int64)

@@ -118,14 +118,31 @@ func (p *Processor) ProcessEvent(ctx context.Context, out rsapi.OutputEvent) err
 // order, recorded in one transaction: a consumer that has several events
 // at hand pays one commit for all of them.
 func (p *Processor) ProcessEvents(ctx context.Context, outs []rsapi.OutputEvent) error {
+	actions, err := p.Evaluate(ctx, outs)
+	if err != nil {
+		return err
+	}
+	return p.Record(ctx, actions)
+}
+
+// Evaluate is ProcessEvents' first half: the actions of outs, in memory
+// only, for a caller that wants to act on them before they are written
+// (sync wakes clients first and counts them from memory meanwhile).
+func (p *Processor) Evaluate(ctx context.Context, outs []rsapi.OutputEvent) ([]storage.PushAction, error) {
 	var actions []storage.PushAction
 	for _, out := range outs {
 		a, err := p.evaluate(ctx, out)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		actions = append(actions, a...)
 	}
+	return actions, nil
+}
+
+// Record is ProcessEvents' second half: it writes actions and queues them
+// for the pushers.
+func (p *Processor) Record(ctx context.Context, actions []storage.PushAction) error {
 	queued, err := p.store.AddPushActions(ctx, actions)
 	if err != nil {
 		return err

@@ -18,11 +18,12 @@ import (
 // output.
 const feederDurable = "homeserver_sync"
 
-// EventProcessor is work done on each room event before clients are woken
-// (push rule evaluation, so that unread counts are right when the event
-// arrives).
+// EventProcessor evaluates push rules: in memory before clients are
+// woken (their unread counts take the actions from Pending), written
+// afterwards with the rooms stream.
 type EventProcessor interface {
-	ProcessEvents(ctx context.Context, outs []rsapi.OutputEvent) error
+	Evaluate(ctx context.Context, outs []rsapi.OutputEvent) ([]storage.PushAction, error)
+	Record(ctx context.Context, actions []storage.PushAction) error
 }
 
 // FeederStore is what the feeder writes.
@@ -47,8 +48,10 @@ type Feeder struct {
 	Store    FeederStore
 	Rooms    EventReader
 	Notifier *Notifier
-	// Processor, when set, runs on every event before clients are woken.
+	// Processor, when set, evaluates push rules on every event; Pending
+	// holds its actions until they are written.
 	Processor EventProcessor
+	Pending   *PendingActions
 	Log       *logrus.Entry
 
 	stop func()
@@ -134,17 +137,39 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 		f.last++
 		appends[i].SyncPos = f.last
 	}
+	ranges := map[string]RoomRange{}
+	for _, a := range appends {
+		r, ok := ranges[a.RoomID]
+		if !ok {
+			r.First = a.StreamPos
+		}
+		r.Last = a.StreamPos
+		ranges[a.RoomID] = r
+	}
+	var actions []storage.PushAction
 	if f.Processor != nil {
-		// Push actions first, in one commit for the batch, so that the
-		// unread counts of the syncs woken below already count them.
-		if err := f.Processor.ProcessEvents(ctx, outs); err != nil {
-			// Counts are lost for these events; delivery must go on.
+		var err error
+		if actions, err = f.Processor.Evaluate(ctx, outs); err != nil {
+			// Counts miss these events; delivery must go on.
 			f.Log.WithError(err).WithField("events", len(outs)).Warn("evaluate push rules")
 		}
+		f.Pending.Add(actions, ranges)
 	}
 	for _, a := range appends {
 		f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: a.SyncPos, RoomID: a.RoomID, EventID: a.EventID, StreamPos: a.StreamPos}, a.Changes)
 	}
+	// The push actions and the rooms stream are written side by side (one
+	// commit on SQLite, whose writes group).
+	pushDone := make(chan struct{})
+	go func() {
+		defer close(pushDone)
+		if len(actions) == 0 {
+			return
+		}
+		if err := f.Processor.Record(ctx, actions); err != nil {
+			f.Log.WithError(err).WithField("actions", len(actions)).Warn("record push actions")
+		}
+	}()
 	// The positions are given out: the write must happen, whatever it
 	// takes, before anything after it.
 	for attempt := 0; ; attempt++ {
@@ -155,14 +180,20 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 		if ctx.Err() != nil {
 			// Stopping: the messages come back at the next start and get
 			// the same positions.
+			<-pushDone
 			return err
 		}
 		f.Log.WithError(err).Warn("write the rooms stream; retrying")
 		select {
 		case <-ctx.Done():
+			<-pushDone
 			return ctx.Err()
 		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, 5*time.Second)):
 		}
+	}
+	<-pushDone
+	if f.Processor != nil {
+		f.Pending.Written(ranges)
 	}
 	f.Notifier.Persisted(appends[len(appends)-1].SyncPos)
 	return nil
