@@ -241,9 +241,20 @@ func (d *e2eeDevice) joined(room id.RoomID) map[id.UserID]bool {
 // exactly the users of members joined.
 func (d *e2eeDevice) waitRoom(room id.RoomID, members ...*e2eeDevice) {
 	d.t.Helper()
+	users := make([]id.UserID, len(members))
+	for i, m := range members {
+		users[i] = m.c.UserID
+	}
+	d.waitJoined(room, users...)
+}
+
+// waitJoined waits until the device's sync has shown room as encrypted
+// with exactly users joined.
+func (d *e2eeDevice) waitJoined(room id.RoomID, users ...id.UserID) {
+	d.t.Helper()
 	want := map[id.UserID]bool{}
-	for _, m := range members {
-		want[m.c.UserID] = true
+	for _, u := range users {
+		want[u] = true
 	}
 	eventually(d.t, fmt.Sprintf("%s sees %s encrypted with %d members", d.name, room, len(want)), func() bool {
 		enc, _ := d.state.IsEncrypted(d.ctx, room)
@@ -295,6 +306,29 @@ func (d *e2eeDevice) waitDecrypted(evt id.EventID, body string) {
 	ferr := d.failed[evt]
 	d.mu.Unlock()
 	d.t.Fatalf("%s never decrypted %s (%q): %v", d.name, evt, body, ferr)
+}
+
+// waitBody waits until the device has decrypted an event whose body is
+// body, and returns its id.
+func (d *e2eeDevice) waitBody(body string, within time.Duration) id.EventID {
+	d.t.Helper()
+	var found id.EventID
+	deadline := time.Now().Add(within)
+	for found == "" {
+		d.mu.Lock()
+		for evt, b := range d.decrypted {
+			if b == body {
+				found = evt
+			}
+		}
+		failed := fmt.Sprint(d.failed)
+		d.mu.Unlock()
+		if found == "" && time.Now().After(deadline) {
+			d.t.Fatalf("%s never decrypted a message %q (undecryptable: %s)", d.name, body, failed)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return found
 }
 
 // encryptedEvent waits until the device's sync has delivered evt and
