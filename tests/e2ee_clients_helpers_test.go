@@ -38,6 +38,12 @@ type e2eeDevice struct {
 	// has ended.
 	logs *testLog
 
+	// machMu serialises the use of the machine and its stores: mautrix's
+	// in-memory stores (MemoryStore, MemoryStateStore) are not safe for
+	// the concurrent use its SQL stores allow, so the sync loop processes
+	// each response under it, and the test's own calls take it too.
+	machMu sync.Mutex
+
 	// ctx bounds the sync loop and every background decryption.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -105,6 +111,7 @@ func startE2EEDevice(t testing.TB, name string, c *mautrix.Client) *e2eeDevice {
 		t.Fatalf("%s: upload keys: %v", name, err)
 	}
 	syncer := c.Syncer.(*mautrix.DefaultSyncer)
+	c.Syncer = lockedSyncer{DefaultSyncer: syncer, mu: &d.machMu}
 	synced := make(chan struct{})
 	syncer.OnSync(func(ctx context.Context, _ *mautrix.RespSync, since string) bool {
 		if since == "" {
@@ -188,9 +195,30 @@ func (d *e2eeDevice) handleEncrypted(ctx context.Context, evt *event.Event) {
 	go func() {
 		defer d.wg.Done()
 		if d.mach.WaitForSession(d.ctx, evt.RoomID, content.SenderKey, content.SessionID, keyWait) {
-			d.tryDecrypt(evt)
+			d.locked(func() { d.tryDecrypt(evt) })
 		}
 	}()
+}
+
+// lockedSyncer is mautrix's DefaultSyncer processing each sync response
+// under a device's machMu.
+type lockedSyncer struct {
+	*mautrix.DefaultSyncer
+	mu *sync.Mutex
+}
+
+// ProcessResponse runs the handlers of resp under the lock.
+func (s lockedSyncer) ProcessResponse(ctx context.Context, resp *mautrix.RespSync, since string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.DefaultSyncer.ProcessResponse(ctx, resp, since)
+}
+
+// locked runs fn, which uses the machine or its stores, under machMu.
+func (d *e2eeDevice) locked(fn func()) {
+	d.machMu.Lock()
+	defer d.machMu.Unlock()
+	fn()
 }
 
 // tryDecrypt decrypts evt and records the outcome; it reports false when
@@ -257,7 +285,8 @@ func (d *e2eeDevice) waitJoined(room id.RoomID, users ...id.UserID) {
 		want[u] = true
 	}
 	eventually(d.t, fmt.Sprintf("%s sees %s encrypted with %d members", d.name, room, len(want)), func() bool {
-		enc, _ := d.state.IsEncrypted(d.ctx, room)
+		var enc bool
+		d.locked(func() { enc, _ = d.state.IsEncrypted(d.ctx, room) })
 		return enc && maps.Equal(d.joined(room), want)
 	})
 }
@@ -267,13 +296,18 @@ func (d *e2eeDevice) waitJoined(room id.RoomID, users ...id.UserID) {
 // and sends it; it returns the event id.
 func (d *e2eeDevice) send(room id.RoomID, body string) id.EventID {
 	d.t.Helper()
-	if err := d.mach.ShareGroupSession(d.ctx, room, d.members(room)); err != nil {
-		d.t.Fatalf("%s: share group session: %v", d.name, err)
-	}
-	enc, err := d.mach.EncryptMegolmEvent(d.ctx, room, event.EventMessage,
-		&event.MessageEventContent{MsgType: event.MsgText, Body: body})
+	var enc *event.EncryptedEventContent
+	var err error
+	d.locked(func() {
+		if err = d.mach.ShareGroupSession(d.ctx, room, d.members(room)); err != nil {
+			err = fmt.Errorf("share group session: %w", err)
+			return
+		}
+		enc, err = d.mach.EncryptMegolmEvent(d.ctx, room, event.EventMessage,
+			&event.MessageEventContent{MsgType: event.MsgText, Body: body})
+	})
 	if err != nil {
-		d.t.Fatalf("%s: encrypt: %v", d.name, err)
+		d.t.Fatalf("%s: %v", d.name, err)
 	}
 	resp, err := d.c.SendMessageEvent(d.ctx, room, event.EventEncrypted, enc)
 	if err != nil {
@@ -349,7 +383,9 @@ func (d *e2eeDevice) encryptedEvent(evt id.EventID) *event.Event {
 // keys of user's device dev (learnt through /keys/query, which
 // device_lists.changed triggers).
 func (d *e2eeDevice) knowsDevice(user id.UserID, dev id.DeviceID) bool {
-	devs, err := d.mach.CryptoStore.GetDevices(d.ctx, user)
+	var devs map[id.DeviceID]*id.Device
+	var err error
+	d.locked(func() { devs, err = d.mach.CryptoStore.GetDevices(d.ctx, user) })
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -360,6 +396,8 @@ func (d *e2eeDevice) knowsDevice(user id.UserID, dev id.DeviceID) bool {
 // otkTarget is the number of signed_curve25519 one-time keys the client
 // keeps on the server: it uploads more when a sync shows fewer.
 func (d *e2eeDevice) otkTarget() int {
+	d.machMu.Lock()
+	defer d.machMu.Unlock()
 	return int(d.mach.GetAccount().Internal.MaxNumberOfOneTimeKeys() / 2)
 }
 
@@ -372,6 +410,35 @@ func (d *e2eeDevice) serverOTKCount() int {
 		d.t.Fatalf("%s: key counts: %v", d.name, err)
 	}
 	return resp.OneTimeKeyCounts.SignedCurve25519
+}
+
+// join, invite and leave change memberships through the raw API: mautrix's
+// JoinRoomByID, InviteUser and LeaveRoom also write the client's state
+// store, outside the sync loop (see machMu); the sync brings the change.
+
+// join joins the device's user to room.
+func (d *e2eeDevice) join(s *Server, room id.RoomID) {
+	d.t.Helper()
+	s.Do("POST", roomPath(room, "join"), d.c.AccessToken, map[string]any{}).Expect(d.t, 200, "")
+}
+
+// invite invites user into room.
+func (d *e2eeDevice) invite(s *Server, room id.RoomID, user id.UserID) {
+	d.t.Helper()
+	s.Do("POST", roomPath(room, "invite"), d.c.AccessToken, map[string]any{"user_id": user}).Expect(d.t, 200, "")
+}
+
+// leave makes the device's user leave room.
+func (d *e2eeDevice) leave(s *Server, room id.RoomID) {
+	d.t.Helper()
+	s.Do("POST", roomPath(room, "leave"), d.c.AccessToken, map[string]any{}).Expect(d.t, 200, "")
+}
+
+// logout deletes the device (POST /logout), leaving the client's
+// credentials as they are: its sync loop ends with M_UNKNOWN_TOKEN.
+func (d *e2eeDevice) logout(s *Server) {
+	d.t.Helper()
+	s.Do("POST", "/_matrix/client/v3/logout", d.c.AccessToken, map[string]any{}).Expect(d.t, 200, "")
 }
 
 // eventually polls cond until it holds, failing the test after 15 s.

@@ -11,6 +11,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 )
 
 // TestE2EEClients drives real E2EE clients (mautrix-go's OlmMachine on
@@ -41,9 +43,7 @@ func TestE2EEClients(t *testing.T) {
 
 		// No m.room.encryption in the request: the policy adds it.
 		room := createRoom(t, s, aliceC, map[string]any{"preset": "private_chat", "invite": []string{bobC.UserID.String()}})
-		if _, err := bobC.JoinRoomByID(ctx(), room); err != nil {
-			t.Fatal(err)
-		}
+		bob1.join(s, room)
 		// alice1 was logged in before alice2: it learns alice2 from the
 		// device_lists.changed of its sync (a client that sent before
 		// that would not share its keys with alice2, as in Element).
@@ -88,9 +88,7 @@ func TestE2EEClients(t *testing.T) {
 		}
 
 		// 3. A device logged out.
-		if _, err := bob1.c.Logout(ctx()); err != nil {
-			t.Fatal(err)
-		}
+		bob1.logout(s)
 		for _, d := range []*e2eeDevice{alice1, alice2, bob2} {
 			eventually(t, d.name+" learns bob1 left from device_lists.changed", func() bool {
 				return !d.knowsDevice(bobC.UserID, bob1.c.DeviceID)
@@ -109,27 +107,23 @@ func TestE2EEClients(t *testing.T) {
 		if got := afterEvt.Content.AsEncrypted().SessionID; got == beforeSession {
 			t.Fatalf("alice1 kept Megolm session %s after bob1's device was deleted", got)
 		}
-		if _, err := bob1.mach.DecryptMegolmEvent(bob1.ctx, afterEvt); !errors.Is(err, crypto.ErrNoSessionFound) {
-			t.Fatalf("the deleted device decrypting alice1's next message: %v, want no session", err)
+		var bob1Err error
+		bob1.locked(func() { _, bob1Err = bob1.mach.DecryptMegolmEvent(bob1.ctx, afterEvt) })
+		if !errors.Is(bob1Err, crypto.ErrNoSessionFound) {
+			t.Fatalf("the deleted device decrypting alice1's next message: %v, want no session", bob1Err)
 		}
 		devices = []*e2eeDevice{alice1, alice2, bob2}
 		exchange(t, "phase 3", room, devices)
 
 		// 4. A user who joins and leaves.
 		carol := startE2EEDevice(t, "carol", s.Register("carol"))
-		if _, err := aliceC.InviteUser(ctx(), room, &mautrix.ReqInviteUser{UserID: carol.c.UserID}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := carol.c.JoinRoomByID(ctx(), room); err != nil {
-			t.Fatal(err)
-		}
+		alice1.invite(s, room, carol.c.UserID)
+		carol.join(s, room)
 		for _, d := range append(devices, carol) {
 			d.waitRoom(room, alice1, bob2, carol)
 		}
 		exchange(t, "phase 4", room, append(devices, carol))
-		if _, err := carol.c.LeaveRoom(ctx(), room); err != nil {
-			t.Fatal(err)
-		}
+		carol.leave(s, room)
 		for _, d := range devices {
 			d.waitRoom(room, alice1, bob2)
 		}
@@ -143,8 +137,22 @@ func TestE2EEClients(t *testing.T) {
 		for _, d := range devices[1:] {
 			d.waitDecrypted(evt, afterCarol)
 		}
-		if _, err := carol.mach.DecryptMegolmEvent(carol.ctx, bob2.encryptedEvent(evt)); !errors.Is(err, crypto.ErrNoSessionFound) {
-			t.Fatalf("carol decrypting a message sent after she left: %v, want no session", err)
+		carolEvt := bob2.encryptedEvent(evt)
+		var carolErr error
+		carol.locked(func() { _, carolErr = carol.mach.DecryptMegolmEvent(carol.ctx, carolEvt) })
+		if !errors.Is(carolErr, crypto.ErrNoSessionFound) {
+			t.Fatalf("carol decrypting a message sent after she left: %v, want no session", carolErr)
+		}
+
+		// None of the messages is readable on the server.
+		db := storagetest.Open(t, s.Cfg.Database.URL)
+		for _, needle := range []string{"message from", secret, afterCarol} {
+			if where := findInDatabase(t, db, needle); where != "" {
+				t.Errorf("%q found in table %s", needle, where)
+			}
+		}
+		if where := findInDatabase(t, db, evt.String()); where == "" {
+			t.Fatal("the database scan does not find the last event id")
 		}
 	})
 }
@@ -167,4 +175,109 @@ func exchange(t *testing.T, phase string, room id.RoomID, devices []*e2eeDevice)
 			}
 		}
 	}
+}
+
+// TestE2EECrossSigning: alice bootstraps cross-signing on one device and
+// signs both of hers; bob's and alice's other device learn it through
+// device_lists.changed and see her devices as cross-signed (trusted on
+// first use); bob then verifies alice (signs her master key with his
+// user-signing key), which makes her devices verified for him, and the
+// server shows bob his signature on her master key.
+func TestE2EECrossSigning(t *testing.T) {
+	engines(t, func(t *testing.T, s *Server) {
+		aliceC, bobC := s.Register("alice"), s.Register("bob")
+		alice1 := startE2EEDevice(t, "alice1", aliceC)
+		alice2 := startE2EEDevice(t, "alice2", s.Login(aliceC.UserID))
+		bob1 := startE2EEDevice(t, "bob1", bobC)
+		room := createRoom(t, s, aliceC, map[string]any{"preset": "private_chat", "invite": []string{bobC.UserID.String()}})
+		bob1.join(s, room)
+		devices := []*e2eeDevice{alice1, alice2, bob1}
+		for _, d := range devices {
+			d.waitRoom(room, alice1, bob1)
+		}
+		eventually(t, "alice1 learns alice2", func() bool { return alice1.knowsDevice(aliceC.UserID, alice2.c.DeviceID) })
+		exchange(t, "before cross-signing", room, devices)
+
+		bootstrap := func(d *e2eeDevice) {
+			t.Helper()
+			var err error
+			d.locked(func() {
+				var keys *crypto.CrossSigningKeysCache
+				if keys, err = d.mach.GenerateCrossSigningKeys(); err != nil {
+					return
+				}
+				// The first upload needs no user-interactive auth (spec v1.11).
+				err = d.mach.PublishCrossSigningKeys(d.ctx, keys, func(*mautrix.RespUserInteractive) interface{} {
+					t.Errorf("%s: the first cross-signing upload asked for UIA", d.name)
+					return nil
+				})
+			})
+			if err != nil {
+				t.Fatalf("%s: publish cross-signing keys: %v", d.name, err)
+			}
+		}
+		trustOf := func(d *e2eeDevice, user id.UserID, dev id.DeviceID) id.TrustState {
+			trust := id.TrustStateUnset
+			d.locked(func() {
+				if device, err := d.mach.CryptoStore.GetDevice(d.ctx, user, dev); err == nil && device != nil {
+					trust, _ = d.mach.ResolveTrustContext(d.ctx, device)
+				}
+			})
+			return trust
+		}
+		if got := trustOf(bob1, aliceC.UserID, alice2.c.DeviceID); got != id.TrustStateUnset {
+			t.Fatalf("alice2 for bob1 before cross-signing: %s, want %s", got, id.TrustStateUnset)
+		}
+		bootstrap(alice1)
+		for _, dev := range []id.DeviceID{alice1.c.DeviceID, alice2.c.DeviceID} {
+			var err error
+			alice1.locked(func() {
+				var device *id.Device
+				if device, err = alice1.mach.GetOrFetchDevice(alice1.ctx, aliceC.UserID, dev); err == nil {
+					err = alice1.mach.SignOwnDevice(alice1.ctx, device)
+				}
+			})
+			if err != nil {
+				t.Fatalf("alice1 signs %s: %v", dev, err)
+			}
+		}
+
+		for _, c := range []struct {
+			d   *e2eeDevice
+			dev id.DeviceID
+		}{{bob1, alice1.c.DeviceID}, {bob1, alice2.c.DeviceID}, {alice2, alice1.c.DeviceID}} {
+			eventually(t, fmt.Sprintf("%s sees %s cross-signed", c.d.name, c.dev), func() bool {
+				return trustOf(c.d, aliceC.UserID, c.dev) == id.TrustStateCrossSignedTOFU
+			})
+		}
+
+		// bob verifies alice.
+		bootstrap(bob1)
+		var bobPub *crypto.CrossSigningPublicKeysCache
+		var err error
+		bob1.locked(func() {
+			var pub *crypto.CrossSigningPublicKeysCache
+			if pub, err = bob1.mach.GetCrossSigningPublicKeys(bob1.ctx, aliceC.UserID); err != nil || pub == nil {
+				err = fmt.Errorf("bob1's copy of alice's cross-signing keys: %v, %w", pub, err)
+				return
+			}
+			if err = bob1.mach.SignUser(bob1.ctx, aliceC.UserID, pub.MasterKey); err != nil {
+				return
+			}
+			bobPub, err = bob1.mach.GetOwnCrossSigningPublicKeys(bob1.ctx)
+		})
+		if err != nil {
+			t.Fatalf("bob1 signs alice's master key: %v", err)
+		}
+		if got := trustOf(bob1, aliceC.UserID, alice2.c.DeviceID); got != id.TrustStateCrossSignedVerified {
+			t.Fatalf("alice2 for bob1 after verification: %s, want %s", got, id.TrustStateCrossSignedVerified)
+		}
+		q, err := bobC.QueryKeys(ctx(), queryReq(aliceC.UserID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sig := q.MasterKeys[aliceC.UserID].Signatures[bobC.UserID][id.NewKeyID(id.KeyAlgorithmEd25519, bobPub.UserSigningKey.String())]; sig == "" {
+			t.Fatalf("bob does not see his signature on alice's master key: %+v", q.MasterKeys[aliceC.UserID])
+		}
+	})
 }

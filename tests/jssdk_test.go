@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix/id"
+
+	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 )
 
 // jssdkDir holds the Node side of TestJSSDK: package.json and its
@@ -104,6 +106,16 @@ func TestJSSDK(t *testing.T) {
 		}
 		if got := alice.encryptedEvent(id.EventID(res.Sent)); got.Content.AsEncrypted().Algorithm != id.AlgorithmMegolmV1 {
 			t.Fatalf("the SDK's message is not Megolm-encrypted: %+v", got.Content.Raw)
+		}
+		// Neither client left plaintext on the server.
+		db := storagetest.Open(t, s.Cfg.Database.URL)
+		for _, needle := range []string{jsBody, goBody, "Bonjour depuis"} {
+			if where := findInDatabase(t, db, needle); where != "" {
+				t.Errorf("%q found in table %s", needle, where)
+			}
+		}
+		if where := findInDatabase(t, db, res.Sent); where == "" {
+			t.Fatal("the database scan does not find the SDK's event id")
 		}
 	})
 }
