@@ -3,6 +3,8 @@
 package tests
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -10,6 +12,8 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto"
+	"maunium.net/go/mautrix/crypto/backup"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
@@ -278,6 +282,93 @@ func TestE2EECrossSigning(t *testing.T) {
 		}
 		if sig := q.MasterKeys[aliceC.UserID].Signatures[bobC.UserID][id.NewKeyID(id.KeyAlgorithmEd25519, bobPub.UserSigningKey.String())]; sig == "" {
 			t.Fatalf("bob does not see his signature on alice's master key: %+v", q.MasterKeys[aliceC.UserID])
+		}
+	})
+}
+
+// TestE2EEKeyBackup: alice's device backs up the Megolm session of a
+// message (encrypted to a backup key, as Element does); a device she logs
+// in later cannot read that message from the room keys it is sent, but
+// restores the backup with the key (what Element's recovery key gives)
+// and then decrypts it.
+func TestE2EEKeyBackup(t *testing.T) {
+	engines(t, func(t *testing.T, s *Server) {
+		aliceC, bobC := s.Register("alice"), s.Register("bob")
+		alice1 := startE2EEDevice(t, "alice1", aliceC)
+		bob1 := startE2EEDevice(t, "bob1", bobC)
+		room := createRoom(t, s, aliceC, map[string]any{"preset": "private_chat", "invite": []string{bobC.UserID.String()}})
+		bob1.join(s, room)
+		for _, d := range []*e2eeDevice{alice1, bob1} {
+			d.waitRoom(room, alice1, bob1)
+		}
+		const old = "ordre du jour de lundi"
+		evt := alice1.send(room, old)
+		bob1.waitDecrypted(evt, old)
+		sessionID := bob1.encryptedEvent(evt).Content.AsEncrypted().SessionID
+
+		// alice1 creates a backup version and backs the session up.
+		key, err := backup.NewMegolmBackupKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		version, err := aliceC.CreateKeyBackupVersion(ctx(), &mautrix.ReqRoomKeysVersionCreate[backup.MegolmAuthData]{
+			Algorithm: id.KeyBackupAlgorithmMegolmBackupV1,
+			AuthData:  backup.MegolmAuthData{PublicKey: id.Ed25519(base64.RawStdEncoding.EncodeToString(key.PublicKey().Bytes()))},
+		})
+		if err != nil {
+			t.Fatalf("create backup version: %v", err)
+		}
+		var data *backup.MegolmSessionData
+		alice1.locked(func() {
+			var sess *crypto.InboundGroupSession
+			if sess, err = alice1.mach.CryptoStore.GetGroupSession(alice1.ctx, room, sessionID); err != nil || sess == nil {
+				err = fmt.Errorf("alice1's inbound session %s: %v, %w", sessionID, sess, err)
+				return
+			}
+			var exported []byte
+			if exported, err = sess.Internal.Export(sess.Internal.FirstKnownIndex()); err != nil {
+				return
+			}
+			data = &backup.MegolmSessionData{Algorithm: id.AlgorithmMegolmV1, SenderKey: sess.SenderKey,
+				SenderClaimedKeys: backup.SenderClaimedKeys{Ed25519: sess.SigningKey}, SessionKey: string(exported)}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := backup.EncryptSessionData(key, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := json.Marshal(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := aliceC.PutKeysInBackupForRoomAndSession(ctx(), version.Version, room, sessionID,
+			&mautrix.ReqKeyBackupData{IsVerified: true, SessionData: raw}); err != nil {
+			t.Fatalf("back the session up: %v", err)
+		}
+
+		// A device logged in later: the old message is in its first
+		// sync, without a key.
+		alice3 := startE2EEDevice(t, "alice3", s.Login(aliceC.UserID))
+		oldEvt := alice3.encryptedEvent(evt)
+		var decErr error
+		alice3.locked(func() { _, decErr = alice3.mach.DecryptMegolmEvent(alice3.ctx, oldEvt) })
+		if !errors.Is(decErr, crypto.ErrNoSessionFound) {
+			t.Fatalf("alice3 before restoring: %v, want no session", decErr)
+		}
+		var restored id.KeyBackupVersion
+		alice3.locked(func() { restored, err = alice3.mach.DownloadAndStoreLatestKeyBackup(alice3.ctx, key) })
+		if err != nil || restored != version.Version {
+			t.Fatalf("alice3 restores backup %q: %v (want version %q)", restored, err, version.Version)
+		}
+		var dec *event.Event
+		alice3.locked(func() { dec, decErr = alice3.mach.DecryptMegolmEvent(alice3.ctx, oldEvt) })
+		if decErr != nil {
+			t.Fatalf("alice3 after restoring: %v", decErr)
+		}
+		if body := dec.Content.AsMessage().Body; body != old {
+			t.Fatalf("alice3 decrypted %q, want %q", body, old)
 		}
 	})
 }
