@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,8 @@ type jssdkResult struct {
 	EncryptedRoom     bool     `json:"encrypted_room"`
 	Sent              string   `json:"sent"`
 	Received          string   `json:"received"`
+	LearntDevice      string   `json:"learnt_device"`
+	Sent2             string   `json:"sent2"`
 	ReceivedEncrypted bool     `json:"received_encrypted"`
 	Errors            []string `json:"errors"`
 }
@@ -59,7 +62,9 @@ func nodeForJSSDK(t *testing.T) string {
 // with its Rust crypto logs in under Node, joins the encrypted room a
 // mautrix-go client (goolm OlmMachine) invites it to, and sends a message
 // that the Go client decrypts; the Go client answers with a message that
-// the SDK decrypts.
+// the SDK decrypts. Then the Go user logs in a second device: the SDK
+// learns it through device_lists.changed and its next message is
+// decrypted by both Go devices.
 func TestJSSDK(t *testing.T) {
 	node := nodeForJSSDK(t)
 	engines(t, func(t *testing.T, s *Server) {
@@ -76,24 +81,79 @@ func TestJSSDK(t *testing.T) {
 		cmd := exec.CommandContext(ctx, node, "exchange.mjs")
 		cmd.Dir = jssdkDir
 		cmd.Env = append(os.Environ(), "HS_URL="+s.URL, "JS_USER="+js.UserID.String(), "JS_PASSWORD="+testPassword,
-			"ROOM_ID="+room.String(), "JS_BODY="+jsBody, "GO_BODY="+goBody, "DEADLINE_MS=60000")
-		var stdout bytes.Buffer
-		cmd.Stdout = &stdout
+			"ROOM_ID="+room.String(), "JS_BODY="+jsBody, "GO_BODY="+goBody, "GO_USER="+alice.c.UserID.String(),
+			"DEADLINE_MS=60000")
 		cmd.Stderr = testLogLines{t}
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start node: %v", err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		// lines carries exchange.mjs's stdout; it is closed at its end.
+		lines := make(chan string, 16)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(stdout)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		var res *jssdkResult
+		// step waits for the script's next STEP line and returns it; a
+		// RESULT line before it (the script gave up) fails the test.
+		step := func(want string) string {
+			t.Helper()
+			for line := range lines {
+				if raw, ok := strings.CutPrefix(line, "RESULT "); ok {
+					res = parseJSSDKResult(t, raw)
+					t.Fatalf("exchange.mjs ended before %s: %+v", want, *res)
+				}
+				if rest, ok := strings.CutPrefix(line, "STEP "+want); ok {
+					return strings.TrimSpace(rest)
+				}
+			}
+			t.Fatalf("exchange.mjs ended before %s", want)
+			return ""
+		}
 
+		// 1. The SDK's message to the Go client, the Go client's answer.
 		alice.waitJoined(room, alice.c.UserID, js.UserID)
 		alice.waitBody(jsBody, 60*time.Second)
 		alice.send(room, goBody)
+		step("answered")
 
-		runErr := <-done
-		res := parseJSSDKResult(t, stdout.String())
+		// 2. alice logs in a new device; the SDK learns it from
+		// device_lists.changed and encrypts its next message for it too.
+		alice2 := startE2EEDevice(t, "alice2", s.Login(alice.c.UserID))
+		alice2.waitJoined(room, alice.c.UserID, js.UserID)
+		const jsBody2 = "Deuxième message depuis matrix-js-sdk"
+		if _, err := io.WriteString(stdin, "send2 "+alice2.c.DeviceID.String()+" "+jsBody2+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		sent2 := id.EventID(step("sent2"))
+		alice2.waitDecrypted(sent2, jsBody2)
+		alice.waitDecrypted(sent2, jsBody2)
+		if _, err := io.WriteString(stdin, "done\n"); err != nil {
+			t.Fatal(err)
+		}
+		for line := range lines {
+			if raw, ok := strings.CutPrefix(line, "RESULT "); ok {
+				res = parseJSSDKResult(t, raw)
+			}
+		}
+		runErr := cmd.Wait()
+		if res == nil {
+			t.Fatalf("exchange.mjs printed no RESULT line (%v)", runErr)
+		}
 		if runErr != nil || len(res.Errors) > 0 {
-			t.Fatalf("exchange.mjs: %v; result %+v", runErr, res)
+			t.Fatalf("exchange.mjs: %v; result %+v", runErr, *res)
 		}
 		for _, w := range res.Warnings {
 			t.Logf("matrix-js-sdk: %s", w)
@@ -109,7 +169,7 @@ func TestJSSDK(t *testing.T) {
 		}
 		// Neither client left plaintext on the server.
 		db := storagetest.Open(t, s.Cfg.Database.URL)
-		for _, needle := range []string{jsBody, goBody, "Bonjour depuis"} {
+		for _, needle := range []string{jsBody, goBody, jsBody2, "Bonjour depuis"} {
 			if where := findInDatabase(t, db, needle); where != "" {
 				t.Errorf("%q found in table %s", needle, where)
 			}
@@ -120,20 +180,14 @@ func TestJSSDK(t *testing.T) {
 	})
 }
 
-// parseJSSDKResult finds the RESULT line of exchange.mjs's output.
-func parseJSSDKResult(t *testing.T, out string) jssdkResult {
+// parseJSSDKResult decodes the JSON of exchange.mjs's RESULT line.
+func parseJSSDKResult(t *testing.T, raw string) *jssdkResult {
 	t.Helper()
-	for _, line := range strings.Split(out, "\n") {
-		if raw, ok := strings.CutPrefix(line, "RESULT "); ok {
-			var res jssdkResult
-			if err := json.Unmarshal([]byte(raw), &res); err != nil {
-				t.Fatalf("RESULT line %q: %v", raw, err)
-			}
-			return res
-		}
+	var res jssdkResult
+	if err := json.Unmarshal([]byte(raw), &res); err != nil {
+		t.Fatalf("RESULT line %q: %v", raw, err)
 	}
-	t.Fatalf("exchange.mjs printed no RESULT line; stdout: %q", out)
-	return jssdkResult{}
+	return &res
 }
 
 // testLogLines sends a child process's output to the test log, a line at

@@ -5,8 +5,13 @@
 // It logs in, starts its Rust crypto and its /sync loop, joins the room it
 // is invited to, sends a message (encrypted by the SDK when the room is
 // encrypted), waits for the message the Go client answers with, and
-// prints one line `RESULT {...}` (JSON) with what it saw. Progress goes to
-// stderr. It exits 0 when it received the answer, 1 otherwise.
+// prints `STEP answered`. Then it reads commands on stdin, one a line:
+// `send2 DEVICE BODY` waits until its crypto knows the Go user's device
+// DEVICE (logged in after the first exchange, so learnt through
+// device_lists.changed in its sync), sends BODY (encrypted for that device
+// too) and prints `STEP sent2 EVENT_ID`; `done` ends. Last it prints one
+// line `RESULT {...}` (JSON) with what it saw. Progress goes to stderr. It
+// exits 0 when everything went through, 1 otherwise.
 //
 // Environment:
 //   HS_URL      the homeserver's base URL
@@ -14,9 +19,11 @@
 //   ROOM_ID     the room the Go client invites this user into
 //   JS_BODY     the body of the message to send
 //   GO_BODY     the body of the Go client's answer to wait for
+//   GO_USER     the Go client's user id
 //   DEADLINE_MS how long to wait for everything (default 60000)
 import * as sdk from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
+import * as readline from "node:readline";
 
 const env = (name) => {
 	const v = process.env[name];
@@ -32,6 +39,7 @@ const password = env("JS_PASSWORD");
 const roomID = env("ROOM_ID");
 const jsBody = env("JS_BODY");
 const goBody = env("GO_BODY");
+const goUser = env("GO_USER");
 const deadlineMs = Number(process.env.DEADLINE_MS || 60000);
 
 logger.setLevel(process.env.JS_DEBUG ? "debug" : "warn");
@@ -132,6 +140,24 @@ try {
 	log("sent", sent.event_id);
 
 	await answered;
+	process.stdout.write("STEP answered\n");
+
+	for await (const line of readline.createInterface({ input: process.stdin })) {
+		const [cmd, device, ...rest] = line.split(" ");
+		if (cmd === "done") break;
+		if (cmd !== "send2") throw new Error(`unknown command ${JSON.stringify(line)}`);
+		// The Go user's new device reaches the SDK's crypto through
+		// device_lists.changed (and the /keys/query it triggers).
+		for (;;) {
+			const devices = await client.getCrypto().getUserDeviceInfo([goUser]);
+			if (devices.get(goUser)?.has(device)) break;
+			await new Promise((r) => setTimeout(r, 50));
+		}
+		result.learnt_device = device;
+		const sent2 = await client.sendTextMessage(roomID, rest.join(" "));
+		result.sent2 = sent2.event_id;
+		process.stdout.write(`STEP sent2 ${sent2.event_id}\n`);
+	}
 	await finish(0);
 } catch (e) {
 	result.errors.push(String(e?.stack || e));
