@@ -1,6 +1,8 @@
 package httputil
 
 import (
+	"context"
+	"errors"
 	"net/http"
 
 	"github.com/sirupsen/logrus"
@@ -44,7 +46,14 @@ func Handle(h HandlerFunc) http.Handler {
 // WriteError writes err as a Matrix error; the one place error JSON is made.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	e, internal := AsError(err)
-	if internal {
+	switch {
+	case internal && clientGone(r, err):
+		// A client that closes its connection (a long-polling /sync it
+		// gives up on, a closed tab) is not a server failure.
+		Log(r.Context()).WithFields(logrus.Fields{
+			FieldMethod: r.Method, FieldPath: r.URL.Path,
+		}).Debug("client went away")
+	case internal:
 		Log(r.Context()).WithError(err).WithFields(logrus.Fields{
 			FieldMethod: r.Method, FieldPath: r.URL.Path,
 		}).Error("request failed")
@@ -53,6 +62,12 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header()[k] = vs
 	}
 	WriteJSON(w, e.Status, e.Body())
+}
+
+// clientGone reports whether err comes from the request being canceled
+// because its client went away.
+func clientGone(r *http.Request, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(r.Context().Err(), context.Canceled)
 }
 
 // NotFoundHandler answers unknown endpoints with 404 M_UNRECOGNIZED.
