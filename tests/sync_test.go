@@ -319,3 +319,52 @@ func TestSyncOwnEchoCarriesTransactionID(t *testing.T) {
 		}
 	})
 }
+
+func TestSyncInviteStateAfterAndFullState(t *testing.T) {
+	engines(t, func(t *testing.T, s *Server) {
+		alice, bob := s.Register("alice"), s.Register("bob")
+		sy, _ := newSyncer(t, bob, "")
+		room := createRoom(t, s, alice, map[string]any{"preset": "private_chat", "name": "Secret plans", "invite": []string{bob.UserID.String()}})
+		resp := sy.until("the invite", func(r *mautrix.RespSync) bool { _, ok := r.Rooms.Invite[room]; return ok })
+		var sawName, sawInvite bool
+		for _, e := range resp.Rooms.Invite[room].State.Events {
+			sawName = sawName || e.Type == event.StateRoomName
+			sawInvite = sawInvite || (e.Type == event.StateMember && e.GetStateKey() == bob.UserID.String())
+		}
+		if !sawName || !sawInvite {
+			t.Fatalf("invite_state lacks the room name (%v) or the invite (%v)", sawName, sawInvite)
+		}
+		if _, err := bob.JoinRoomByID(ctx(), room); err != nil {
+			t.Fatal(err)
+		}
+		sendText(t, alice, room, "welcome")
+		// use_state_after (and its unstable name): state_after, not state.
+		for _, param := range []string{"use_state_after", "org.matrix.msc4222.use_state_after"} {
+			r := s.Do("GET", "/_matrix/client/v3/sync?"+param+"=true", bob.AccessToken, nil).Expect(t, 200, "")
+			jr := r.Body["rooms"].(map[string]any)["join"].(map[string]any)[room.String()].(map[string]any)
+			key := "state_after"
+			if param != "use_state_after" {
+				key = "org.matrix.msc4222.state_after"
+			}
+			after, ok := jr[key].(map[string]any)
+			if !ok || len(after["events"].([]any)) == 0 {
+				t.Fatalf("%s: no %s in %v", param, key, jr)
+			}
+		}
+		// full_state sends the whole state on an incremental sync.
+		token := sy.next(0).NextBatch
+		r := s.Do("GET", "/_matrix/client/v3/sync?full_state=true&since="+token, bob.AccessToken, nil).Expect(t, 200, "")
+		jr := r.Body["rooms"].(map[string]any)["join"].(map[string]any)[room.String()].(map[string]any)
+		// The state before the timeline and the timeline's state events
+		// make the whole state.
+		n := len(jr["state"].(map[string]any)["events"].([]any))
+		for _, e := range jr["timeline"].(map[string]any)["events"].([]any) {
+			if _, ok := e.(map[string]any)["state_key"]; ok {
+				n++
+			}
+		}
+		if n < 7 {
+			t.Fatalf("full_state gave %d state events in state and timeline", n)
+		}
+	})
+}
