@@ -115,23 +115,26 @@ func (s *Store) TxnIDs(ctx context.Context, userID, deviceID string, eventIDs []
 	for len(eventIDs) > 0 {
 		batch := eventIDs[:min(len(eventIDs), txnIDsBatch)]
 		eventIDs = eventIDs[len(batch):]
-		args := make([]any, 0, len(batch)+2)
-		args = append(args, userID, deviceID)
+		args := make([]any, 0, len(batch))
 		for _, id := range batch {
 			args = append(args, id)
 		}
-		rows, err := s.db.Read().QueryContext(ctx, `SELECT event_id, txn_id FROM room_txns
-			WHERE user_id = $1 AND device_id = $2 AND event_id IN (`+dbstorage.Placeholders(3, len(batch))+`)`, args...)
+		// By event id alone, so that the event index is used: the
+		// device's own rows can be many (every message it ever sent).
+		rows, err := s.db.Read().QueryContext(ctx, `SELECT event_id, txn_id, user_id, device_id FROM room_txns
+			WHERE event_id IN (`+dbstorage.Placeholders(1, len(batch))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up transaction ids: %w", err)
 		}
 		for rows.Next() {
-			var ev, txn string
-			if err := rows.Scan(&ev, &txn); err != nil {
+			var ev, txn, user, device string
+			if err := rows.Scan(&ev, &txn, &user, &device); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("scan transaction id: %w", err)
 			}
-			out[ev] = txn
+			if user == userID && device == deviceID {
+				out[ev] = txn
+			}
 		}
 		err = rows.Err()
 		rows.Close()
