@@ -60,8 +60,8 @@ type Database struct {
 	// URL is "sqlite:PATH" (relative paths are under data_dir) or
 	// "postgres://user@host/db". Default: "sqlite:homeserver.db".
 	URL string `yaml:"url"`
-	// MaxOpenConns caps the connection pool. Default: 20 (PostgreSQL),
-	// ignored by SQLite, which pools as its writer allows.
+	// MaxOpenConns caps the PostgreSQL read pool; writes get half as many
+	// connections again. Default: 20. Ignored by SQLite (one writer).
 	MaxOpenConns int `yaml:"max_open_conns"`
 }
 

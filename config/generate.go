@@ -158,7 +158,8 @@ database:
   # "sqlite:PATH" (a relative path is under data_dir) or
   # "postgres://user:password@host/db" for production.
   url: {{q .DatabaseURL}}
-  # Caps the PostgreSQL connection pool; SQLite ignores it.
+  # Caps the PostgreSQL read pool (writes get half as many again); SQLite
+  # ignores it.
   #max_open_conns: 20
 
 bus:

@@ -28,17 +28,14 @@ type DB struct {
 	// Dialect tells the engine apart where SQL differs.
 	Dialect Dialect
 	pool    *sql.DB
-	// writer is SQLite's one write connection, apart from the readers'
-	// pool so that a crowd of reads never keeps the writer waiting for a
-	// connection (WAL lets them run beside it). nil on PostgreSQL.
+	// writer holds the write transactions' connections, apart from the
+	// readers' pool so that a crowd of reads never keeps a write waiting
+	// for a connection: SQLite's one writer (WAL lets reads run beside
+	// it), PostgreSQL's half-pool.
 	writer *sql.DB
 	// group batches write transactions on SQLite, which allows one writer
 	// at a time; nil on PostgreSQL, where transactions run concurrently.
 	group *groupCommit
-	// writeSlots bounds concurrent write transactions on PostgreSQL to
-	// half the pool: a transaction may read through the pool while it
-	// runs, and must always find a connection to do so.
-	writeSlots chan struct{}
 }
 
 // Options tune Open.
@@ -114,13 +111,23 @@ func open(rawURL string, opts Options) (*DB, error) {
 		}
 		pool.SetMaxOpenConns(n)
 		pool.SetMaxIdleConns(n)
-		return &DB{Dialect: Postgres, pool: pool, writeSlots: make(chan struct{}, max(1, n/2))}, nil
+		// Writes get connections of their own (half as many again), so
+		// that a crowd of reads never keeps them waiting, and so that a
+		// transaction reading through the pool always finds a connection.
+		writer, err := sql.Open("pgx", rawURL)
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		writer.SetMaxOpenConns(max(1, n/2))
+		writer.SetMaxIdleConns(max(1, n/2))
+		return &DB{Dialect: Postgres, pool: pool, writer: writer}, nil
 	default:
 		return nil, fmt.Errorf("open database: unsupported URL scheme (want sqlite: or postgres://)")
 	}
 }
 
-// Close closes the pool (and SQLite's write connection).
+// Close closes the pools.
 func (db *DB) Close() error {
 	if db.writer != nil {
 		if err := db.writer.Close(); err != nil {
@@ -149,13 +156,7 @@ func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if db.group != nil {
 		return db.group.write(ctx, fn)
 	}
-	select {
-	case db.writeSlots <- struct{}{}:
-		defer func() { <-db.writeSlots }()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	tx, err := db.pool.BeginTx(ctx, nil)
+	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
