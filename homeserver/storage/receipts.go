@@ -69,8 +69,8 @@ func (s *Store) ReceiptsSince(ctx context.Context, roomID string, since, upTo in
 	return out, rows.Err()
 }
 
-// RoomsWithReceiptsSince returns the rooms among roomIDs that have
-// receipts with positions in (since, upTo].
+// RoomsWithReceiptsSince returns the rooms that have receipts with
+// positions in (since, upTo].
 func (s *Store) RoomsWithReceiptsSince(ctx context.Context, since, upTo int64) (map[string]bool, error) {
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT DISTINCT room_id FROM receipts WHERE pos > $1 AND pos <= $2`, since, upTo)
 	if err != nil {

@@ -203,20 +203,6 @@ func scanMemberships(rows *sql.Rows) ([]Membership, error) {
 	return out, rows.Err()
 }
 
-// MembershipsOf returns userID's memberships changed after rooms stream
-// position since (all of them when since is 0).
-func (s *Store) MembershipsOf(ctx context.Context, userID string, since int64) ([]Membership, error) {
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT `+membershipColumns+` FROM sync_memberships WHERE user_id = $1 AND sync_pos > $2`, userID, since)
-	if err != nil {
-		return nil, fmt.Errorf("read memberships of %s: %w", userID, err)
-	}
-	out, err := scanMemberships(rows)
-	if err != nil {
-		return nil, fmt.Errorf("read memberships of %s: %w", userID, err)
-	}
-	return out, nil
-}
-
 // RoomMembers returns the memberships in roomIDs (all members of those
 // rooms, whatever their membership).
 func (s *Store) RoomMembers(ctx context.Context, roomIDs []string) ([]Membership, error) {

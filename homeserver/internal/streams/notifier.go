@@ -389,26 +389,6 @@ func (n *Notifier) FirstAfter(roomID string, since int64) (ev storage.SyncEvent,
 	return storage.SyncEvent{}, false, true
 }
 
-// Latest returns roomID's latest event in the rooms stream.
-func (n *Notifier) Latest(roomID string) (storage.SyncEvent, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	ev, ok := n.latest[roomID]
-	return ev, ok
-}
-
-// LocalMembers returns the local users with a membership of join, invite
-// or knock in roomID.
-func (n *Notifier) LocalMembers(roomID string) map[string]string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make(map[string]string, len(n.members[roomID]))
-	for u, m := range n.members[roomID] {
-		out[u] = m
-	}
-	return out
-}
-
 // SharesRoom reports whether local user a and user b are both joined to
 // some room.
 func (n *Notifier) SharesRoom(a, b string) bool {
