@@ -226,13 +226,14 @@ func (c *Component) Start(ctx context.Context) error {
 // Stop stops consuming and waits for the event in hand, and stops
 // push's sender.
 func (c *Component) Stop(ctx context.Context) error {
+	// The feeder first: a batch in hand still hands work to push.
+	if c.feeder != nil {
+		c.feeder.Stop()
+	}
 	if c.push != nil {
 		if err := c.push.Stop(ctx); err != nil {
 			return err
 		}
-	}
-	if c.feeder != nil {
-		c.feeder.Stop()
 	}
 	if c.stopTyping != nil {
 		c.stopTyping()

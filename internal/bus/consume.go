@@ -121,7 +121,9 @@ type BatchHandler func(ctx context.Context, msgs []Message) error
 // messages at once (one database transaction for many): it is given the
 // messages that are already waiting, up to maxBatch, in stream order, and
 // never waits for more to come. Order holds as with Consume: the next
-// batch comes only once this one is acknowledged.
+// batch comes only once this one is acknowledged, and a batch whose
+// handler fails is retried in place, with a backoff, rather than given
+// back to the server (which could redeliver it after newer messages).
 func (b *Bus) ConsumeBatch(ctx context.Context, stream, durable, filterSubject string, handler BatchHandler, maxBatch int, opts ...ConsumeOption) (stop func(), err error) {
 	return b.consume(ctx, stream, durable, filterSubject, handler, max(maxBatch, 1), opts...)
 }
@@ -226,7 +228,7 @@ func (c *consumer) run(ctx context.Context, cons jetstream.Consumer) {
 // fails.
 func (c *consumer) drain(ctx context.Context, cons jetstream.Consumer) {
 	// A small pull buffer: messages waiting in it are not kept alive, and
-	// with strict order only one can be in flight anyway.
+	// no more can be in flight than the handler takes at once.
 	it, err := cons.Messages(jetstream.PullMaxMessages(c.opts.maxAckPending + 1))
 	if err != nil {
 		c.log.WithError(err).Warn("pull messages")
@@ -286,6 +288,21 @@ func (c *consumer) handle(ctx context.Context, jms []jetstream.Msg) {
 	c.current = jms
 	c.mu.Unlock()
 	err := c.callHandler(ctx, msgs)
+	if c.opts.maxBatch > 1 {
+		// With several messages in flight a redelivery could come after
+		// newer ones: a batch is retried here, kept alive, until it is
+		// handled (or poison, or the consumer stops).
+		for attempt := uint64(1); err != nil && !errors.Is(err, ErrPoison) && ctx.Err() == nil; attempt++ {
+			delay := c.backoff(attempt)
+			c.log.WithError(err).WithFields(logrus.Fields{fieldSequence: msgs[0].Sequence, fieldBatch: len(msgs),
+				fieldRetryIn: delay.String()}).Warn("batch handler failed")
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
+				err = c.callHandler(ctx, msgs)
+			}
+		}
+	}
 	c.mu.Lock()
 	c.current = nil
 	c.mu.Unlock()

@@ -222,3 +222,64 @@ func TestConsumeStopsWithContext(t *testing.T) {
 		t.Fatal("stop returned before the handler")
 	}
 }
+
+func TestConsumeBatchKeepsOrderAcrossFailures(t *testing.T) {
+	eachBus(t, func(t *testing.T, b *Bus) {
+		ctx := context.Background()
+		const n = 40
+		publish := func(from, to int) {
+			for i := from; i < to; i++ {
+				if err := b.Publish(ctx, Subject(SubjectRoomserverOutput, strconv.Itoa(i%4)), fmt.Sprint("m", i), i); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		var mu sync.Mutex
+		var got []int
+		failed := make(chan struct{})
+		done := make(chan struct{})
+		handler := func(ctx context.Context, msgs []Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if got == nil {
+				// The first batch fails once; newer messages arrive while
+				// it waits for its retry, and must not overtake it.
+				got = []int{}
+				close(failed)
+				return errors.New("transient")
+			}
+			for _, m := range msgs {
+				var v int
+				if err := m.Decode(&v); err != nil {
+					return err
+				}
+				got = append(got, v)
+			}
+			if len(got) == n {
+				close(done)
+			}
+			return nil
+		}
+		publish(0, 3)
+		stop, err := b.ConsumeBatch(ctx, StreamRoomserverOutput, "batch", "", handler, 64, WithBackoff(300*time.Millisecond, time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		<-failed
+		publish(3, n)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			mu.Lock()
+			t.Fatalf("got %d of %d messages", len(got), n)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i, v := range got {
+			if v != i {
+				t.Fatalf("message %d is %d: order lost (%v)", i, v, got)
+			}
+		}
+	})
+}

@@ -160,43 +160,58 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 	}
 	// The push actions and the rooms stream are written side by side (one
 	// commit on SQLite, whose writes group).
-	pushDone := make(chan struct{})
+	// From here the positions are given out: the writes must happen,
+	// whatever it takes, before anything after them; only stopping ends
+	// the retries (the messages then come back at the next start and get
+	// the same positions). The push actions and the rooms stream are
+	// written side by side (one commit on SQLite, whose writes group).
+	pushDone := make(chan error, 1)
 	go func() {
-		defer close(pushDone)
 		if len(actions) == 0 {
+			pushDone <- nil
 			return
 		}
-		if err := f.Processor.Record(ctx, actions); err != nil {
-			f.Log.WithError(err).WithField("actions", len(actions)).Warn("record push actions")
-		}
+		pushDone <- f.retry(ctx, "record push actions", func() error { return f.Processor.Record(ctx, actions) })
 	}()
-	// The positions are given out: the write must happen, whatever it
-	// takes, before anything after it.
-	for attempt := 0; ; attempt++ {
-		err := f.Store.AppendSyncEvents(ctx, appends)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			// Stopping: the messages come back at the next start and get
-			// the same positions.
-			<-pushDone
-			return err
-		}
-		f.Log.WithError(err).Warn("write the rooms stream; retrying")
-		select {
-		case <-ctx.Done():
-			<-pushDone
-			return ctx.Err()
-		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, 5*time.Second)):
-		}
+	err := f.retry(ctx, "write the rooms stream", func() error { return f.Store.AppendSyncEvents(ctx, appends) })
+	if pushErr := <-pushDone; err == nil {
+		err = pushErr
 	}
-	<-pushDone
+	if err != nil {
+		return err
+	}
 	if f.Processor != nil {
 		f.Pending.Written(ranges)
 	}
 	f.Notifier.Persisted(appends[len(appends)-1].SyncPos)
 	return nil
+}
+
+// retry runs write until it succeeds or ctx ends, with a growing pause;
+// a panic counts as a failure.
+func (f *Feeder) retry(ctx context.Context, what string, write func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			return write()
+		}()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		f.Log.WithError(err).WithField("attempt", attempt+1).Warn(what + "; retrying")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, 5*time.Second)):
+		}
+	}
 }
 
 // membershipChanges lists the memberships ev made current: its own when

@@ -161,7 +161,10 @@ type builder struct {
 // next is the response's next_batch.
 func (b *builder) next() streams.Token {
 	n := b.upTo
-	n.Rooms = max(n.Rooms, b.roomsUpTo)
+	// A token from before a restart may be past what the feeder has given
+	// out again so far: never move a client back (the events in between
+	// come again with the same positions, and the client has them).
+	n.Rooms = max(n.Rooms, b.roomsUpTo, b.since.Rooms)
 	n.ToDevice = b.toDeviceNext
 	return n
 }
