@@ -368,3 +368,39 @@ func TestSyncInviteStateAfterAndFullState(t *testing.T) {
 		}
 	})
 }
+
+func TestSyncTimelineAggregatesEdits(t *testing.T) {
+	engines(t, func(t *testing.T, s *Server) {
+		alice, bob, room := joinedPair(t, s)
+		orig := sendText(t, alice, room, "helo")
+		plain := sendText(t, alice, room, "unedited")
+		s.Do("PUT", roomPath(room, "send", "m.room.message", "edit-1"), alice.AccessToken, map[string]any{
+			"msgtype": "m.text", "body": "* hello",
+			"m.new_content": map[string]any{"msgtype": "m.text", "body": "hello"},
+			"m.relates_to":  map[string]any{"rel_type": "m.replace", "event_id": orig.String()},
+		}).Expect(t, 200, "")
+		r := s.Do("GET", "/_matrix/client/v3/sync", bob.AccessToken, nil).Expect(t, 200, "")
+		evs := r.Body["rooms"].(map[string]any)["join"].(map[string]any)[room.String()].(map[string]any)["timeline"].(map[string]any)["events"].([]any)
+		seen := 0
+		for _, e := range evs {
+			ev := e.(map[string]any)
+			unsigned, _ := ev["unsigned"].(map[string]any)
+			_, hasRel := unsigned["m.relations"]
+			switch ev["event_id"] {
+			case orig.String():
+				seen++
+				if !hasRel {
+					t.Fatalf("the edited message has no m.relations: %v", unsigned)
+				}
+			case plain.String():
+				seen++
+				if hasRel {
+					t.Fatalf("an unedited message has m.relations: %v", unsigned)
+				}
+			}
+		}
+		if seen != 2 {
+			t.Fatalf("timeline lacks the messages: %v", evs)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -155,7 +156,10 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 		}
 		f.Pending.Add(actions, ranges)
 	}
-	for _, a := range appends {
+	for i, a := range appends {
+		if parent := relatesTo(outs[i]); parent != "" {
+			f.Notifier.OnRelation(a.RoomID, parent)
+		}
 		f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: a.SyncPos, RoomID: a.RoomID, EventID: a.EventID, StreamPos: a.StreamPos}, a.Changes)
 	}
 	// The push actions and the rooms stream are written side by side (one
@@ -244,4 +248,18 @@ func (f *Feeder) membershipChanges(ctx context.Context, ev events.Event, stateAd
 		add(e)
 	}
 	return out, nil
+}
+
+// relatesTo returns the event out's event relates to (m.relates_to), ""
+// for none.
+func relatesTo(out rsapi.OutputEvent) string {
+	var pdu struct {
+		Content struct {
+			RelatesTo struct {
+				EventID string `json:"event_id"`
+			} `json:"m.relates_to"`
+		} `json:"content"`
+	}
+	_ = json.Unmarshal(out.Event.JSON, &pdu)
+	return pdu.Content.RelatesTo.EventID
 }

@@ -41,6 +41,9 @@ type Notifier struct {
 	// that an incremental sync finds where its range starts without a
 	// query.
 	recent map[string][]storage.SyncEvent
+	// related are the recent events that a later event relates to
+	// (m.relates_to): the others have no aggregations to look up.
+	related map[string]bool
 	// memberPos is each local user's latest membership change, and
 	// accountDataPos their latest account data change: a sync past them
 	// need not look.
@@ -66,6 +69,7 @@ func NewNotifier(serverName string) *Notifier {
 		persistedCh:    make(chan struct{}),
 		latest:         map[string]storage.SyncEvent{},
 		recent:         map[string][]storage.SyncEvent{},
+		related:        map[string]bool{},
 		memberPos:      map[string]int64{},
 		accountDataPos: map[string]int64{},
 		keyCounts:      map[string]int64{},
@@ -195,6 +199,7 @@ func (n *Notifier) OnRoomEvent(ev storage.SyncEvent, changes []storage.Membershi
 		n.latest[ev.RoomID] = ev
 		r := n.recent[ev.RoomID]
 		if len(r) == recentEvents {
+			delete(n.related, r[0].EventID)
 			r = append(r[:0:0], r[1:]...)
 		}
 		n.recent[ev.RoomID] = append(r, ev)
@@ -366,6 +371,37 @@ func (n *Notifier) KeyCountsVersion(userID, deviceID string) int64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.keyCounts[userID+" "+deviceID]
+}
+
+// OnRelation records that an event of roomID relates to parentID, before
+// OnRoomEvent records the event itself.
+func (n *Notifier) OnRelation(roomID, parentID string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, e := range n.recent[roomID] {
+		if e.EventID == parentID {
+			n.related[parentID] = true
+			return
+		}
+	}
+}
+
+// Unrelated reports, of eventIDs of roomID, those known to have no event
+// relating to them: recent events no later event related to.
+func (n *Notifier) Unrelated(roomID string, eventIDs []string) map[string]bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	recent := make(map[string]bool, len(n.recent[roomID]))
+	for _, e := range n.recent[roomID] {
+		recent[e.EventID] = true
+	}
+	out := map[string]bool{}
+	for _, id := range eventIDs {
+		if recent[id] && !n.related[id] {
+			out[id] = true
+		}
+	}
+	return out
 }
 
 // recentEvents is how many of each room's last events the notifier keeps.

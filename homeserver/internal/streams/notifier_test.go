@@ -93,3 +93,15 @@ func TestPendingActions(t *testing.T) {
 		t.Fatalf("written snapshot = %d %v", w, pend)
 	}
 }
+
+func TestNotifierUnrelated(t *testing.T) {
+	n := NewNotifier("x")
+	n.OnRoomEvent(storage.SyncEvent{SyncPos: 1, RoomID: "!r:x", EventID: "$a", StreamPos: 1}, nil)
+	n.OnRoomEvent(storage.SyncEvent{SyncPos: 2, RoomID: "!r:x", EventID: "$b", StreamPos: 2}, nil)
+	n.OnRelation("!r:x", "$a")
+	n.OnRoomEvent(storage.SyncEvent{SyncPos: 3, RoomID: "!r:x", EventID: "$edit", StreamPos: 3}, nil)
+	got := n.Unrelated("!r:x", []string{"$a", "$b", "$old"})
+	if got["$a"] || !got["$b"] || got["$old"] {
+		t.Fatalf("Unrelated = %v: want only $b (related $a, unknown $old)", got)
+	}
+}

@@ -200,7 +200,7 @@ func (b *builder) format(ctx context.Context, tl *roomTimeline) (timeline, error
 			tl.prevs[e.EventID] = &pe
 		}
 	}
-	f, err := events.NewFormatter(ctx, b.h.Rooms, b.h.Store, b.now, b.req.dev, tl.events)
+	f, err := events.NewFormatter(ctx, recentRelations{b.h, tl.roomID}, b.h.Store, b.now, b.req.dev, tl.events)
 	if err != nil {
 		return timeline{}, err
 	}
@@ -218,4 +218,27 @@ func (b *builder) formatState(ctx context.Context, evs []events.Event) ([]events
 		return nil, err
 	}
 	return f.FormatAll(evs, nil), nil
+}
+
+// recentRelations looks up aggregations only for the events that may have
+// some: a recent event nothing related to has none (the feeder sees every
+// relation), and most of a sync's events are recent.
+type recentRelations struct {
+	h      *Handlers
+	roomID string
+}
+
+// Aggregations implements events.Relations.
+func (r recentRelations) Aggregations(ctx context.Context, userID string, eventIDs []string) (map[string]rsapi.Aggregation, error) {
+	none := r.h.Notifier.Unrelated(r.roomID, eventIDs)
+	ask := eventIDs[:0:0]
+	for _, id := range eventIDs {
+		if !none[id] {
+			ask = append(ask, id)
+		}
+	}
+	if len(ask) == 0 {
+		return nil, nil
+	}
+	return r.h.Rooms.Aggregations(ctx, userID, ask)
 }
