@@ -171,7 +171,7 @@ func (c *Component) buildSync(deps Deps, store *storage.Store) error {
 	})
 	c.sync = syncv3.New(syncv3.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, Log: deps.Log,
-		Counter: pushCounter{store: store, pending: pending}, PushRules: pushRulesContent{p.Rules()},
+		Counter: pushCounter{store: store, pending: pending}, Ignored: ignored, PushRules: pushRulesContent{p.Rules()},
 		Presence: presence, MaxRequestBytes: deps.Config.MaxRequestBytes,
 	})
 	return nil

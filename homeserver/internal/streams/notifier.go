@@ -44,11 +44,6 @@ type Notifier struct {
 	// related are the recent events that a later event relates to
 	// (m.relates_to): the others have no aggregations to look up.
 	related map[string]bool
-	// memberPos is each local user's latest membership change, and
-	// accountDataPos their latest account data change: a sync past them
-	// need not look.
-	memberPos      map[string]int64
-	accountDataPos map[string]int64
 	// keyCounts counts the key count changes of each device ("user
 	// device"), so that /sync can keep counts until they change.
 	keyCounts map[string]int64
@@ -61,19 +56,17 @@ type Notifier struct {
 // fills it from the database.
 func NewNotifier(serverName string) *Notifier {
 	return &Notifier{
-		serverSuffix:   ":" + serverName,
-		waiters:        map[string]chan struct{}{},
-		members:        map[string]map[string]string{},
-		rooms:          map[string]map[string]string{},
-		memberships:    map[string]map[string]storage.Membership{},
-		persistedCh:    make(chan struct{}),
-		latest:         map[string]storage.SyncEvent{},
-		recent:         map[string][]storage.SyncEvent{},
-		related:        map[string]bool{},
-		memberPos:      map[string]int64{},
-		accountDataPos: map[string]int64{},
-		keyCounts:      map[string]int64{},
-		roomEvent:      make(chan struct{}),
+		serverSuffix: ":" + serverName,
+		waiters:      map[string]chan struct{}{},
+		members:      map[string]map[string]string{},
+		rooms:        map[string]map[string]string{},
+		memberships:  map[string]map[string]storage.Membership{},
+		persistedCh:  make(chan struct{}),
+		latest:       map[string]storage.SyncEvent{},
+		recent:       map[string][]storage.SyncEvent{},
+		related:      map[string]bool{},
+		keyCounts:    map[string]int64{},
+		roomEvent:    make(chan struct{}),
 	}
 }
 
@@ -243,7 +236,6 @@ func (n *Notifier) OnAccountData(userID string, pos int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.pos.AccountData = max(n.pos.AccountData, pos)
-	n.accountDataPos[userID] = max(n.accountDataPos[userID], pos)
 	n.wakeLocked(userID)
 }
 
@@ -283,7 +275,6 @@ func (n *Notifier) recordMembershipLocked(m storage.Membership) {
 	if m.SyncPos >= rows[m.RoomID].SyncPos {
 		rows[m.RoomID] = m
 	}
-	n.memberPos[m.UserID] = max(n.memberPos[m.UserID], m.SyncPos)
 }
 
 // MembershipsOf returns local user userID's memberships changed after
@@ -347,14 +338,6 @@ func (n *Notifier) EventAtOrBefore(roomID string, pos int64) (ev storage.SyncEve
 		}
 	}
 	return storage.SyncEvent{}, false, false
-}
-
-// AccountDataPos is the position of userID's latest account data change
-// this process saw (0 for none since it started).
-func (n *Notifier) AccountDataPos(userID string) int64 {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.accountDataPos[userID]
 }
 
 // OnKeyCounts records that the one-time or fallback keys of a device

@@ -3,10 +3,6 @@ package syncv3
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"sync"
-
-	"github.com/matrix-gouv/homeserver/homeserver/storage"
 )
 
 // Account data types the server reads.
@@ -81,54 +77,11 @@ func (b *builder) ignoredUsers(ctx context.Context) (map[string]bool, error) {
 	if b.ignored != nil {
 		return b.ignored, nil
 	}
+	if b.h.Ignored == nil {
+		b.ignored = map[string]bool{}
+		return b.ignored, nil
+	}
 	var err error
-	b.ignored, err = b.h.ignored.get(ctx, b.h, b.req.dev.UserID)
+	b.ignored, err = b.h.Ignored.IgnoredUsers(ctx, b.req.dev.UserID)
 	return b.ignored, err
-}
-
-// ignoredCache keeps each user's ignored users until their account data
-// changes.
-type ignoredCache struct {
-	mu    sync.Mutex
-	users map[string]ignoredEntry
-}
-
-type ignoredEntry struct {
-	// pos is the user's account data position when read.
-	pos     int64
-	ignored map[string]bool
-}
-
-// get returns userID's ignored users, from the cache unless their account
-// data changed since it was read.
-func (c *ignoredCache) get(ctx context.Context, h *Handlers, userID string) (map[string]bool, error) {
-	pos := h.Notifier.AccountDataPos(userID)
-	c.mu.Lock()
-	e, ok := c.users[userID]
-	c.mu.Unlock()
-	if ok && e.pos >= pos {
-		return e.ignored, nil
-	}
-	ignored := map[string]bool{}
-	raw, err := h.Store.GetAccountData(ctx, userID, "", typeIgnoredUsers)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-	case err != nil:
-		return nil, err
-	default:
-		var content struct {
-			IgnoredUsers map[string]json.RawMessage `json:"ignored_users"`
-		}
-		_ = json.Unmarshal(raw, &content)
-		for u := range content.IgnoredUsers {
-			ignored[u] = true
-		}
-	}
-	c.mu.Lock()
-	if c.users == nil {
-		c.users = map[string]ignoredEntry{}
-	}
-	c.users[userID] = ignoredEntry{pos: pos, ignored: ignored}
-	c.mu.Unlock()
-	return ignored, nil
 }

@@ -36,6 +36,11 @@ type Counts struct {
 	Highlights    int `json:"highlight_count"`
 }
 
+// IgnoredUsers gives the users a user ignores (m.ignored_user_list).
+type IgnoredUsers interface {
+	IgnoredUsers(ctx context.Context, userID string) (map[string]bool, error)
+}
+
 // PushRules gives the content of a user's m.push_rules account data.
 type PushRules interface {
 	AccountDataContent(ctx context.Context, userID string) ([]byte, error)
@@ -51,7 +56,10 @@ type Deps struct {
 	// zero and m.push_rules absent.
 	Counter   Counter
 	PushRules PushRules
-	Log       *logrus.Entry
+	// Ignored gives ignore lists (cached with push's, which the account
+	// data handlers refresh).
+	Ignored IgnoredUsers
+	Log     *logrus.Entry
 	// Presence turns presence on; off, /sync never reports it.
 	Presence bool
 	// MaxRequestBytes bounds request bodies (filters).
@@ -62,7 +70,6 @@ type Deps struct {
 type Handlers struct {
 	Deps
 	now       func() time.Time
-	ignored   ignoredCache
 	presence  presenceCache
 	keyCounts keyCountCache
 	delivered deliveries
