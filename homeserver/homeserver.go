@@ -167,7 +167,7 @@ func (c *Component) buildSync(deps Deps, store *storage.Store) error {
 		Processor: p.Processor(), Pending: pending, Log: deps.Log}
 	c.ephemeral = ephemeral.New(ephemeral.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, AccountData: c.accountData,
-		Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,
+		Unread: pending, Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,
 	})
 	c.sync = syncv3.New(syncv3.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, Log: deps.Log,

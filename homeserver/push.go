@@ -23,30 +23,25 @@ type pushCounter struct {
 	pending *streams.PendingActions
 }
 
-// UnreadCounts implements syncv3.Counter.
-func (p pushCounter) UnreadCounts(ctx context.Context, userID, roomID string, unthreaded int64, threads map[string]int64) (syncv3.Counts, map[string]syncv3.Counts, error) {
-	upTo, pending := p.pending.Snapshot(userID, roomID)
-	total, per, err := p.store.UnreadCountsUpTo(ctx, userID, roomID, unthreaded, threads, upTo)
-	if err != nil {
-		return syncv3.Counts{}, nil, err
+// UnreadCounts implements syncv3.Counter: from the cache when it has the
+// counts, else from the database (the user's receipts, then the actions
+// after them), plus the actions not written yet.
+func (p pushCounter) UnreadCounts(ctx context.Context, userID, roomID string) (syncv3.Counts, map[string]syncv3.Counts, error) {
+	l := p.pending.LookupUnread(userID, roomID)
+	written := l.Cached
+	if written == nil {
+		unthreaded, threads, err := p.store.ReadPositions(ctx, userID, roomID)
+		if err != nil {
+			return syncv3.Counts{}, nil, err
+		}
+		_, per, err := p.store.UnreadCountsUpTo(ctx, userID, roomID, unthreaded, threads, l.WrittenUpTo)
+		if err != nil {
+			return syncv3.Counts{}, nil, err
+		}
+		written = &streams.UnreadCounts{Read: streams.ReadPositions{Unthreaded: unthreaded, Threads: threads}, PerThread: per}
+		p.pending.RememberUnread(userID, roomID, l, *written)
 	}
-	// Actions of events clients already see but not yet written.
-	for _, a := range pending {
-		if a.StreamPos <= unthreaded || a.StreamPos <= threads[a.ThreadID] {
-			continue
-		}
-		c := per[a.ThreadID]
-		c.Notifications++
-		total.Notifications++
-		if a.Highlight {
-			c.Highlights++
-			total.Highlights++
-		}
-		if per == nil {
-			per = map[string]storage.Counts{}
-		}
-		per[a.ThreadID] = c
-	}
+	total, per := l.Total(*written)
 	out := make(map[string]syncv3.Counts, len(per))
 	for t, c := range per {
 		out[t] = syncv3.Counts{Notifications: c.Notifications, Highlights: c.Highlights}

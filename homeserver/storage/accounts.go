@@ -84,6 +84,7 @@ func (s *Store) CreateAccount(ctx context.Context, a NewAccount) error {
 // SetPassword replaces the password hash of userID and, if logoutExcept is
 // not nil, deletes every device of the user but *logoutExcept.
 func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutExcept *string) error {
+	defer s.sessionsChanged()
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1 WHERE user_id = $2 AND NOT deactivated`, hash, userID)
@@ -114,6 +115,7 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutExce
 // every device with its tokens and keys, its cross-signing keys and
 // signatures and its key backups. The user id stays taken forever.
 func (s *Store) Deactivate(ctx context.Context, userID string) error {
+	defer s.sessionsChanged()
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE accounts SET deactivated = TRUE, password_hash = '' WHERE user_id = $1`, userID)

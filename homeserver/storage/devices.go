@@ -69,6 +69,7 @@ func (s *Store) SetDeviceName(ctx context.Context, userID, deviceID, name string
 // and pending to-device messages, and records a device-list change for
 // each. Unknown device ids are ignored, as the spec asks.
 func (s *Store) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
+	defer s.sessionsChanged()
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
 		return s.deleteDevices(ctx, tx, userID, deviceIDs, now)

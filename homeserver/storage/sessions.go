@@ -26,6 +26,7 @@ type NewSession struct {
 // device (a device-list change); a known one keeps the device and its keys
 // but loses its earlier tokens, as the spec asks.
 func (s *Store) OpenSession(ctx context.Context, ns NewSession) error {
+	defer s.sessionsChanged()
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error { return s.openSession(ctx, tx, ns, now) })
 }
@@ -131,6 +132,7 @@ func revokeReplaced(ctx context.Context, tx *sql.Tx, refreshID int64) error {
 // when the new pair is first used. ErrNotFound if the refresh token is
 // unknown or expired.
 func (s *Store) Refresh(ctx context.Context, oldHash string, ns NewSession) (NewSession, error) {
+	defer s.sessionsChanged()
 	now := s.nowMS()
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
 		var oldID, expires int64

@@ -10,6 +10,7 @@ package storage
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/matrix-gouv/homeserver/internal/storage"
@@ -29,7 +30,20 @@ var (
 type Store struct {
 	db  *storage.DB
 	now func() time.Time
+	// sessionsGen moves after every commit that revokes access tokens, so
+	// that caches of token lookups know to ask again.
+	sessionsGen atomic.Uint64
 }
+
+// SessionsGeneration is a number that moves after every change of this
+// store that revokes access tokens (logout, device deletion, refresh,
+// deactivation): a token looked up at one generation holds while it
+// stays.
+func (s *Store) SessionsGeneration() uint64 { return s.sessionsGen.Load() }
+
+// sessionsChanged is deferred by the methods that revoke tokens: it runs
+// after their commit.
+func (s *Store) sessionsChanged() { s.sessionsGen.Add(1) }
 
 // New returns a store on db; the schema is already migrated by storage.Open.
 func New(db *storage.DB) *Store { return &Store{db: db, now: time.Now} }

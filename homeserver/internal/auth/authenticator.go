@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/matrix-gouv/homeserver/homeserver/api"
@@ -18,17 +19,37 @@ type Authenticator struct {
 	// perUser limits requests per user; nil for no limit.
 	perUser *httputil.Limiter
 	now     func() time.Time
+
+	// sessions caches valid tokens' sessions by token hash: a client's
+	// requests (a /sync loop) would otherwise each make a query.
+	mu       sync.Mutex
+	sessions map[string]cachedSession
+}
+
+// sessionCacheTTL is how long a token found valid is trusted without
+// asking the database again. Revocations by this process (logout, device
+// deletion, refresh, deactivation) end the trust at once; those of
+// another process (the admin command) within this time.
+const sessionCacheTTL = 10 * time.Second
+
+// maxCachedSessions bounds the cache; past it, it starts over.
+const maxCachedSessions = 100_000
+
+type cachedSession struct {
+	ss  storage.Session
+	at  time.Time
+	gen uint64
 }
 
 // NewAuthenticator returns an authenticator over store, limiting each user
 // to perUser (nil: no limit).
 func NewAuthenticator(store *storage.Store, perUser *httputil.Limiter) *Authenticator {
-	return &Authenticator{store: store, perUser: perUser, now: time.Now}
+	return &Authenticator{store: store, perUser: perUser, now: time.Now, sessions: map[string]cachedSession{}}
 }
 
 // QueryAccessToken implements api.TokenQuerier.
 func (a *Authenticator) QueryAccessToken(ctx context.Context, token string) (api.Device, error) {
-	ss, err := a.store.SessionByAccessToken(ctx, HashToken(token))
+	ss, err := a.session(ctx, HashToken(token))
 	if errors.Is(err, storage.ErrNotFound) {
 		return api.Device{}, api.ErrUnknownToken
 	}
@@ -38,12 +59,42 @@ func (a *Authenticator) QueryAccessToken(ctx context.Context, token string) (api
 	if ss.ExpiresTS != 0 && ss.ExpiresTS <= a.now().UnixMilli() {
 		return api.Device{}, api.ErrSoftLogout
 	}
+	return api.Device{UserID: ss.UserID, DeviceID: ss.DeviceID, IsAdmin: ss.IsAdmin, AppServiceID: ss.AppServiceID}, nil
+}
+
+// session returns the session of a token hash, from the cache while the
+// store revoked nothing since and the entry is fresh; a first use is
+// recorded before the session is cached.
+func (a *Authenticator) session(ctx context.Context, hash string) (storage.Session, error) {
+	// The generation is read before the query: a revocation committed
+	// after it makes the entry stale, whatever the query saw.
+	gen := a.store.SessionsGeneration()
+	now := a.now()
+	a.mu.Lock()
+	c, ok := a.sessions[hash]
+	a.mu.Unlock()
+	if ok && c.gen == gen && now.Sub(c.at) < sessionCacheTTL {
+		return c.ss, nil
+	}
+	ss, err := a.store.SessionByAccessToken(ctx, hash)
+	if err != nil {
+		return storage.Session{}, err
+	}
 	if !ss.Used {
 		if err := a.store.MarkUsed(ctx, ss); err != nil {
-			return api.Device{}, fmt.Errorf("first use of access token: %w", err)
+			return storage.Session{}, fmt.Errorf("first use of access token: %w", err)
 		}
+		ss.Used = true
+		// MarkUsed may revoke the refresh token this one replaced (not
+		// this token): the generation read above still holds for it.
 	}
-	return api.Device{UserID: ss.UserID, DeviceID: ss.DeviceID, IsAdmin: ss.IsAdmin, AppServiceID: ss.AppServiceID}, nil
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.sessions) >= maxCachedSessions {
+		clear(a.sessions)
+	}
+	a.sessions[hash] = cachedSession{ss: ss, at: now, gen: gen}
+	return ss, nil
 }
 
 // TokenError turns a TokenQuerier error into the client's Matrix error:

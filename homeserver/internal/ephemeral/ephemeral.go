@@ -38,11 +38,19 @@ type Deps struct {
 	Notifier    *streams.Notifier
 	Typing      *streams.Typing
 	AccountData AccountData
+	// Unread, when set, hears of every read receipt written (it caches
+	// unread counts counted from them).
+	Unread ReadReceipts
 	// Presence turns presence on.
 	Presence bool
 	// IdleAfter turns online into unavailable without activity.
 	IdleAfter       time.Duration
 	MaxRequestBytes int64
+}
+
+// ReadReceipts hears that a user's read receipt in a room moved.
+type ReadReceipts interface {
+	ReceiptMoved(userID, roomID string)
 }
 
 // Handlers serves the endpoints.

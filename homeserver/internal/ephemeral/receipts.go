@@ -112,6 +112,9 @@ func (h *Handlers) putReceipt(ctx context.Context, userID, roomID, typ, thread, 
 	if err != nil {
 		return err
 	}
+	if h.Unread != nil && (typ == receiptRead || typ == receiptReadPrivate) {
+		h.Unread.ReceiptMoved(userID, roomID)
+	}
 	if pos > 0 {
 		h.Notifier.OnReceipt(roomID, pos)
 	}

@@ -92,6 +92,8 @@ func (f *Feeder) Stop() {
 func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 	var outs []rsapi.OutputEvent
 	var appends []storage.SyncAppend
+	// redacted is, per output kept, the event it redacts ("" for none).
+	var redacted []string
 	redelivered := false
 	for _, msg := range msgs {
 		var out rsapi.OutputEvent
@@ -114,6 +116,7 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 		}
 		redelivered = redelivered || msg.Delivery > 1
 		outs = append(outs, out)
+		redacted = append(redacted, ev.Redacts)
 		appends = append(appends, storage.SyncAppend{RoomID: ev.RoomID, EventID: ev.EventID, StreamPos: ev.StreamPos, Changes: changes})
 	}
 	if len(appends) == 0 {
@@ -160,6 +163,7 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 		if parent := relatesTo(outs[i]); parent != "" {
 			f.Notifier.OnRelation(a.RoomID, parent)
 		}
+		f.Notifier.KeepEvent(outs[i].Event, redacted[i])
 		f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: a.SyncPos, RoomID: a.RoomID, EventID: a.EventID, StreamPos: a.StreamPos}, a.Changes)
 	}
 	// The push actions and the rooms stream are written side by side (one

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
+	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
 // Notifier holds the current position of every stream and the rooms of
@@ -50,23 +51,38 @@ type Notifier struct {
 	// roomEvent is closed (and replaced) at every room event, for
 	// WaitForEvent.
 	roomEvent chan struct{}
+	// bodies are the last recentBodies events themselves, by roomserver
+	// position, so that a woken /sync reads a room's few new events
+	// without a query; bodyOrder is their arrival order (a ring) and
+	// bodyPos finds one by id when a redaction makes it stale.
+	bodies    map[int64]rsapi.Event
+	bodyOrder []int64
+	bodyNext  int
+	bodyPos   map[string]int64
+	// memberChanged is each room's last rooms position that changed a
+	// membership (anyone's) since Load, which happened at loaded.
+	memberChanged map[string]int64
+	loaded        int64
 }
 
 // NewNotifier returns a notifier for the local users of serverName; Load
 // fills it from the database.
 func NewNotifier(serverName string) *Notifier {
 	return &Notifier{
-		serverSuffix: ":" + serverName,
-		waiters:      map[string]chan struct{}{},
-		members:      map[string]map[string]string{},
-		rooms:        map[string]map[string]string{},
-		memberships:  map[string]map[string]storage.Membership{},
-		persistedCh:  make(chan struct{}),
-		latest:       map[string]storage.SyncEvent{},
-		recent:       map[string][]storage.SyncEvent{},
-		related:      map[string]bool{},
-		keyCounts:    map[string]int64{},
-		roomEvent:    make(chan struct{}),
+		serverSuffix:  ":" + serverName,
+		waiters:       map[string]chan struct{}{},
+		members:       map[string]map[string]string{},
+		rooms:         map[string]map[string]string{},
+		memberships:   map[string]map[string]storage.Membership{},
+		persistedCh:   make(chan struct{}),
+		latest:        map[string]storage.SyncEvent{},
+		recent:        map[string][]storage.SyncEvent{},
+		related:       map[string]bool{},
+		keyCounts:     map[string]int64{},
+		roomEvent:     make(chan struct{}),
+		bodies:        map[int64]rsapi.Event{},
+		bodyPos:       map[string]int64{},
+		memberChanged: map[string]int64{},
 	}
 }
 
@@ -100,6 +116,7 @@ func (n *Notifier) Load(ctx context.Context, db Loader, typingStart int64) error
 	}
 	n.latest = latest
 	n.persisted = n.pos.Rooms
+	n.loaded = n.pos.Rooms
 	for _, m := range ms {
 		n.setMembershipLocked(m.RoomID, m.UserID, m.Membership)
 		n.recordMembershipLocked(m)
@@ -202,6 +219,7 @@ func (n *Notifier) OnRoomEvent(ev storage.SyncEvent, changes []storage.Membershi
 	n.roomEvent = make(chan struct{})
 	n.wakeRoomLocked(ev.RoomID)
 	for _, c := range changes {
+		n.memberChanged[c.RoomID] = max(n.memberChanged[c.RoomID], ev.SyncPos)
 		n.setMembershipLocked(c.RoomID, c.UserID, c.Membership)
 		if n.IsLocal(c.UserID) {
 			n.recordMembershipLocked(storage.Membership{MembershipChange: c, SyncPos: ev.SyncPos})
@@ -390,6 +408,63 @@ func (n *Notifier) Unrelated(roomID string, eventIDs []string) map[string]bool {
 // recentEvents is how many of each room's last events the notifier keeps.
 const recentEvents = 32
 
+// recentBodies is how many events (over all rooms) the notifier keeps in
+// full: a few megabytes, enough for every woken /sync of a busy server to
+// find its rooms' new events in memory.
+const recentBodies = 8192
+
+// KeepEvent records the body of an event about to be announced by
+// OnRoomEvent, for RecentEvents. A redaction makes the event it redacts
+// stale: that one is dropped (read again from the roomserver, redacted).
+func (n *Notifier) KeepEvent(ev rsapi.Event, redacts string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if pos, ok := n.bodyPos[redacts]; redacts != "" && ok {
+		delete(n.bodies, pos)
+		delete(n.bodyPos, redacts)
+	}
+	if _, ok := n.bodies[ev.StreamPos]; ok || ev.StreamPos == 0 {
+		return
+	}
+	if len(n.bodyOrder) < recentBodies {
+		n.bodyOrder = append(n.bodyOrder, ev.StreamPos)
+	} else {
+		old := n.bodyOrder[n.bodyNext]
+		if b, ok := n.bodies[old]; ok {
+			delete(n.bodyPos, b.EventID)
+			delete(n.bodies, old)
+		}
+		n.bodyOrder[n.bodyNext] = ev.StreamPos
+		n.bodyNext = (n.bodyNext + 1) % recentBodies
+	}
+	n.bodies[ev.StreamPos] = ev
+	n.bodyPos[ev.EventID] = ev.StreamPos
+}
+
+// RecentEvents returns roomID's events with rooms positions in
+// (since, upTo], oldest first, when the notifier holds all of them and
+// they are at most max; ok is false otherwise (read the roomserver). The
+// events are shared: callers must not change them.
+func (n *Notifier) RecentEvents(roomID string, since, upTo int64, max int) (evs []rsapi.Event, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	r := n.recent[roomID]
+	if len(r) == 0 || r[0].SyncPos > since {
+		return nil, false
+	}
+	for _, e := range r {
+		if e.SyncPos <= since || e.SyncPos > upTo {
+			continue
+		}
+		b, has := n.bodies[e.StreamPos]
+		if !has || len(evs) == max {
+			return nil, false
+		}
+		evs = append(evs, b)
+	}
+	return evs, true
+}
+
 // FirstAfter returns roomID's first event after rooms position since,
 // when the recent events tell: known is false when they do not reach back
 // to since (ask the database), ok false when there is none.
@@ -406,6 +481,23 @@ func (n *Notifier) FirstAfter(roomID string, since int64) (ev storage.SyncEvent,
 		}
 	}
 	return storage.SyncEvent{}, false, true
+}
+
+// MembershipChangedSince reports whether a membership in one of roomIDs
+// may have changed after rooms position since: false only when the
+// notifier saw every change since then and none was in those rooms.
+func (n *Notifier) MembershipChangedSince(roomIDs []string, since int64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if since < n.loaded {
+		return true
+	}
+	for _, r := range roomIDs {
+		if n.memberChanged[r] > since {
+			return true
+		}
+	}
+	return false
 }
 
 // SharesRoom reports whether local user a and user b are both joined to

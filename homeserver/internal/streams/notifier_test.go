@@ -2,11 +2,13 @@ package streams
 
 import (
 	"context"
-	"math"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
+	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
 func TestNotifierRecentEvents(t *testing.T) {
@@ -78,22 +80,6 @@ func TestNotifierWakesMembers(t *testing.T) {
 	}
 }
 
-func TestPendingActions(t *testing.T) {
-	var p PendingActions
-	if w, pend := p.Snapshot("@a:x", "!r:x"); w != math.MaxInt64 || pend != nil {
-		t.Fatalf("empty snapshot = %d %v", w, pend)
-	}
-	ranges := map[string]RoomRange{"!r:x": {First: 10, Last: 12}}
-	p.Add([]storage.PushAction{{UserID: "@a:x", RoomID: "!r:x", StreamPos: 11}}, ranges)
-	if w, pend := p.Snapshot("@a:x", "!r:x"); w != 9 || len(pend) != 1 {
-		t.Fatalf("pending snapshot = %d %v", w, pend)
-	}
-	p.Written(ranges)
-	if w, pend := p.Snapshot("@a:x", "!r:x"); w != math.MaxInt64 || len(pend) != 0 {
-		t.Fatalf("written snapshot = %d %v", w, pend)
-	}
-}
-
 func TestNotifierUnrelated(t *testing.T) {
 	n := NewNotifier("x")
 	n.OnRoomEvent(storage.SyncEvent{SyncPos: 1, RoomID: "!r:x", EventID: "$a", StreamPos: 1}, nil)
@@ -103,5 +89,63 @@ func TestNotifierUnrelated(t *testing.T) {
 	got := n.Unrelated("!r:x", []string{"$a", "$b", "$old"})
 	if got["$a"] || !got["$b"] || got["$old"] {
 		t.Fatalf("Unrelated = %v: want only $b (related $a, unknown $old)", got)
+	}
+}
+
+func TestNotifierEventBodies(t *testing.T) {
+	n := NewNotifier("x")
+	add := func(room string, sync, stream int64) {
+		n.KeepEvent(rsapi.Event{RoomID: room, EventID: fmt.Sprintf("$%d", stream), StreamPos: stream}, "")
+		n.OnRoomEvent(storage.SyncEvent{SyncPos: sync, RoomID: room, EventID: fmt.Sprintf("$%d", stream), StreamPos: stream}, nil)
+	}
+	for i := int64(1); i <= 6; i++ {
+		add("!a:x", i*2, i*10)
+		add("!b:x", i*2+1, i*10+1)
+	}
+	ids := func(evs []rsapi.Event) string {
+		var out []string
+		for _, e := range evs {
+			out = append(out, e.EventID)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tt := range []struct {
+		name        string
+		room        string
+		since, upTo int64
+		max         int
+		want        string
+		wantOK      bool
+	}{
+		{"new events of one room", "!a:x", 6, 12, 10, "$40,$50,$60", true},
+		{"up to a position", "!a:x", 6, 9, 10, "$40", true},
+		{"nothing new", "!a:x", 12, 13, 10, "", true},
+		{"more than max: ask the roomserver", "!a:x", 2, 12, 3, "", false},
+		{"before the recent events: ask the roomserver", "!a:x", 1, 12, 10, "", false},
+		{"unknown room", "!c:x", 0, 12, 10, "", false},
+	} {
+		evs, ok := n.RecentEvents(tt.room, tt.since, tt.upTo, tt.max)
+		if ok != tt.wantOK || ids(evs) != tt.want {
+			t.Errorf("%s: RecentEvents = %q %v, want %q %v", tt.name, ids(evs), ok, tt.want, tt.wantOK)
+		}
+	}
+	// A redaction drops the body of the event it redacts: the roomserver
+	// has it redacted.
+	n.KeepEvent(rsapi.Event{RoomID: "!a:x", EventID: "$redaction", StreamPos: 70}, "$50")
+	if _, ok := n.RecentEvents("!a:x", 6, 12, 10); ok {
+		t.Error("RecentEvents serves an event after its redaction")
+	}
+	if evs, ok := n.RecentEvents("!a:x", 10, 12, 10); !ok || ids(evs) != "$60" {
+		t.Errorf("RecentEvents after the redacted one = %q %v", ids(evs), ok)
+	}
+	// The bodies are bounded: the oldest go first.
+	for i := int64(0); i < recentBodies; i++ {
+		n.KeepEvent(rsapi.Event{RoomID: "!z:x", EventID: fmt.Sprintf("$z%d", i), StreamPos: 1000 + i}, "")
+	}
+	if len(n.bodies) != recentBodies || len(n.bodyPos) != recentBodies {
+		t.Errorf("%d bodies, %d ids kept, want %d", len(n.bodies), len(n.bodyPos), recentBodies)
+	}
+	if _, ok := n.RecentEvents("!a:x", 10, 12, 10); ok {
+		t.Error("RecentEvents serves an event pushed out of the bodies")
 	}
 }

@@ -1,7 +1,6 @@
 package streams
 
 import (
-	"math"
 	"sync"
 
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
@@ -18,6 +17,16 @@ type PendingActions struct {
 	written map[string]int64
 	// pending are the actions not yet written, per "user room".
 	pending map[string][]storage.PushAction
+
+	// counts caches unread counts of written actions per room and user
+	// (unread.go); cached is their number.
+	counts map[string]map[string]*unreadEntry
+	cached int
+	// gen moves, per room, at every change of its actions or receipts; epoch
+	// when the cache starts over: a count read from the database across
+	// a move is not cached.
+	gen   map[string]uint64
+	epoch uint64
 }
 
 // RoomRange is the roomserver positions of a batch's events in one room.
@@ -34,6 +43,7 @@ func (p *PendingActions) Add(actions []storage.PushAction, ranges map[string]Roo
 		if _, ok := p.written[room]; !ok {
 			p.written[room] = r.First - 1
 		}
+		p.bumpLocked(room)
 	}
 	for _, a := range actions {
 		k := a.UserID + " " + a.RoomID
@@ -47,6 +57,7 @@ func (p *PendingActions) Written(ranges map[string]RoomRange) {
 	defer p.mu.Unlock()
 	for room, r := range ranges {
 		p.written[room] = max(p.written[room], r.Last)
+		p.bumpLocked(room)
 	}
 	left := map[string]bool{}
 	for k, list := range p.pending {
@@ -54,6 +65,9 @@ func (p *PendingActions) Written(ranges map[string]RoomRange) {
 		for _, a := range list {
 			if a.StreamPos > p.written[a.RoomID] {
 				kept = append(kept, a)
+			} else if e := p.counts[a.RoomID][a.UserID]; e != nil {
+				// Written now: cached counts of written actions take it.
+				e.add(a)
 			}
 		}
 		if len(kept) == 0 {
@@ -69,16 +83,4 @@ func (p *PendingActions) Written(ranges map[string]RoomRange) {
 			delete(p.written, room)
 		}
 	}
-}
-
-// Snapshot returns the position up to which userID's actions in roomID
-// are written, and the pending ones after it.
-func (p *PendingActions) Snapshot(userID, roomID string) (writtenUpTo int64, pending []storage.PushAction) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	w, ok := p.written[roomID]
-	if !ok {
-		return math.MaxInt64, nil
-	}
-	return w, append([]storage.PushAction(nil), p.pending[userID+" "+roomID]...)
 }

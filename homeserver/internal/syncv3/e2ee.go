@@ -178,13 +178,16 @@ func (b *builder) membershipDeviceLists(ctx context.Context, changed, left map[s
 	for room := range b.h.Notifier.RoomsOf(me) {
 		rooms = append(rooms, room)
 	}
-	if err := b.written(ctx); err != nil {
-		return err
-	}
 	for _, m := range b.h.Notifier.MembershipsOf(me, b.since.Rooms) {
 		if m.Membership != "join" && m.Membership != "invite" && m.Membership != "knock" {
 			rooms = append(rooms, m.RoomID)
 		}
+	}
+	if !b.h.Notifier.MembershipChangedSince(rooms, b.since.Rooms) {
+		return nil
+	}
+	if err := b.written(ctx); err != nil {
+		return err
 	}
 	changes, err := b.h.Store.MembershipChangesIn(ctx, rooms, b.since.Rooms, b.roomsUpTo)
 	if err != nil {

@@ -266,11 +266,7 @@ func (b *builder) unread(ctx context.Context, roomID string, jr *joinedRoom) err
 	if b.h.Counter == nil {
 		return nil
 	}
-	unthreaded, threads, err := b.h.Store.ReadPositions(ctx, b.req.dev.UserID, roomID)
-	if err != nil {
-		return err
-	}
-	total, perThread, err := b.h.Counter.UnreadCounts(ctx, b.req.dev.UserID, roomID, unthreaded, threads)
+	total, perThread, err := b.h.Counter.UnreadCounts(ctx, b.req.dev.UserID, roomID)
 	if err != nil {
 		return err
 	}

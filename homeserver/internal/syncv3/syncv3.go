@@ -25,9 +25,10 @@ type Rooms interface {
 	Aggregations(ctx context.Context, userID string, eventIDs []string) (map[string]rsapi.Aggregation, error)
 }
 
-// Counter gives unread notification counts (push rule evaluation's).
+// Counter gives unread notification counts (push rule evaluation's),
+// counted from the user's read receipts in the room.
 type Counter interface {
-	UnreadCounts(ctx context.Context, userID, roomID string, unthreaded int64, threads map[string]int64) (total Counts, perThread map[string]Counts, err error)
+	UnreadCounts(ctx context.Context, userID, roomID string) (total Counts, perThread map[string]Counts, err error)
 }
 
 // Counts are a room's (or thread's) unread notifications and highlights.

@@ -76,9 +76,12 @@ func (b *builder) timeline(ctx context.Context, roomID string, from, upTo, joinP
 	if startPos > 0 {
 		// An incremental sync: most often a few events, read forward from
 		// the range's start; more than limit means a gap.
-		raw, err := b.h.Rooms.Timeline(ctx, roomID, startPos-1, rsapi.Forward, limit+1)
-		if err != nil {
-			return nil, fmt.Errorf("read timeline of %s: %w", roomID, err)
+		raw, ok := b.h.Notifier.RecentEvents(roomID, from, upTo, limit+1)
+		if !ok {
+			var err error
+			if raw, err = b.h.Rooms.Timeline(ctx, roomID, startPos-1, rsapi.Forward, limit+1); err != nil {
+				return nil, fmt.Errorf("read timeline of %s: %w", roomID, err)
+			}
 		}
 		inRange := raw[:0:0]
 		for _, r := range raw {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 	"github.com/matrix-gouv/homeserver/roomserver/internal/state"
@@ -20,24 +21,60 @@ type Reader struct {
 	events    *state.Events
 	snapshots *state.Snapshots
 	tuples    *state.Tuples
+
+	// ids caches what never changes of a room, its nid and version, so
+	// that the reads that need no state (timelines, memberships: every
+	// /sync) make no query for them.
+	idsMu sync.Mutex
+	ids   map[string]storage.Room
 }
+
+// maxCachedRooms bounds the room identity cache; past it the cache starts
+// over (a lookup is one indexed query).
+const maxCachedRooms = 100_000
 
 // New returns a reader.
 func New(store *storage.Store, events *state.Events, snapshots *state.Snapshots, tuples *state.Tuples) *Reader {
-	return &Reader{store: store, events: events, snapshots: snapshots, tuples: tuples}
+	return &Reader{store: store, events: events, snapshots: snapshots, tuples: tuples, ids: map[string]storage.Room{}}
 }
 
+// room loads the room with its current state snapshot.
 func (q *Reader) room(ctx context.Context, roomID string) (storage.Room, error) {
 	r, err := q.store.Room(ctx, roomID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Room{}, api.ErrRoomNotFound
 	}
+	if err == nil {
+		q.remember(r)
+	}
 	return r, err
+}
+
+// roomIdentity returns the room's nid and version (StateSnapshotNID is
+// left 0), from the cache when it has them.
+func (q *Reader) roomIdentity(ctx context.Context, roomID string) (storage.Room, error) {
+	q.idsMu.Lock()
+	r, ok := q.ids[roomID]
+	q.idsMu.Unlock()
+	if ok {
+		return r, nil
+	}
+	return q.room(ctx, roomID)
+}
+
+func (q *Reader) remember(r storage.Room) {
+	r.StateSnapshotNID = 0
+	q.idsMu.Lock()
+	defer q.idsMu.Unlock()
+	if len(q.ids) >= maxCachedRooms {
+		clear(q.ids)
+	}
+	q.ids[r.RoomID] = r
 }
 
 // RoomVersion implements api.Reader.
 func (q *Reader) RoomVersion(ctx context.Context, roomID string) (string, error) {
-	r, err := q.room(ctx, roomID)
+	r, err := q.roomIdentity(ctx, roomID)
 	return r.Version, err
 }
 
@@ -139,7 +176,7 @@ func (q *Reader) Event(ctx context.Context, eventID string) (api.Event, error) {
 
 // Membership implements api.Reader.
 func (q *Reader) Membership(ctx context.Context, roomID, userID string) (string, int64, error) {
-	r, err := q.room(ctx, roomID)
+	r, err := q.roomIdentity(ctx, roomID)
 	if err != nil {
 		return "", 0, err
 	}
@@ -153,7 +190,7 @@ func (q *Reader) RoomsOf(ctx context.Context, userID, membership string) ([]stri
 
 // Timeline implements api.Reader.
 func (q *Reader) Timeline(ctx context.Context, roomID string, from int64, dir api.Direction, limit int) ([]api.Event, error) {
-	r, err := q.room(ctx, roomID)
+	r, err := q.roomIdentity(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +231,7 @@ func (q *Reader) StrippedState(ctx context.Context, roomID string) ([]json.RawMe
 
 // EventNearTimestamp implements api.Reader.
 func (q *Reader) EventNearTimestamp(ctx context.Context, roomID string, ts int64, dir api.Direction) (api.Event, error) {
-	r, err := q.room(ctx, roomID)
+	r, err := q.roomIdentity(ctx, roomID)
 	if err != nil {
 		return api.Event{}, err
 	}

@@ -9,7 +9,7 @@ import (
 
 // RelatedEvents implements api.Relations.
 func (q *Reader) RelatedEvents(ctx context.Context, req api.RelationsRequest) ([]api.Event, error) {
-	if _, err := q.room(ctx, req.RoomID); err != nil {
+	if _, err := q.roomIdentity(ctx, req.RoomID); err != nil {
 		return nil, err
 	}
 	nids, err := q.store.Relations(ctx, storage.RelationsQuery{
@@ -121,7 +121,7 @@ func (q *Reader) references(ctx context.Context, eventIDs []string) (map[string]
 
 // Threads implements api.Relations.
 func (q *Reader) Threads(ctx context.Context, roomID, participatedBy string, from int64, limit int) ([]api.Event, []int64, error) {
-	r, err := q.room(ctx, roomID)
+	r, err := q.roomIdentity(ctx, roomID)
 	if err != nil {
 		return nil, nil, err
 	}
