@@ -31,7 +31,7 @@ scenarios=${BENCH_SCENARIOS:-chat initial-sync join send e2ee media}
 # the sync targets (issue 5): 200 users in 20 rooms at 100 messages/s, and
 # one user in 500 rooms of 20 events.
 declare -A sizes=(
-	[chat]="--users 200 --rooms 20 --senders 20 --rate 100 --warmup 5s --duration 30s --drain 10s"
+	[chat]="--users 200 --rooms 20 --senders 20 --rate 100 --warmup 5s --duration 30s --drain 10s --idle 15s"
 	[initial-sync]="--rooms 500 --messages 20 --syncs 10 --warmup 2s --duration 60s"
 	[join]="--users 50 --ops 100000 --warmup 3s --duration 20s"
 	[send]="--senders 20 --rooms 20 --rate 200 --warmup 5s --duration 30s"

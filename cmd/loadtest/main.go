@@ -278,7 +278,8 @@ func (c *cli) execute(o options, sc scenario.Scenario) int {
 	}
 	if mon != nil {
 		samples, readErr := mon.Stop()
-		rep.AddProcess(o.pid, samples, readErr)
+		idleFrom, idleTo := env.Idle()
+		rep.AddProcess(o.pid, samples, readErr, idleFrom, idleTo)
 	}
 	rep.Notes = env.Notes()
 	code := exitOK

@@ -146,6 +146,9 @@ type Process struct {
 	// window only (nil without one).
 	Run    ProcessSummary  `json:"run"`
 	Window *ProcessSummary `json:"window,omitempty"`
+	// Idle covers the scenario's idle span, connections open and no load
+	// (nil without one).
+	Idle *ProcessSummary `json:"idle,omitempty"`
 	// Samples are the raw readings, one a second.
 	Samples []ProcessSample `json:"samples"`
 	// Error is the last read error (the process may have exited).
@@ -245,8 +248,13 @@ func (r *Report) AddMeasurements(snap stats.Snapshot) {
 
 // AddProcess fills Process from the samples of pid; readErr is the
 // monitor's last read error, if any.
-func (r *Report) AddProcess(pid int, samples []procmon.Sample, readErr error) {
+func (r *Report) AddProcess(pid int, samples []procmon.Sample, readErr error, idleFrom, idleTo time.Time) {
 	p := &Process{PID: pid, Run: processSummary(procmon.Summarize(samples, time.Time{}, time.Time{}))}
+	if !idleFrom.IsZero() {
+		if s := processSummary(procmon.Summarize(samples, idleFrom, idleTo)); s.Samples > 0 {
+			p.Idle = &s
+		}
+	}
 	if r.Window != nil {
 		w := processSummary(procmon.Summarize(samples, r.Window.Start, r.Window.End))
 		if w.Samples > 0 {

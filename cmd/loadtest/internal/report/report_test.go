@@ -165,7 +165,9 @@ func TestWrite(t *testing.T) {
 		{At: r.Started, RSS: 10 << 20, CPU: 0},
 		{At: r.Window.Start.Add(time.Second), RSS: 30 << 20, CPU: time.Second},
 		{At: r.Window.End, RSS: 20 << 20, CPU: 3 * time.Second},
-	}, nil)
+		{At: r.Window.End.Add(2 * time.Second), RSS: 18 << 20, CPU: 3 * time.Second},
+		{At: r.Window.End.Add(3 * time.Second), RSS: 17 << 20, CPU: 3 * time.Second},
+	}, nil, r.Window.End.Add(time.Second), r.Window.End.Add(4*time.Second))
 	dir := filepath.Join(t.TempDir(), "out")
 	files, err := r.Write(dir)
 	if err != nil {
@@ -185,7 +187,8 @@ func TestWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	if back.Scenario != "chat" || len(back.Metrics) != 2 || back.Metrics[0].P99MS != 99 || back.Process.Run.PeakRSSBytes != 30<<20 ||
-		back.Process.Window == nil || back.Process.Window.CPUSeconds != 2 || back.PercentileMethod != "nearest-rank" {
+		back.Process.Window == nil || back.Process.Window.CPUSeconds != 2 || back.PercentileMethod != "nearest-rank" ||
+		back.Process.Idle == nil || back.Process.Idle.Samples != 2 || back.Process.Idle.EndRSSBytes != 17<<20 {
 		t.Errorf("results.json: %s", raw)
 	}
 	for _, name := range []string{HistogramFile("send"), HistogramFile("setup.login")} {

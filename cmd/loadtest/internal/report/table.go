@@ -127,6 +127,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		if p.Window != nil {
 			fmt.Fprintf(w, "  during the window: %s\n", formatProcess(*p.Window))
 		}
+		if p.Idle != nil {
+			fmt.Fprintf(w, "  idle, connections open: %s\n", formatProcess(*p.Idle))
+		}
 		if p.Error != "" {
 			fmt.Fprintf(w, "  last read error: %s\n", p.Error)
 		}

@@ -30,6 +30,7 @@ type Chat struct {
 	messages              int
 	size                  int
 	drain, pollTimeout    time.Duration
+	idle                  time.Duration
 	timing
 }
 
@@ -51,6 +52,7 @@ func (c *Chat) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.size, "message-bytes", 100, "approximate size of a message body")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "after the window, how long to wait for messages still on their way")
 	fs.DurationVar(&c.pollTimeout, "poll-timeout", 30*time.Second, "the long poll's timeout parameter")
+	fs.DurationVar(&c.idle, "idle", 0, "after the drain, how long every member keeps long-polling with nothing sent (the server's idle memory with the connections open, with --pid)")
 	c.timing.flags(fs, 5*time.Second, 30*time.Second)
 }
 
@@ -67,8 +69,8 @@ func (c *Chat) Check() error {
 		return errors.New("--rate must be positive")
 	case c.messages < 1:
 		return errors.New("--messages must be positive")
-	case c.drain < 0 || c.pollTimeout < 0:
-		return errors.New("--drain and --poll-timeout cannot be negative")
+	case c.drain < 0 || c.pollTimeout < 0 || c.idle < 0:
+		return errors.New("--drain, --poll-timeout and --idle cannot be negative")
 	}
 	return c.timing.check()
 }
@@ -77,7 +79,7 @@ func (c *Chat) Check() error {
 func (c *Chat) Params() map[string]any {
 	return c.timing.params(map[string]any{
 		"users": c.users, "rooms": c.rooms, "senders": c.senders, "rate": c.rate, "messages": c.messages,
-		"message_bytes": c.size, "drain": c.drain.String(), "poll_timeout": c.pollTimeout.String(),
+		"message_bytes": c.size, "drain": c.drain.String(), "poll_timeout": c.pollTimeout.String(), "idle": c.idle.String(),
 	})
 }
 
@@ -205,6 +207,7 @@ func (c *Chat) Run(ctx context.Context, e *Env) error {
 	if !e.waitFor(c.drain, func() bool { return tr.outstanding() == 0 }) && !e.Stopped() {
 		e.Note("%d deliveries still missing after the %s drain", tr.outstanding(), c.drain)
 	}
+	e.idle(c.idle)
 	stopSync()
 	syncing.Wait()
 	tr.finish("messages")

@@ -97,11 +97,40 @@ type Env struct {
 	// RunID is unique to the run; transaction and message IDs embed it.
 	RunID string
 
-	// mu guards notes and ended.
+	// mu guards notes, ended and the idle span.
 	mu    sync.Mutex
 	notes []string
 	// ended says why the measured window ended.
 	ended string
+	// idleFrom and idleTo bound the scenario's idle span, if it had one.
+	idleFrom, idleTo time.Time
+}
+
+// Idle returns the span the scenario held its connections open without
+// load (zero times when it had none), for the server's idle memory.
+func (e *Env) Idle() (from, to time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.idleFrom, e.idleTo
+}
+
+// idle keeps what runs running, without new work, for d (or until the
+// operator stops the run), and records the span.
+func (e *Env) idle(d time.Duration) {
+	if d <= 0 || e.Stopped() {
+		return
+	}
+	e.phase("idle", d)
+	from := time.Now()
+	t := time.NewTimer(d)
+	select {
+	case <-t.C:
+	case <-e.Stop:
+		t.Stop()
+	}
+	e.mu.Lock()
+	e.idleFrom, e.idleTo = from, time.Now()
+	e.mu.Unlock()
 }
 
 // WindowEnd says why the measured window ended: "duration", "count"
