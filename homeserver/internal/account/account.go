@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
 
 	"github.com/matrix-gouv/homeserver/config"
@@ -47,19 +48,24 @@ type Handlers struct {
 	uia         *uia.Server
 	failedLogin *httputil.Limiter
 	register    *httputil.Limiter
+	// passwordSlots bounds the password hashes computed at once: each
+	// takes argon2id's memory (19 MiB by default) and a core, so a burst
+	// of logins queues here instead of growing the heap.
+	passwordSlots chan struct{}
 }
 
 // New returns the account handlers.
 func New(d Deps) *Handlers {
 	rl := d.Config.RateLimits
 	h := &Handlers{
-		global:      d.Global,
-		cfg:         d.Config,
-		store:       d.Store,
-		auth:        d.Auth,
-		deviceLists: d.DeviceLists,
-		failedLogin: httputil.NewLimiter(rl.FailedLogin.PerSecond, rl.FailedLogin.Burst),
-		register:    httputil.NewLimiter(rl.Register.PerSecond, rl.Register.Burst),
+		global:        d.Global,
+		cfg:           d.Config,
+		store:         d.Store,
+		auth:          d.Auth,
+		deviceLists:   d.DeviceLists,
+		failedLogin:   httputil.NewLimiter(rl.FailedLogin.PerSecond, rl.FailedLogin.Burst),
+		register:      httputil.NewLimiter(rl.Register.PerSecond, rl.Register.Burst),
+		passwordSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	h.uia = uia.New(d.Store, map[string]uia.Stage{
 		uia.StagePassword:          h.passwordStage,
@@ -117,9 +123,25 @@ func (h *Handlers) checkPasswordPolicy(pw string) error {
 	return nil
 }
 
-func (h *Handlers) hashPassword(pw string) (string, error) {
+func (h *Handlers) hashPassword(ctx context.Context, pw string) (string, error) {
+	if err := h.takePasswordSlot(ctx); err != nil {
+		return "", err
+	}
+	defer h.releasePasswordSlot()
 	return auth.HashPassword(pw, auth.PasswordParams{MemoryKiB: h.cfg.Auth.Argon2Memory, Time: h.cfg.Auth.Argon2Time})
 }
+
+// takePasswordSlot waits for a turn to hash a password.
+func (h *Handlers) takePasswordSlot(ctx context.Context) error {
+	select {
+	case h.passwordSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *Handlers) releasePasswordSlot() { <-h.passwordSlots }
 
 // passwordStage is UIA's m.login.password, for an authenticated user.
 func (h *Handlers) passwordStage(ctx context.Context, a uia.AuthDict, userID string) (map[string]string, error) {
@@ -153,7 +175,14 @@ func (h *Handlers) checkAccountPassword(ctx context.Context, userID, pw string) 
 	if err == nil && acc.Deactivated {
 		return httputil.Errorf(httputil.CodeUserDeactivated, "this account has been deactivated")
 	}
-	if err != nil || auth.CheckPassword(acc.PasswordHash, pw) != nil {
+	if err == nil {
+		if err := h.takePasswordSlot(ctx); err != nil {
+			return err
+		}
+		err = auth.CheckPassword(acc.PasswordHash, pw)
+		h.releasePasswordSlot()
+	}
+	if err != nil {
 		_ = h.failedLogin.Allow(userID)
 		return httputil.Forbidden("invalid username or password")
 	}

@@ -44,7 +44,7 @@ func (h *Handlers) AdminResetPassword(ctx context.Context, user, password string
 	if err := h.checkPasswordPolicy(password); err != nil {
 		return "", err
 	}
-	hash, err := h.hashPassword(password)
+	hash, err := h.hashPassword(ctx, password)
 	if err != nil {
 		return "", err
 	}

@@ -32,7 +32,7 @@ func (h *Handlers) ChangePassword(r *http.Request) (any, error) {
 	if req.NewPassword == "" {
 		return nil, httputil.MissingParam("new_password is required")
 	}
-	hash, err := h.hashPassword(req.NewPassword)
+	hash, err := h.hashPassword(r.Context(), req.NewPassword)
 	if err != nil {
 		return nil, err
 	}

@@ -96,7 +96,7 @@ func (h *Handlers) createAccount(ctx context.Context, p createParams) (sessionRe
 	hash := ""
 	if p.password != "" {
 		var err error
-		if hash, err = h.hashPassword(p.password); err != nil {
+		if hash, err = h.hashPassword(ctx, p.password); err != nil {
 			return sessionResponse{}, err
 		}
 	}
