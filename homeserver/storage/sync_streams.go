@@ -84,6 +84,9 @@ type SyncAppend struct {
 	EventID   string
 	StreamPos int64
 	Changes   []MembershipChange
+	// Txn is the client transaction the event was sent with, if any,
+	// recorded for unsigned.transaction_id (room_txns).
+	Txn *TxnKey
 }
 
 // AppendSyncEvents writes events of the rooms stream at the positions the
@@ -95,6 +98,13 @@ func (s *Store) AppendSyncEvents(ctx context.Context, evs []SyncAppend) error {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO sync_events (sync_pos, room_id, event_id, stream_pos) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (event_id) DO NOTHING`, ev.SyncPos, ev.RoomID, ev.EventID, ev.StreamPos); err != nil {
 				return fmt.Errorf("append %s: %w", ev.EventID, err)
+			}
+			if k := ev.Txn; k != nil {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO room_txns (user_id, device_id, scope, txn_id, room_id, event_id, created_ts)
+					VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, device_id, scope, txn_id) DO NOTHING`,
+					k.UserID, k.DeviceID, k.Scope, k.TxnID, ev.RoomID, ev.EventID, s.nowMS()); err != nil {
+					return fmt.Errorf("record transaction id of %s: %w", ev.EventID, err)
+				}
 			}
 			for _, c := range ev.Changes {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO sync_memberships (room_id, user_id, membership, event_id, sender, sync_pos, stream_pos)

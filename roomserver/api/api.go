@@ -67,6 +67,23 @@ type ProtoEvent struct {
 	Content json.RawMessage `json:"content"`
 	// Redacts is the event a m.room.redaction redacts.
 	Redacts string `json:"redacts,omitempty"`
+	// Txn, when set, makes the send idempotent: if the sender's device
+	// already sent an event with this transaction id, Send returns that
+	// event and sends nothing; else the id is stored with the new event,
+	// in its commit.
+	Txn *Txn `json:"txn,omitempty"`
+}
+
+// Txn is a client's transaction id (spec: scoped to a device and an
+// endpoint).
+type Txn struct {
+	// DeviceID is the sending device.
+	DeviceID string `json:"device_id"`
+	// Scope is the endpoint with its path parameters other than the id,
+	// e.g. "send !room:hs m.room.message".
+	Scope string `json:"scope"`
+	// ID is the client's transaction id.
+	ID string `json:"id"`
 }
 
 // CreateRoomRequest creates a room from its create event's content and the
@@ -206,6 +223,10 @@ type OutputEvent struct {
 	// SoftFailed events are published for federation's sake only: sync
 	// must not show them.
 	SoftFailed bool `json:"soft_failed,omitempty"`
+	// Txn is the transaction id the event was sent with (a local event
+	// sent by a client; its sender's device gets it back as
+	// unsigned.transaction_id).
+	Txn *Txn `json:"txn,omitempty"`
 	// StrippedState is set on invites and knocks: the room state the
 	// invitee or knocker is shown (invite_room_state/knock_room_state),
 	// the m.room.create event in full first (spec v1.16), the rest

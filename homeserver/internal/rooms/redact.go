@@ -51,21 +51,24 @@ func (h *Handlers) Redact(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode redaction: %w", err)
 	}
-	key := storage.TxnKey{UserID: dev.UserID, DeviceID: dev.DeviceID, Scope: "redact " + roomID + " " + target, TxnID: httputil.PathParam(r, "txnID")}
-	var sent api.Event
-	eventID, err := h.once(ctx, key, roomID, func() (string, error) {
-		if err := h.checkRedaction(ctx, roomID, dev.UserID, target); err != nil {
-			return "", err
-		}
-		var err error
-		sent, err = h.send(ctx, roomID, api.ProtoEvent{Type: typeRedaction, Sender: dev.UserID, Content: raw, Redacts: target})
-		return sent.EventID, err
-	})
+	txn := &api.Txn{DeviceID: dev.DeviceID, Scope: "redact " + roomID + " " + target, ID: httputil.PathParam(r, "txnID")}
+	// A retry whose first attempt reached the rooms stream answers with
+	// it at once, whatever the checks would say now.
+	key := storage.TxnKey{UserID: dev.UserID, DeviceID: dev.DeviceID, Scope: txn.Scope, TxnID: txn.ID}
+	if eventID, ok, err := h.store.TxnEvent(ctx, key); err != nil {
+		return nil, err
+	} else if ok {
+		return sendResponse{EventID: eventID}, nil
+	}
+	if err := h.checkRedaction(ctx, roomID, dev.UserID, target); err != nil {
+		return nil, err
+	}
+	sent, err := h.send(ctx, roomID, api.ProtoEvent{Type: typeRedaction, Sender: dev.UserID, Content: raw, Redacts: target, Txn: txn})
 	if err != nil {
 		return nil, err
 	}
 	h.awaitSync(ctx, sent)
-	return sendResponse{EventID: eventID}, nil
+	return sendResponse{EventID: sent.EventID}, nil
 }
 
 // checkRedaction refuses a redaction of an event of another room, or of

@@ -81,10 +81,7 @@ type Handlers struct {
 	rooms  RoomReadWriter
 	dir    DirectoryHooks
 	synced SyncWaiter
-	// txns serialises the requests of one transaction id in this process
-	// (see send.go); the database serialises them across processes.
-	txns keyedMutex
-	now  func() time.Time
+	now    func() time.Time
 }
 
 // New returns the room handlers.

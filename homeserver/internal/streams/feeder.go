@@ -117,7 +117,11 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 		redelivered = redelivered || msg.Delivery > 1
 		outs = append(outs, out)
 		redacted = append(redacted, ev.Redacts)
-		appends = append(appends, storage.SyncAppend{RoomID: ev.RoomID, EventID: ev.EventID, StreamPos: ev.StreamPos, Changes: changes})
+		a := storage.SyncAppend{RoomID: ev.RoomID, EventID: ev.EventID, StreamPos: ev.StreamPos, Changes: changes}
+		if t := out.Txn; t != nil {
+			a.Txn = &storage.TxnKey{UserID: ev.Sender, DeviceID: t.DeviceID, Scope: t.Scope, TxnID: t.ID}
+		}
+		appends = append(appends, a)
 	}
 	if len(appends) == 0 {
 		return nil
@@ -163,7 +167,7 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 		if parent := relatesTo(outs[i]); parent != "" {
 			f.Notifier.OnRelation(a.RoomID, parent)
 		}
-		f.Notifier.KeepEvent(outs[i].Event, redacted[i])
+		f.Notifier.KeepEvent(outs[i].Event, redacted[i], a.Txn)
 		f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: a.SyncPos, RoomID: a.RoomID, EventID: a.EventID, StreamPos: a.StreamPos}, a.Changes)
 	}
 	// The push actions and the rooms stream are written side by side (one

@@ -59,6 +59,10 @@ type Notifier struct {
 	bodyOrder []int64
 	bodyNext  int
 	bodyPos   map[string]int64
+	// bodyTxns are the transaction ids the kept events were sent with,
+	// by event id: the sender's next sync shows them before the feeder
+	// has written them.
+	bodyTxns map[string]storage.TxnKey
 	// memberChanged is each room's last rooms position that changed a
 	// membership (anyone's) since Load, which happened at loaded.
 	memberChanged map[string]int64
@@ -82,6 +86,7 @@ func NewNotifier(serverName string) *Notifier {
 		roomEvent:     make(chan struct{}),
 		bodies:        map[int64]rsapi.Event{},
 		bodyPos:       map[string]int64{},
+		bodyTxns:      map[string]storage.TxnKey{},
 		memberChanged: map[string]int64{},
 	}
 }
@@ -416,12 +421,13 @@ const recentBodies = 8192
 // KeepEvent records the body of an event about to be announced by
 // OnRoomEvent, for RecentEvents. A redaction makes the event it redacts
 // stale: that one is dropped (read again from the roomserver, redacted).
-func (n *Notifier) KeepEvent(ev rsapi.Event, redacts string) {
+func (n *Notifier) KeepEvent(ev rsapi.Event, redacts string, txn *storage.TxnKey) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if pos, ok := n.bodyPos[redacts]; redacts != "" && ok {
 		delete(n.bodies, pos)
 		delete(n.bodyPos, redacts)
+		delete(n.bodyTxns, redacts)
 	}
 	if _, ok := n.bodies[ev.StreamPos]; ok || ev.StreamPos == 0 {
 		return
@@ -432,6 +438,7 @@ func (n *Notifier) KeepEvent(ev rsapi.Event, redacts string) {
 		old := n.bodyOrder[n.bodyNext]
 		if b, ok := n.bodies[old]; ok {
 			delete(n.bodyPos, b.EventID)
+			delete(n.bodyTxns, b.EventID)
 			delete(n.bodies, old)
 		}
 		n.bodyOrder[n.bodyNext] = ev.StreamPos
@@ -439,6 +446,28 @@ func (n *Notifier) KeepEvent(ev rsapi.Event, redacts string) {
 	}
 	n.bodies[ev.StreamPos] = ev
 	n.bodyPos[ev.EventID] = ev.StreamPos
+	if txn != nil {
+		n.bodyTxns[ev.EventID] = *txn
+	}
+}
+
+// RecentTxnIDs returns, for those of eventIDs the notifier keeps, the
+// transaction ids deviceID of userID sent them with; rest are the ids it
+// does not keep (ask the database).
+func (n *Notifier) RecentTxnIDs(userID, deviceID string, eventIDs []string) (ids map[string]string, rest []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ids = map[string]string{}
+	for _, id := range eventIDs {
+		if _, kept := n.bodyPos[id]; !kept {
+			rest = append(rest, id)
+			continue
+		}
+		if t, ok := n.bodyTxns[id]; ok && t.UserID == userID && t.DeviceID == deviceID {
+			ids[id] = t.TxnID
+		}
+	}
+	return ids, rest
 }
 
 // RecentEvents returns roomID's events with rooms positions in

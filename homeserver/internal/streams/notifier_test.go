@@ -95,7 +95,7 @@ func TestNotifierUnrelated(t *testing.T) {
 func TestNotifierEventBodies(t *testing.T) {
 	n := NewNotifier("x")
 	add := func(room string, sync, stream int64) {
-		n.KeepEvent(rsapi.Event{RoomID: room, EventID: fmt.Sprintf("$%d", stream), StreamPos: stream}, "")
+		n.KeepEvent(rsapi.Event{RoomID: room, EventID: fmt.Sprintf("$%d", stream), StreamPos: stream}, "", nil)
 		n.OnRoomEvent(storage.SyncEvent{SyncPos: sync, RoomID: room, EventID: fmt.Sprintf("$%d", stream), StreamPos: stream}, nil)
 	}
 	for i := int64(1); i <= 6; i++ {
@@ -131,7 +131,7 @@ func TestNotifierEventBodies(t *testing.T) {
 	}
 	// A redaction drops the body of the event it redacts: the roomserver
 	// has it redacted.
-	n.KeepEvent(rsapi.Event{RoomID: "!a:x", EventID: "$redaction", StreamPos: 70}, "$50")
+	n.KeepEvent(rsapi.Event{RoomID: "!a:x", EventID: "$redaction", StreamPos: 70}, "$50", nil)
 	if _, ok := n.RecentEvents("!a:x", 6, 12, 10); ok {
 		t.Error("RecentEvents serves an event after its redaction")
 	}
@@ -140,7 +140,7 @@ func TestNotifierEventBodies(t *testing.T) {
 	}
 	// The bodies are bounded: the oldest go first.
 	for i := int64(0); i < recentBodies; i++ {
-		n.KeepEvent(rsapi.Event{RoomID: "!z:x", EventID: fmt.Sprintf("$z%d", i), StreamPos: 1000 + i}, "")
+		n.KeepEvent(rsapi.Event{RoomID: "!z:x", EventID: fmt.Sprintf("$z%d", i), StreamPos: 1000 + i}, "", nil)
 	}
 	if len(n.bodies) != recentBodies || len(n.bodyPos) != recentBodies {
 		t.Errorf("%d bodies, %d ids kept, want %d", len(n.bodies), len(n.bodyPos), recentBodies)

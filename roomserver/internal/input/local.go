@@ -29,6 +29,21 @@ func (in *Inputter) Send(ctx context.Context, roomID string, p api.ProtoEvent) (
 	if err := in.loadLocked(ctx, r); err != nil {
 		return api.Event{}, err
 	}
+	if p.Txn != nil {
+		// A retry: the room's lock orders it after the first attempt,
+		// whose commit holds the transaction id.
+		nid, ok, err := in.deps.Store.TxnEvent(ctx, p.Sender, p.Txn.DeviceID, p.Txn.Scope, p.Txn.ID)
+		if err != nil {
+			return api.Event{}, err
+		}
+		if ok {
+			evs, err := in.deps.Events.ByNID(ctx, []int64{nid})
+			if err != nil {
+				return api.Event{}, err
+			}
+			return in.deps.Events.APIEvent(ctx, evs[0])
+		}
+	}
 	// Build, sign and authorise before the transaction: the room's lock
 	// keeps its view still, and the transaction (a scarce write slot)
 	// is held only for the writes.
@@ -43,8 +58,14 @@ func (in *Inputter) Send(ctx context.Context, roomID string, p api.ProtoEvent) (
 	var ev *state.Event
 	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
 		var err error
-		ev, err = t.addEvent(pdu, t.snap, t.state, "", false)
-		return err
+		t.txn = p.Txn
+		if ev, err = t.addEvent(pdu, t.snap, t.state, "", false); err != nil {
+			return err
+		}
+		if p.Txn != nil {
+			return in.deps.Store.InsertTxn(ctx, t.tx, p.Sender, p.Txn.DeviceID, p.Txn.Scope, p.Txn.ID, ev.NID)
+		}
+		return nil
 	})
 	if err != nil {
 		return api.Event{}, err

@@ -35,6 +35,8 @@ type roomTxn struct {
 	tuples []rememberedTuple
 	types  []rememberedType
 	queued bool
+	// txn is the transaction id of the next event added (local sends).
+	txn *api.Txn
 }
 
 type rememberedType struct {
@@ -170,7 +172,8 @@ func (t *roomTxn) addEvent(pdu gomatrixserverlib.PDU, before storage.Snapshot, b
 	if rejected != "" {
 		return ev, nil
 	}
-	out := api.OutputEvent{SoftFailed: softFailed}
+	out := api.OutputEvent{SoftFailed: softFailed, Txn: t.txn}
+	t.txn = nil
 	if !softFailed {
 		if err := t.advance(ev, before.NID, after, afterState, &out); err != nil {
 			return nil, err
