@@ -412,3 +412,54 @@ func TestSlidingSyncSubscriptionsAndFilters(t *testing.T) {
 		}
 	})
 }
+
+// TestSlidingSyncUnreadCountsAndTags: reading a room (a receipt) brings
+// its new unread counts, and nothing else, in the next response; a room
+// entering the range comes with its room account data (tags).
+func TestSlidingSyncUnreadCountsAndTags(t *testing.T) {
+	engines(t, func(t *testing.T, s *Server) {
+		alice := s.Register("alice")
+		bob := s.Register("bob")
+		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})
+		if _, err := bob.JoinRoomByID(ctx(), room); err != nil {
+			t.Fatal(err)
+		}
+		sendText(t, bob, room, "one")
+		last := sendText(t, bob, room, "two")
+		first := slidingSync(t, s, alice.AccessToken, "", 0, roomListRequest("", [2]int{0, 0}))
+		r := first.Rooms[room.String()]
+		if r.Notifications == nil || *r.Notifications != 2 {
+			t.Fatalf("notification_count %v, want 2", r.Notifications)
+		}
+		if err := alice.SendReceipt(ctx(), room, last, event.ReceiptTypeRead, nil); err != nil {
+			t.Fatal(err)
+		}
+		next := slidingSync(t, s, alice.AccessToken, first.Pos, 10000, roomListRequest("", [2]int{0, 0}))
+		r, ok := next.Rooms[room.String()]
+		if !ok || r.Notifications == nil || *r.Notifications != 0 || len(r.Timeline) != 0 || r.Initial {
+			t.Fatalf("after reading: present %v %+v", ok, r)
+		}
+
+		// A tagged room outside the range [0, 0] enters it with its tag.
+		other := createRoom(t, s, alice, map[string]any{"name": "favourite"})
+		sendText(t, alice, room, "newer")
+		third := slidingSync(t, s, alice.AccessToken, next.Pos, 0, roomListRequest("", [2]int{0, 0}))
+		if err := alice.AddTag(ctx(), other, event.RoomTagFavourite, 0.5); err != nil {
+			t.Fatal(err)
+		}
+		// The tag alone: account data of a room out of range is not sent.
+		fourth := slidingSync(t, s, alice.AccessToken, third.Pos, 0, roomListRequest("", [2]int{0, 0}))
+		if ad := fourth.Extensions.AccountData; ad != nil && ad.Rooms[other.String()] != nil {
+			t.Errorf("account data of a room out of range sent: %v", ad.Rooms)
+		}
+		sendText(t, alice, other, "bump")
+		fifth := slidingSync(t, s, alice.AccessToken, fourth.Pos, 10000, roomListRequest("", [2]int{0, 0}))
+		if _, ok := fifth.Rooms[other.String()]; !ok {
+			t.Fatalf("tagged room not in range after a message: %v", fifth.Rooms)
+		}
+		ad := fifth.Extensions.AccountData
+		if ad == nil || len(ad.Rooms[other.String()]) == 0 || ad.Rooms[other.String()][0]["type"] != "m.tag" {
+			t.Fatalf("room account data of the room entering the range: %+v", ad)
+		}
+	})
+}

@@ -389,7 +389,7 @@ func (b *build) room(ctx context.Context, m storage.Membership, cfg roomConfig, 
 	if !whole {
 		from = sent.upTo
 		if b.latest[m.RoomID] <= from && sent.membership == m.Membership && sent.bump == stamp {
-			return nil, sent, false, nil
+			return b.countsOnly(ctx, m, sent)
 		}
 	}
 	rq := syncv3.RoomRequest{RoomID: m.RoomID, From: from, Limit: cfg.limit()}
@@ -407,6 +407,7 @@ func (b *build) room(ctx context.Context, m storage.Membership, cfg roomConfig, 
 		return nil, nil, false, err
 	}
 	if !whole && len(room.Timeline) == 0 && len(room.State) == 0 && sent.membership == m.Membership && sent.bump == stamp {
+		now.lazy, now.counts = sent.lazy, sent.counts
 		return nil, now, false, nil
 	}
 	numLive := room.NumLive
@@ -491,6 +492,7 @@ func (b *build) room(ctx context.Context, m storage.Membership, cfg roomConfig, 
 			return nil, nil, false, err
 		}
 		rr.NotificationCount, rr.HighlightCount = &counts.Notifications, &counts.Highlights
+		now.counts = counts
 	}
 	if whole {
 		dm, err := b.dmRooms(ctx)
@@ -500,6 +502,21 @@ func (b *build) room(ctx context.Context, m storage.Membership, cfg roomConfig, 
 		rr.IsDM = dm[m.RoomID]
 	}
 	return rr, now, whole, nil
+}
+
+// countsOnly is the part of a room with nothing new but, maybe, its
+// unread counts: they change when the user's receipts move.
+func (b *build) countsOnly(ctx context.Context, m storage.Membership, sent *roomSent) (*roomResp, *roomSent, bool, error) {
+	if m.Membership != "join" || !b.parts.ReceiptsChanged(m.RoomID) {
+		return nil, sent, false, nil
+	}
+	counts, err := b.parts.Unread(ctx, m.RoomID)
+	if err != nil || counts == sent.counts {
+		return nil, sent, false, err
+	}
+	now := *sent
+	now.counts = counts
+	return &roomResp{NotificationCount: &counts.Notifications, HighlightCount: &counts.Highlights}, &now, false, nil
 }
 
 // describe takes the room's name and avatar from its state.
@@ -562,13 +579,35 @@ func (b *build) extensions(ctx context.Context, resp *response, st *connState, w
 		}
 		ad := &accountDataResp{Global: global}
 		scope := b.scope(x.AccountData, want, listsOf, subscribed)
-		for room, evs := range rooms {
-			if scope[room] {
-				if ad.Rooms == nil {
-					ad.Rooms = map[string][]json.RawMessage{}
+		add := func(rooms map[string][]json.RawMessage, only map[string]bool) {
+			for room, evs := range rooms {
+				if scope[room] && (only == nil || only[room]) {
+					if ad.Rooms == nil {
+						ad.Rooms = map[string][]json.RawMessage{}
+					}
+					ad.Rooms[room] = evs
 				}
-				ad.Rooms[room] = evs
 			}
+		}
+		add(rooms, nil)
+		// A room new to the connection comes with all its account data
+		// (tags, read markers), not only what changed.
+		newRooms := map[string]bool{}
+		for room, w := range whole {
+			if w && b.prev != nil {
+				newRooms[room] = true
+			}
+		}
+		if len(newRooms) > 0 {
+			full, err := b.fullParts(ctx)
+			if err != nil {
+				return err
+			}
+			_, all, err := full.AccountData(ctx)
+			if err != nil {
+				return err
+			}
+			add(all, newRooms)
 		}
 		resp.Extensions.AccountData = ad
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/syncv3"
 )
 
 // Bounds on the connection state kept in memory. A client whose
@@ -42,6 +43,8 @@ type roomSent struct {
 	bump int64
 	// lazy are the members sent through $LAZY.
 	lazy map[string]bool
+	// counts are the unread counts sent.
+	counts syncv3.Counts
 }
 
 // connState is what a connection's client had after one response: the

@@ -60,6 +60,10 @@ func (p *Parts) Memberships(ctx context.Context) ([]storage.Membership, error) {
 // Next is the position the parts were read up to: a /sync next_batch.
 func (p *Parts) Next() streams.Token { return p.b.next() }
 
+// ReceiptsChanged reports whether receipts of roomID moved since the
+// Parts' position (always false for an initial one).
+func (p *Parts) ReceiptsChanged(roomID string) bool { return p.b.receiptRooms[roomID] }
+
 // Ignored reports whether the user ignores userID.
 func (p *Parts) Ignored(userID string) bool { return p.b.ignored[userID] }
 
