@@ -463,3 +463,60 @@ func TestSlidingSyncUnreadCountsAndTags(t *testing.T) {
 		}
 	})
 }
+
+// TestSlidingSyncMembershipChanges: an invite comes with invite_state;
+// joining sends the room whole; leaving sends the departure once and the
+// room then leaves the list. Element X's room subscription (timeline_limit
+// 20) sends a room of the list again with the longer timeline.
+func TestSlidingSyncMembershipChanges(t *testing.T) {
+	engines(t, func(t *testing.T, s *Server) {
+		alice := s.Register("alice")
+		bob := s.Register("bob")
+		room := createRoom(t, s, alice, map[string]any{"preset": "private_chat", "name": "club", "invite": []string{bob.UserID.String()}})
+		for i := 0; i < 4; i++ {
+			sendText(t, alice, room, fmt.Sprintf("before %d", i))
+		}
+		first := slidingSync(t, s, bob.AccessToken, "", 0, roomListRequest("", [2]int{0, 19}))
+		r := first.Rooms[room.String()]
+		if !r.Initial || len(r.InviteState) == 0 || r.Name != "club" || len(r.Timeline) != 0 {
+			t.Fatalf("invite: %+v", r)
+		}
+		if _, err := bob.JoinRoomByID(ctx(), room); err != nil {
+			t.Fatal(err)
+		}
+		second := slidingSync(t, s, bob.AccessToken, first.Pos, 10000, roomListRequest("", [2]int{0, 19}))
+		r = second.Rooms[room.String()]
+		if !r.Initial || len(r.InviteState) != 0 || len(r.Timeline) != 1 || r.Timeline[0]["type"] != "m.room.member" || r.JoinedCount == nil || *r.JoinedCount != 2 {
+			t.Fatalf("after joining: %+v", r)
+		}
+
+		// Element X opens the room: a subscription with a longer timeline.
+		sub := roomListRequest("", [2]int{0, 19})
+		sub["room_subscriptions"] = map[string]any{room.String(): map[string]any{
+			"required_state": append(elementXRequiredState, []string{"m.room.pinned_events", ""}), "timeline_limit": 20}}
+		third := slidingSync(t, s, bob.AccessToken, second.Pos, 0, sub)
+		r = third.Rooms[room.String()]
+		// Before bob joined, history visibility (shared) lets him see the
+		// room's history since the invite.
+		if got := timelineTexts(r.Timeline); !r.Initial || len(got) != 4 {
+			t.Fatalf("subscribed room: initial %v messages %v", r.Initial, got)
+		}
+
+		if _, err := bob.LeaveRoom(ctx(), room); err != nil {
+			t.Fatal(err)
+		}
+		fourth := slidingSync(t, s, bob.AccessToken, third.Pos, 10000, sub)
+		r, ok := fourth.Rooms[room.String()]
+		if !ok || r.Initial || len(r.Timeline) == 0 {
+			t.Fatalf("after leaving: present %v %+v", ok, r)
+		}
+		lastEv := r.Timeline[len(r.Timeline)-1]
+		if c, _ := lastEv["content"].(map[string]any); lastEv["type"] != "m.room.member" || c["membership"] != "leave" {
+			t.Errorf("departure not at the timeline's end: %v", lastEv)
+		}
+		fifth := slidingSync(t, s, bob.AccessToken, fourth.Pos, 300, sub)
+		if len(fifth.Rooms) != 0 || fifth.Lists["all_rooms"].Count != 0 {
+			t.Errorf("after the departure was told: %d rooms, count %d", len(fifth.Rooms), fifth.Lists["all_rooms"].Count)
+		}
+	})
+}
