@@ -266,8 +266,19 @@ func TestSlidingSyncE2EE(t *testing.T) {
 		}
 		dev := newOlmDevice(t, bob)
 		dev.upload(s, 5)
+		// A message waiting before the connection starts comes in its
+		// first response.
+		early := &mautrix.ReqSendToDevice{Messages: map[id.UserID]map[id.DeviceID]*event.Content{
+			bob.UserID: {bob.DeviceID: {Raw: map[string]any{"secret": "s0"}}},
+		}}
+		if _, err := alice.SendToDevice(ctx(), event.NewEventType("org.example.early"), early); err != nil {
+			t.Fatal(err)
+		}
 
 		first := slidingSync(t, s, bob.AccessToken, "", 0, encryptionRequest("", ""))
+		if td := first.Extensions.ToDevice; td == nil || len(td.Events) != 1 || td.Events[0]["type"] != "org.example.early" {
+			t.Fatalf("to-device message sent before the connection: %+v", td)
+		}
 		e := first.Extensions.E2EE
 		if e == nil || e.OneTimeKeysCount["signed_curve25519"] != 5 || e.FallbackKeyTypes == nil {
 			t.Fatalf("e2ee extension: %+v", e)

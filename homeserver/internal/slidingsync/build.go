@@ -67,6 +67,10 @@ func (b *build) run(ctx context.Context) (*response, *connState, error) {
 	}
 	b.next = b.parts.Next()
 	st := &connState{token: b.next, rooms: map[string]*roomSent{}, counts: map[string]int{}}
+	// The to-device position is the extension's own: a new connection
+	// starts at the inbox's beginning (whatever is still in it is
+	// undelivered), and it moves only when the extension delivers.
+	st.token.ToDevice = 0
 	if b.prev != nil {
 		maps.Copy(st.rooms, b.prev.rooms)
 		st.token.ToDevice = b.prev.token.ToDevice

@@ -93,6 +93,12 @@ func (h *Handlers) Sync(r *http.Request) (any, error) {
 		}
 		timeout = min(time.Duration(ms)*time.Millisecond, maxTimeout)
 	}
+	switch p := q.Get("set_presence"); p {
+	case "", "online", "offline", "unavailable":
+		h.V3.TouchPresence(ctx, dev.UserID, p)
+	default:
+		return nil, httputil.InvalidParam("set_presence must be online, offline or unavailable")
+	}
 	key := connKey{dev.UserID, dev.DeviceID, req.ConnID}
 	now := h.now()
 	var c *conn

@@ -42,6 +42,15 @@ func (h *Handlers) NewParts(ctx context.Context, dev hsapi.Device, since *stream
 	return &Parts{b: b}, nil
 }
 
+// TouchPresence records that userID is syncing with set_presence p ("",
+// online, unavailable or offline), as a /sync does; nothing when presence
+// is off.
+func (h *Handlers) TouchPresence(ctx context.Context, userID, p string) {
+	if h.Presence {
+		h.touchPresence(ctx, userID, p)
+	}
+}
+
 // Memberships returns the device's user's memberships (leaves included,
 // forgotten rooms not), newest rows as the notifier has them.
 func (p *Parts) Memberships(ctx context.Context) ([]storage.Membership, error) {
