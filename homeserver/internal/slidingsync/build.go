@@ -66,13 +66,13 @@ func (b *build) run(ctx context.Context) (*response, *connState, error) {
 		return nil, nil, err
 	}
 	b.next = b.parts.Next()
-	st := &connState{token: b.next, rooms: map[string]*roomSent{}, counts: map[string]int{}}
+	st := newState(b.prev)
+	st.token = b.next
 	// The to-device position is the extension's own: a new connection
 	// starts at the inbox's beginning (whatever is still in it is
 	// undelivered), and it moves only when the extension delivers.
 	st.token.ToDevice = 0
 	if b.prev != nil {
-		maps.Copy(st.rooms, b.prev.rooms)
 		st.token.ToDevice = b.prev.token.ToDevice
 	}
 	resp := &response{Lists: map[string]listResp{}, Rooms: map[string]*roomResp{}}
@@ -102,7 +102,7 @@ func (b *build) run(ctx context.Context) (*response, *connState, error) {
 		m := b.memberships[room]
 		var sent *roomSent
 		if b.prev != nil {
-			sent = b.prev.rooms[room]
+			sent = b.prev.room(room)
 		}
 		g.Go(func() error {
 			rr, now, isWhole, err := b.room(gctx, m, cfg, sent)
@@ -149,7 +149,7 @@ func (b *build) loadRooms(ctx context.Context) error {
 			if b.prev == nil || m.SyncPos <= b.prev.token.Rooms {
 				continue
 			}
-			if s := b.prev.rooms[m.RoomID]; s == nil || s.memberPos == m.SyncPos {
+			if s := b.prev.room(m.RoomID); s == nil || s.memberPos == m.SyncPos {
 				continue
 			}
 		default:

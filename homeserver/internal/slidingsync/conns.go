@@ -16,7 +16,7 @@ import (
 const (
 	// maxConns bounds the connections kept; past it the least recently
 	// used go.
-	maxConns = 20000
+	maxConns = 10000
 	// connTTL drops a connection unused for that long.
 	connTTL = 30 * time.Minute
 	// keepStates is how many recent positions of a connection stay
@@ -49,15 +49,54 @@ type roomSent struct {
 
 // connState is what a connection's client had after one response: the
 // state a request with that response's pos starts from. It is never
-// changed once stored (rooms are replaced, not edited).
+// changed once stored. Rooms are kept as layers: a state holds the rooms
+// its response changed over the state it followed (base), and every
+// maxDepth responses the layers are flattened, so that a response costs
+// a copy of what it changed, not of every room the connection had.
 type connState struct {
 	seq   int64
 	token streams.Token
-	// toDevice is the to-device position of the last response (its
-	// next_batch), for clients that do not send since.
+	// rooms are the rooms this response changed (guarded by nothing: a
+	// stored state is read only).
 	rooms map[string]*roomSent
+	base  *connState
+	depth int
 	// counts are the lists' counts sent.
 	counts map[string]int
+}
+
+// maxDepth bounds the layers a room lookup walks.
+const maxDepth = 8
+
+// newState returns the state that follows prev (nil: a new connection).
+func newState(prev *connState) *connState {
+	st := &connState{rooms: map[string]*roomSent{}, counts: map[string]int{}}
+	switch {
+	case prev == nil:
+	case prev.depth < maxDepth:
+		st.base, st.depth = prev, prev.depth+1
+	default:
+		var chain []*connState
+		for s := prev; s != nil; s = s.base {
+			chain = append(chain, s)
+		}
+		for i := len(chain) - 1; i >= 0; i-- {
+			for id, r := range chain[i].rooms {
+				st.rooms[id] = r
+			}
+		}
+	}
+	return st
+}
+
+// room returns what the client has of a room, nil when it never had it.
+func (s *connState) room(id string) *roomSent {
+	for c := s; c != nil; c = c.base {
+		if r, ok := c.rooms[id]; ok {
+			return r
+		}
+	}
+	return nil
 }
 
 // conn is one connection's recent states and sticky parameters.

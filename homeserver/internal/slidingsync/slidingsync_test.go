@@ -184,3 +184,31 @@ func TestConnsPositions(t *testing.T) {
 		t.Error("eviction did not drop the least recently used")
 	}
 }
+
+func TestStateLayers(t *testing.T) {
+	var st *connState
+	for i := 0; i < 3*maxDepth; i++ {
+		next := newState(st)
+		next.rooms[fmt.Sprint("!r", i%5)] = &roomSent{upTo: int64(i)}
+		if next.depth > maxDepth {
+			t.Fatalf("depth %d", next.depth)
+		}
+		st = next
+	}
+	for r := 0; r < 5; r++ {
+		// The last write of room r was at the largest i < 3*maxDepth with
+		// i%5 == r.
+		want := int64(-1)
+		for i := 0; i < 3*maxDepth; i++ {
+			if i%5 == r {
+				want = int64(i)
+			}
+		}
+		if got := st.room(fmt.Sprint("!r", r)); got == nil || got.upTo != want {
+			t.Errorf("room %d: %+v, want upTo %d", r, got, want)
+		}
+	}
+	if st.room("!none") != nil {
+		t.Error("unknown room found")
+	}
+}
