@@ -359,8 +359,17 @@ func TestSlidingSyncSubscriptionsAndFilters(t *testing.T) {
 			{"type": "m.room.encryption", "state_key": "", "content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}})
 		space := createRoom(t, s, alice, map[string]any{"name": "space", "preset": "public_chat", "creation_content": map[string]any{"type": "m.space"}})
 		invite := createRoom(t, s, bob, map[string]any{"name": "from bob", "invite": []string{alice.UserID.String()}, "is_direct": true})
+		// plain is a DM (m.direct) and enc a child of the space.
+		if err := alice.SetAccountData(ctx(), "m.direct", map[string][]string{bob.UserID.String(): {plain.String()}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.SendStateEvent(ctx(), space, event.StateSpaceChild, enc.String(), map[string]any{"via": []string{"test.local"}}); err != nil {
+			t.Fatal(err)
+		}
 		body := map[string]any{
 			"lists": map[string]any{
+				"dms":       map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 0, "required_state": [][]string{}, "filters": map[string]any{"is_dm": true}},
+				"in_space":  map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 0, "required_state": [][]string{}, "filters": map[string]any{"spaces": []string{space.String()}}},
 				"invites":   map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 1, "required_state": [][]string{}, "filters": map[string]any{"is_invite": true}},
 				"encrypted": map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 1, "required_state": [][]string{}, "filters": map[string]any{"is_encrypted": true}},
 				"spaces":    map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 0, "required_state": [][]string{}, "filters": map[string]any{"room_types": []string{"m.space"}}},
@@ -372,7 +381,7 @@ func TestSlidingSyncSubscriptionsAndFilters(t *testing.T) {
 			"extensions": map[string]any{"typing": map[string]any{"enabled": true}, "receipts": map[string]any{"enabled": true}},
 		}
 		first := slidingSync(t, s, alice.AccessToken, "", 0, body)
-		counts := map[string]int{"invites": 1, "encrypted": 2, "spaces": 1, "rooms": 2}
+		counts := map[string]int{"dms": 1, "in_space": 1, "invites": 1, "encrypted": 2, "spaces": 1, "rooms": 2}
 		for name, n := range counts {
 			if first.Lists[name].Count != n {
 				t.Errorf("list %s: count %d, want %d", name, first.Lists[name].Count, n)
@@ -420,6 +429,21 @@ func TestSlidingSyncSubscriptionsAndFilters(t *testing.T) {
 		}
 		if !sawReceipt || !sawTyping {
 			t.Errorf("receipts extension had the receipt: %v; typing extension had alice typing: %v", sawReceipt, sawTyping)
+		}
+		if !first.Rooms[plain.String()].IsDM {
+			t.Errorf("is_dm not set on the m.direct room")
+		}
+
+		// The subscription is sticky until unsubscribe_rooms ends it.
+		sendText(t, alice, plain, "still subscribed")
+		got := slidingSync(t, s, alice.AccessToken, pos, 10000, map[string]any{})
+		if got := timelineTexts(got.Rooms[plain.String()].Timeline); !slices.Equal(got, []string{"still subscribed"}) {
+			t.Errorf("sticky subscription: %v", got)
+		}
+		sendText(t, alice, plain, "not any more")
+		got = slidingSync(t, s, alice.AccessToken, got.Pos, 300, map[string]any{"unsubscribe_rooms": []string{plain.String()}})
+		if _, ok := got.Rooms[plain.String()]; ok {
+			t.Errorf("room sent after unsubscribing")
 		}
 	})
 }
