@@ -134,8 +134,8 @@ func (b *build) loadRooms(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.memberships = map[string]storage.Membership{}
-	var ids []string
+	b.memberships = make(map[string]storage.Membership, len(ms))
+	ids := make([]string, 0, len(ms))
 	for _, m := range ms {
 		switch m.Membership {
 		case "join":
