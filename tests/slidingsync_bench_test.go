@@ -11,6 +11,8 @@ import (
 // with Element X's room list request (the 20 most recent rooms, one
 // timeline event each, its required_state and extensions):
 //   - first_response: a new connection's first response (target < 200 ms);
+//   - all_1000_rooms: a first response with every room (Element X's
+//     growing list at its end);
 //   - update: the response to a connection after a message was sent in
 //     one of its rooms, the send having returned (target < 10 ms).
 //
@@ -30,6 +32,16 @@ func BenchmarkSlidingSync(b *testing.B) {
 					resp := slidingSync(b, s, alice.AccessToken, "", 0, roomListRequest("", [2]int{0, 19}))
 					if len(resp.Rooms) != 20 || resp.Lists["all_rooms"].Count != 1000 {
 						b.Fatalf("%d rooms, count %d", len(resp.Rooms), resp.Lists["all_rooms"].Count)
+					}
+				}
+			})
+			// Element X's growing list reaches every room: all 1 000 whole
+			// in one response (no target; for the record).
+			b.Run("all_1000_rooms", func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					resp := slidingSync(b, s, alice.AccessToken, "", 0, roomListRequest("", [2]int{0, 999}))
+					if len(resp.Rooms) != 1000 {
+						b.Fatalf("%d rooms", len(resp.Rooms))
 					}
 				}
 			})
