@@ -25,6 +25,7 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/push"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/slidingsync"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/syncv3"
@@ -82,6 +83,7 @@ type Component struct {
 	typing      *streams.Typing
 	feeder      *streams.Feeder
 	sync        *syncv3.Handlers
+	slidingSync *slidingsync.Handlers
 	accountData *accountdata.Handlers
 	ephemeral   *ephemeral.Handlers
 	// stopTyping ends the typing expiry loop.
@@ -174,6 +176,8 @@ func (c *Component) buildSync(deps Deps, store *storage.Store) error {
 		Counter: pushCounter{store: store, pending: pending}, Ignored: ignored, PushRules: pushRulesContent{p.Rules()},
 		Presence: presence, MaxRequestBytes: deps.Config.MaxRequestBytes,
 	})
+	c.slidingSync = slidingsync.New(slidingsync.Deps{V3: c.sync, Rooms: deps.Rooms, Store: store, Notifier: c.notifier,
+		Log: deps.Log, MaxRequestBytes: deps.Config.MaxRequestBytes})
 	return nil
 }
 
@@ -211,12 +215,16 @@ func (c *Component) Start(ctx context.Context) error {
 		defer close(c.typingDone)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
-		for {
+		for n := 1; ; n++ {
 			select {
 			case <-tctx.Done():
 				return
 			case <-tick.C:
 				c.typing.Expire()
+				if n%60 == 0 {
+					// Sliding sync connections unused for long go.
+					c.slidingSync.Sweep()
+				}
 			}
 		}
 	}()

@@ -106,6 +106,7 @@ func (c *Component) Mount(r chi.Router) {
 		ad, ep := c.accountData, c.ephemeral
 		authed = append(authed, []route{
 			{"GET", "sync", sy.Sync},
+			{"POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync", c.slidingSync.Sync},
 			{"POST", "user/{userID}/filter", sy.PutFilter},
 			{"GET", "user/{userID}/filter/{filterID}", sy.GetFilter},
 			{"PUT", "user/{userID}/account_data/{type}", ad.PutGlobal},

@@ -68,6 +68,9 @@ type SyncEvent struct {
 	RoomID    string
 	EventID   string
 	StreamPos int64
+	// Bump says the event counts as activity in the room (sliding sync's
+	// bump_stamp; see migrations/0012).
+	Bump bool
 }
 
 // MembershipChange is a user's membership in a room set by an event.
@@ -83,7 +86,10 @@ type SyncAppend struct {
 	RoomID    string
 	EventID   string
 	StreamPos int64
-	Changes   []MembershipChange
+	// Bump says the event counts as activity in the room (sliding sync's
+	// bump_stamp).
+	Bump    bool
+	Changes []MembershipChange
 	// Txn is the client transaction the event was sent with, if any,
 	// recorded for unsigned.transaction_id (room_txns).
 	Txn *TxnKey
@@ -104,6 +110,13 @@ func (s *Store) AppendSyncEvents(ctx context.Context, evs []SyncAppend) error {
 					VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, device_id, scope, txn_id) DO NOTHING`,
 					k.UserID, k.DeviceID, k.Scope, k.TxnID, ev.RoomID, ev.EventID, s.nowMS()); err != nil {
 					return fmt.Errorf("record transaction id of %s: %w", ev.EventID, err)
+				}
+			}
+			if ev.Bump {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO sync_room_bumps (room_id, sync_pos) VALUES ($1, $2)
+					ON CONFLICT (room_id) DO UPDATE SET sync_pos = excluded.sync_pos WHERE excluded.sync_pos > sync_room_bumps.sync_pos`,
+					ev.RoomID, ev.SyncPos); err != nil {
+					return fmt.Errorf("record activity in %s: %w", ev.RoomID, err)
 				}
 			}
 			for _, c := range ev.Changes {
@@ -169,6 +182,26 @@ func (s *Store) RoomLatest(ctx context.Context) (map[string]SyncEvent, error) {
 			return nil, fmt.Errorf("read latest events of rooms: %w", err)
 		}
 		out[e.RoomID] = e
+	}
+	return out, rows.Err()
+}
+
+// RoomBumps returns the rooms stream position of each room's latest bump
+// event (see migrations/0012).
+func (s *Store) RoomBumps(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT room_id, sync_pos FROM sync_room_bumps`)
+	if err != nil {
+		return nil, fmt.Errorf("read room activity: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var room string
+		var pos int64
+		if err := rows.Scan(&room, &pos); err != nil {
+			return nil, fmt.Errorf("read room activity: %w", err)
+		}
+		out[room] = pos
 	}
 	return out, rows.Err()
 }

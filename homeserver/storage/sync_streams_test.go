@@ -66,6 +66,31 @@ func TestAppendSyncEventsIsIdempotent(t *testing.T) {
 	})
 }
 
+func TestRoomBumps(t *testing.T) {
+	storagetest.DBs(t, func(t *testing.T, db *dbstorage.DB) {
+		ctx := context.Background()
+		s := storage.New(db)
+		batch := []storage.SyncAppend{
+			{SyncPos: 1, RoomID: "!a:x", EventID: "$1", StreamPos: 10, Bump: true},
+			{SyncPos: 2, RoomID: "!a:x", EventID: "$2", StreamPos: 11},
+			{SyncPos: 3, RoomID: "!b:x", EventID: "$3", StreamPos: 12, Bump: true},
+			{SyncPos: 4, RoomID: "!b:x", EventID: "$4", StreamPos: 13, Bump: true},
+			{SyncPos: 5, RoomID: "!c:x", EventID: "$5", StreamPos: 14},
+		}
+		if err := s.AppendSyncEvents(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		// A redelivery of an older bump does not move a room back.
+		if err := s.AppendSyncEvents(ctx, batch[2:3]); err != nil {
+			t.Fatal(err)
+		}
+		bumps, err := s.RoomBumps(ctx)
+		if err != nil || len(bumps) != 2 || bumps["!a:x"] != 1 || bumps["!b:x"] != 4 {
+			t.Fatalf("bumps = %v, %v", bumps, err)
+		}
+	})
+}
+
 func TestStreamPositionsCommitInOrder(t *testing.T) {
 	storagetest.DBs(t, func(t *testing.T, db *dbstorage.DB) {
 		ctx := context.Background()

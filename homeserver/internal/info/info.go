@@ -35,7 +35,9 @@ var specVersions = []string{
 
 // Versions is GET /_matrix/client/versions.
 func (h *Handlers) Versions(r *http.Request) (any, error) {
-	unstable := map[string]bool{}
+	// Simplified sliding sync (MSC4186): matrix-rust-sdk, hence Element X,
+	// uses it only when the server lists it here.
+	unstable := map[string]bool{"org.matrix.simplified_msc3575": true}
 	if h.cfg.Encryption.PrivateRooms == config.PrivateRoomsForced {
 		// How Element learns that it must not offer unencrypted private
 		// rooms (Synapse's encryption_enabled_by_default_for_room_type).

@@ -117,7 +117,8 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 		redelivered = redelivered || msg.Delivery > 1
 		outs = append(outs, out)
 		redacted = append(redacted, ev.Redacts)
-		a := storage.SyncAppend{RoomID: ev.RoomID, EventID: ev.EventID, StreamPos: ev.StreamPos, Changes: changes}
+		a := storage.SyncAppend{RoomID: ev.RoomID, EventID: ev.EventID, StreamPos: ev.StreamPos,
+			Bump: BumpTypes[ev.Type], Changes: changes}
 		if t := out.Txn; t != nil {
 			a.Txn = &storage.TxnKey{UserID: ev.Sender, DeviceID: t.DeviceID, Scope: t.Scope, TxnID: t.ID}
 		}
@@ -168,7 +169,7 @@ func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 			f.Notifier.OnRelation(a.RoomID, parent)
 		}
 		f.Notifier.KeepEvent(outs[i].Event, redacted[i], a.Txn)
-		f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: a.SyncPos, RoomID: a.RoomID, EventID: a.EventID, StreamPos: a.StreamPos}, a.Changes)
+		f.Notifier.OnRoomEvent(storage.SyncEvent{SyncPos: a.SyncPos, RoomID: a.RoomID, EventID: a.EventID, StreamPos: a.StreamPos, Bump: a.Bump}, a.Changes)
 	}
 	// The push actions and the rooms stream are written side by side (one
 	// commit on SQLite, whose writes group).
@@ -256,6 +257,20 @@ func (f *Feeder) membershipChanges(ctx context.Context, ev events.Event, stateAd
 		add(e)
 	}
 	return out, nil
+}
+
+// BumpTypes are the event types that count as activity in a room: sliding
+// sync sorts rooms by their latest such event (bump_stamp). They are
+// Synapse's, so that clients order rooms alike on either server: joins,
+// name or topic changes do not move a room up.
+var BumpTypes = map[string]bool{
+	"m.room.create":    true,
+	"m.room.message":   true,
+	"m.room.encrypted": true,
+	"m.sticker":        true,
+	"m.call.invite":    true,
+	"m.poll.start":     true,
+	"m.beacon_info":    true,
 }
 
 // relatesTo returns the event out's event relates to (m.relates_to), ""

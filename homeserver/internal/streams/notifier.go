@@ -38,6 +38,9 @@ type Notifier struct {
 	persistedCh chan struct{}
 	// latest is each room's latest event in the rooms stream.
 	latest map[string]storage.SyncEvent
+	// bumps is the rooms position of each room's latest bump event
+	// (BumpTypes).
+	bumps map[string]int64
 	// recent are each room's last recentEvents events, oldest first, so
 	// that an incremental sync finds where its range starts without a
 	// query.
@@ -80,6 +83,7 @@ func NewNotifier(serverName string) *Notifier {
 		memberships:   map[string]map[string]storage.Membership{},
 		persistedCh:   make(chan struct{}),
 		latest:        map[string]storage.SyncEvent{},
+		bumps:         map[string]int64{},
 		recent:        map[string][]storage.SyncEvent{},
 		related:       map[string]bool{},
 		keyCounts:     map[string]int64{},
@@ -95,6 +99,7 @@ func NewNotifier(serverName string) *Notifier {
 type Loader interface {
 	StreamPositions(ctx context.Context) (map[string]int64, error)
 	RoomLatest(ctx context.Context) (map[string]storage.SyncEvent, error)
+	RoomBumps(ctx context.Context) (map[string]int64, error)
 	AllMemberships(ctx context.Context, serverName string) ([]storage.Membership, error)
 }
 
@@ -109,6 +114,10 @@ func (n *Notifier) Load(ctx context.Context, db Loader, typingStart int64) error
 	if err != nil {
 		return err
 	}
+	bumps, err := db.RoomBumps(ctx)
+	if err != nil {
+		return err
+	}
 	ms, err := db.AllMemberships(ctx, strings.TrimPrefix(n.serverSuffix, ":"))
 	if err != nil {
 		return err
@@ -120,6 +129,7 @@ func (n *Notifier) Load(ctx context.Context, db Loader, typingStart int64) error
 		Presence: pos[storage.StreamPresence], ToDevice: pos["to_device"], DeviceLists: pos["device_lists"], Typing: typingStart,
 	}
 	n.latest = latest
+	n.bumps = bumps
 	n.persisted = n.pos.Rooms
 	n.loaded = n.pos.Rooms
 	for _, m := range ms {
@@ -218,6 +228,9 @@ func (n *Notifier) OnRoomEvent(ev storage.SyncEvent, changes []storage.Membershi
 			r = append(r[:0:0], r[1:]...)
 		}
 		n.recent[ev.RoomID] = append(r, ev)
+	}
+	if ev.Bump && ev.SyncPos > n.bumps[ev.RoomID] {
+		n.bumps[ev.RoomID] = ev.SyncPos
 	}
 	n.pos.Rooms = max(n.pos.Rooms, ev.SyncPos)
 	close(n.roomEvent)
@@ -555,6 +568,24 @@ func (n *Notifier) RoomsOf(userID string) map[string]string {
 		out[r] = m
 	}
 	return out
+}
+
+// Activity returns, for each room of roomIDs, the rooms position of its
+// latest bump event (BumpTypes), or of its latest event when it has none,
+// and the position of its latest event; 0 for a room the stream never saw.
+func (n *Notifier) Activity(roomIDs []string) (bumps, latest []int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	bumps, latest = make([]int64, len(roomIDs)), make([]int64, len(roomIDs))
+	for i, r := range roomIDs {
+		latest[i] = n.latest[r].SyncPos
+		if b, ok := n.bumps[r]; ok {
+			bumps[i] = b
+		} else {
+			bumps[i] = latest[i]
+		}
+	}
+	return bumps, latest
 }
 
 // WaitForEvent waits until the rooms stream has reached roomID's event at

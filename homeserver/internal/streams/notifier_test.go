@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,22 @@ func TestNotifierEventBodies(t *testing.T) {
 	}
 	if _, ok := n.RecentEvents("!a:x", 10, 12, 10); ok {
 		t.Error("RecentEvents serves an event pushed out of the bodies")
+	}
+}
+
+func TestNotifierActivity(t *testing.T) {
+	n := NewNotifier("x")
+	n.OnRoomEvent(storage.SyncEvent{SyncPos: 1, RoomID: "!a:x", EventID: "$1", StreamPos: 1, Bump: true}, nil)
+	n.OnRoomEvent(storage.SyncEvent{SyncPos: 2, RoomID: "!b:x", EventID: "$2", StreamPos: 1, Bump: true}, nil)
+	// A name change or a join in !a is no activity: !b stays ahead.
+	n.OnRoomEvent(storage.SyncEvent{SyncPos: 3, RoomID: "!a:x", EventID: "$3", StreamPos: 2}, nil)
+	// A room without any bump event ranks by its latest event.
+	n.OnRoomEvent(storage.SyncEvent{SyncPos: 4, RoomID: "!c:x", EventID: "$4", StreamPos: 1}, nil)
+	bumps, latest := n.Activity([]string{"!a:x", "!b:x", "!c:x", "!unknown:x"})
+	if want := []int64{1, 2, 4, 0}; !slices.Equal(bumps, want) {
+		t.Errorf("bumps = %v, want %v", bumps, want)
+	}
+	if want := []int64{3, 2, 4, 0}; !slices.Equal(latest, want) {
+		t.Errorf("latest = %v, want %v", latest, want)
 	}
 }

@@ -1,0 +1,136 @@
+//go:build goolm
+
+package tests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// TestSlidingSyncJSSDK: a real sliding sync client. matrix-js-sdk
+// 37.5.0's SlidingSync, run by its MatrixClient under Node, syncs a user
+// in 25 rooms: its first response fills the client with the 20 most
+// recent rooms and the list's count; a message in a room outside the
+// range reaches the client's timeline live; a room subscription brings a
+// room outside the range with its timeline.
+func TestSlidingSyncJSSDK(t *testing.T) {
+	node := nodeForJSSDK(t)
+	engines(t, func(t *testing.T, s *Server) {
+		js := s.Register("jsuser")
+		rooms := make([]id.RoomID, 25)
+		for i := range rooms {
+			rooms[i] = createRoom(t, s, js, map[string]any{"name": fmt.Sprintf("room %d", i)})
+		}
+		for i := 0; i < 3; i++ {
+			sendText(t, js, rooms[1], fmt.Sprintf("old %d", i))
+		}
+		// rooms[1] had activity after rooms[0..4] were created; make the
+		// 20 most recent rooms 5..24 by a message in each, oldest first.
+		for _, r := range rooms[5:] {
+			sendText(t, js, r, "recent")
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, node, "slidingsync.mjs")
+		cmd.Dir = jssdkDir
+		cmd.Env = append(os.Environ(), "HS_URL="+s.URL, "JS_USER="+js.UserID.String(), "JS_PASSWORD="+testPassword, "DEADLINE_MS=60000")
+		cmd.Stderr = testLogLines{t}
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start node: %v", err)
+		}
+		lines := make(chan string, 16)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(stdout)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		step := func(want string) string {
+			t.Helper()
+			for line := range lines {
+				if raw, ok := strings.CutPrefix(line, "RESULT "); ok {
+					t.Fatalf("slidingsync.mjs ended before %s: %s", want, raw)
+				}
+				if rest, ok := strings.CutPrefix(line, "STEP "+want); ok {
+					return strings.TrimSpace(rest)
+				}
+			}
+			t.Fatalf("slidingsync.mjs ended before %s", want)
+			return ""
+		}
+		send := func(line string) {
+			t.Helper()
+			if _, err := io.WriteString(stdin, line+"\n"); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		var ready struct {
+			Count int      `json:"count"`
+			Rooms []string `json:"rooms"`
+		}
+		if err := json.Unmarshal([]byte(step("ready")), &ready); err != nil {
+			t.Fatal(err)
+		}
+		if ready.Count != 25 || len(ready.Rooms) != 20 {
+			t.Fatalf("the SDK saw count %d and %d rooms, want 25 and 20", ready.Count, len(ready.Rooms))
+		}
+		for _, r := range rooms[5:] {
+			if !slices.Contains(ready.Rooms, r.String()) {
+				t.Errorf("the SDK lacks recent room %s", r)
+			}
+		}
+
+		// A message in a room outside the range: live in the SDK.
+		sendText(t, js, rooms[0], "hello from go")
+		send("expect " + rooms[0].String() + " hello from go")
+		step("got " + rooms[0].String())
+
+		// A subscription to a room outside the range (rooms[1]'s messages
+		// are older than the 20 rooms'): its timeline up to the limit.
+		if slices.Contains(ready.Rooms, rooms[1].String()) {
+			t.Fatalf("test set-up: %s in the range", rooms[1])
+		}
+		send("subscribe " + rooms[1].String() + " 3")
+		var got []string
+		if err := json.Unmarshal([]byte(step("subscribed")), &got); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, []string{"old 0", "old 1", "old 2"}) {
+			t.Errorf("subscribed room's messages %v", got)
+		}
+		send("done")
+		var res string
+		for line := range lines {
+			if raw, ok := strings.CutPrefix(line, "RESULT "); ok {
+				res = raw
+			}
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("slidingsync.mjs: %v; result %s", err, res)
+		}
+		t.Logf("matrix-js-sdk result: %s", res)
+	})
+}
