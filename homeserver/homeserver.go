@@ -22,12 +22,14 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/ephemeral"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/keys"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/profile"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/push"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/syncv3"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/userdir"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/bus"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
@@ -90,6 +92,12 @@ type Component struct {
 	// keys is the E2EE relay (device keys, to-device, cross-signing,
 	// key backup).
 	keys *keys.Handlers
+	// profile serves profiles; propagator (nil when Deps.Rooms was)
+	// carries name and avatar changes into member events.
+	profile    *profile.Handlers
+	propagator *profile.Propagator
+	// userdir is the user directory; nil when Deps.Rooms or Deps.Bus was.
+	userdir *userdir.Directory
 }
 
 // New builds the component; it does no I/O until Start.
@@ -120,11 +128,21 @@ func New(deps Deps) (*Component, error) {
 		kd.Rooms = deps.Rooms
 	}
 	c.keys = keys.New(kd)
+	pd := profile.Deps{ServerName: deps.Global.ServerName, Store: store, MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log}
+	if deps.Rooms != nil {
+		c.propagator = profile.NewPropagator(deps.Rooms, store, deps.Log, 0, 0)
+		pd.Propagator = c.propagator
+	}
+	c.profile = profile.New(pd)
+	if deps.Rooms != nil && deps.Bus != nil {
+		c.userdir = userdir.New(userdir.Deps{ServerName: deps.Global.ServerName, Store: store, Bus: deps.Bus, Rooms: deps.Rooms,
+			SearchAll: deps.Config.UserDirectory.SearchAllUsers, MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log})
+	}
 	if deps.Directory != nil {
 		c.directory = directory.New(directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory})
 	}
 	if deps.Rooms != nil {
-		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms}
+		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms, Profiles: c.profile}
 		if c.directory != nil {
 			rd.Directory = c.directory
 		}
@@ -188,6 +206,16 @@ func (noSyncNotifier) NotifyKeyCounts(string, string) {}
 // Start starts push's sender, loads the sync streams' positions and
 // starts consuming the roomserver's output.
 func (c *Component) Start(ctx context.Context) error {
+	if c.propagator != nil {
+		if err := c.propagator.Start(ctx); err != nil {
+			return err
+		}
+	}
+	if c.userdir != nil {
+		if err := c.userdir.Start(ctx); err != nil {
+			return err
+		}
+	}
 	if c.push != nil {
 		if err := c.push.Start(ctx); err != nil {
 			return err
@@ -230,6 +258,9 @@ func (c *Component) Stop(ctx context.Context) error {
 	if c.feeder != nil {
 		c.feeder.Stop()
 	}
+	if c.userdir != nil {
+		c.userdir.Stop()
+	}
 	if c.push != nil {
 		if err := c.push.Stop(ctx); err != nil {
 			return err
@@ -238,6 +269,9 @@ func (c *Component) Stop(ctx context.Context) error {
 	if c.stopTyping != nil {
 		c.stopTyping()
 		<-c.typingDone
+	}
+	if c.propagator != nil {
+		return c.propagator.Stop(ctx)
 	}
 	return nil
 }

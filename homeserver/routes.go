@@ -44,6 +44,10 @@ func (c *Component) Mount(r chi.Router) {
 		{"GET", "account/3pid", a.ThreePIDs},
 		{"GET", "capabilities", i.Capabilities},
 		{"GET", "thirdparty/protocols", i.ThirdPartyProtocols},
+		{"GET", "profile/{userID}", c.profile.Get},
+		{"GET", "profile/{userID}/{keyName}", c.profile.GetField},
+		{"PUT", "profile/{userID}/{keyName}", c.profile.Put},
+		{"DELETE", "profile/{userID}/{keyName}", c.profile.Delete},
 	}
 	if rm := c.rooms; rm != nil {
 		authed = append(authed, []route{
@@ -78,6 +82,9 @@ func (c *Component) Mount(r chi.Router) {
 			{"GET", "/_matrix/client/v1/rooms/{roomID}/threads", rm.Threads},
 			{"GET", "/_matrix/client/v1/rooms/{roomID}/timestamp_to_event", rm.TimestampToEvent},
 		}...)
+	}
+	if u := c.userdir; u != nil {
+		authed = append(authed, route{"POST", "user_directory/search", u.Search})
 	}
 	if d := c.directory; d != nil {
 		open = append(open, []route{

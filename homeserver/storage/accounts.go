@@ -57,7 +57,9 @@ type NewAccount struct {
 }
 
 // CreateAccount creates the account, consumes its registration token and
-// opens its first session, all or nothing. ErrUserExists if taken.
+// opens its first session, all or nothing. The account's display name
+// starts as its localpart, as on Synapse, and it enters the user
+// directory. ErrUserExists if taken.
 func (s *Store) CreateAccount(ctx context.Context, a NewAccount) error {
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -73,6 +75,9 @@ func (s *Store) CreateAccount(ctx context.Context, a NewAccount) error {
 		}
 		if err != nil {
 			return fmt.Errorf("insert account: %w", err)
+		}
+		if err := createProfile(ctx, tx, a.UserID, a.Localpart); err != nil {
+			return err
 		}
 		if a.Session != nil {
 			return s.openSession(ctx, tx, *a.Session, now)
@@ -112,7 +117,7 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutExce
 
 // Deactivate marks the account deactivated, clears its password and deletes
 // every device with its tokens and keys, its cross-signing keys and
-// signatures and its key backups. The user id stays taken forever.
+// signatures and its key backups; it leaves the user directory. The user id stays taken forever.
 func (s *Store) Deactivate(ctx context.Context, userID string) error {
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -128,6 +133,9 @@ func (s *Store) Deactivate(ctx context.Context, userID string) error {
 			return err
 		}
 		if err := s.deleteDevices(ctx, tx, userID, ids, now); err != nil {
+			return err
+		}
+		if err := deleteDirectoryUser(ctx, tx, userID); err != nil {
 			return err
 		}
 		return s.deleteUserE2EE(ctx, tx, userID, now)

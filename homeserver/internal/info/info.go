@@ -75,6 +75,8 @@ func (h *Handlers) Capabilities(r *http.Request) (any, error) {
 		"m.room_versions":   map[string]any{"default": h.global.DefaultRoomVersion, "available": available},
 		"m.set_displayname": enabled(true),
 		"m.set_avatar_url":  enabled(true),
+		// Extended profiles (spec v1.16): every field may be set.
+		"m.profile_fields":  enabled(true),
 		"m.3pid_changes":    enabled(false),
 		"m.get_login_token": enabled(false),
 	}}, nil

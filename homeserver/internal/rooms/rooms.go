@@ -53,6 +53,15 @@ type Deps struct {
 	// Synced, when set, lets a write return only once /sync has the event
 	// (read your writes), within syncWait.
 	Synced SyncWaiter
+	// Profiles gives the display name and avatar that joins and invites
+	// carry in their member events; nil: none.
+	Profiles Profiles
+}
+
+// Profiles reads the display name and avatar URL of a local user (nil
+// when unset).
+type Profiles interface {
+	MemberProfile(ctx context.Context, userID string) (displayName, avatarURL *string, err error)
 }
 
 // SyncWaiter waits for /sync's streams to reach an event.
@@ -81,6 +90,8 @@ type Handlers struct {
 	rooms  RoomReadWriter
 	dir    DirectoryHooks
 	synced SyncWaiter
+	// profiles is nil when Deps.Profiles was.
+	profiles Profiles
 	// txns serialises the requests of one transaction id in this process
 	// (see send.go); the database serialises them across processes.
 	txns keyedMutex
@@ -89,7 +100,7 @@ type Handlers struct {
 
 // New returns the room handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced, now: time.Now}
+	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced, profiles: d.Profiles, now: time.Now}
 }
 
 // Event types and membership values the package names.
