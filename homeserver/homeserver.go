@@ -26,6 +26,7 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/push"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/search"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/syncv3"
@@ -96,8 +97,10 @@ type Component struct {
 	// carries name and avatar changes into member events.
 	profile    *profile.Handlers
 	propagator *profile.Propagator
-	// userdir is the user directory; nil when Deps.Rooms or Deps.Bus was.
+	// userdir is the user directory and indexer the search index's
+	// feeder; nil when Deps.Rooms or Deps.Bus was.
 	userdir *userdir.Directory
+	indexer *search.Indexer
 }
 
 // New builds the component; it does no I/O until Start.
@@ -137,6 +140,7 @@ func New(deps Deps) (*Component, error) {
 	if deps.Rooms != nil && deps.Bus != nil {
 		c.userdir = userdir.New(userdir.Deps{ServerName: deps.Global.ServerName, Store: store, Bus: deps.Bus, Rooms: deps.Rooms,
 			SearchAll: deps.Config.UserDirectory.SearchAllUsers, MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log})
+		c.indexer = &search.Indexer{Bus: deps.Bus, Store: store, Log: deps.Log}
 	}
 	if deps.Directory != nil {
 		c.directory = directory.New(directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory})
@@ -215,6 +219,9 @@ func (c *Component) Start(ctx context.Context) error {
 		if err := c.userdir.Start(ctx); err != nil {
 			return err
 		}
+		if err := c.indexer.Start(ctx); err != nil {
+			return err
+		}
 	}
 	if c.push != nil {
 		if err := c.push.Start(ctx); err != nil {
@@ -260,6 +267,7 @@ func (c *Component) Stop(ctx context.Context) error {
 	}
 	if c.userdir != nil {
 		c.userdir.Stop()
+		c.indexer.Stop()
 	}
 	if c.push != nil {
 		if err := c.push.Stop(ctx); err != nil {

@@ -85,6 +85,9 @@ func (c *Component) Mount(r chi.Router) {
 	}
 	if u := c.userdir; u != nil {
 		authed = append(authed, route{"POST", "user_directory/search", u.Search})
+		if c.rooms != nil {
+			authed = append(authed, route{"POST", "search", c.rooms.Search})
+		}
 	}
 	if d := c.directory; d != nil {
 		open = append(open, []route{

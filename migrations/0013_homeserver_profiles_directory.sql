@@ -28,9 +28,10 @@ CREATE TABLE user_directory (
 );
 
 -- The words a user is found by: each word of the display name and the
--- localpart, lowercased. A prefix search is a range scan of the key.
+-- localpart, lowercased, as UTF-8 bytes: a prefix search is a range scan
+-- of the key, compared bytewise on both engines whatever the collation.
 CREATE TABLE user_directory_terms (
-    term    TEXT NOT NULL,
+    term    {{bytes}} NOT NULL,
     user_id TEXT NOT NULL,
     PRIMARY KEY (term, user_id)
 );
