@@ -35,7 +35,7 @@ CREATE TABLE user_directory_terms (
     user_id TEXT NOT NULL,
     PRIMARY KEY (term, user_id)
 );
-CREATE INDEX user_directory_terms_user ON user_directory_terms (user_id);
+CREATE INDEX user_directory_terms_user ON user_directory_terms (user_id, term);
 
 -- Who is joined where (local and remote users), for "shares a room".
 CREATE TABLE user_directory_rooms (

@@ -189,9 +189,15 @@ type DirectorySearch struct {
 
 // SearchDirectory returns up to q.Limit users matching every word of
 // q.Term (each word a prefix of a word of the user's display name or
-// localpart), exact matches of the whole name first, then exact words,
-// then prefixes, each group by name; limited is set when there were more.
-// Hidden users are never found.
+// localpart); limited is set when there were more. Results come in the
+// order of the word that matched (an exact word before the longer words
+// it begins), and for one word a user whose whole display name is the
+// term first, then by name. Hidden users are never found.
+//
+// The read walks the index of words in order from the first word that
+// can match and stops at the limit (PostgreSQL sorts by name within each
+// word only: an incremental sort), so a one-letter prefix over a large
+// directory does not sort every user it matches.
 func (s *Store) SearchDirectory(ctx context.Context, q DirectorySearch) (results []DirectoryResult, limited bool, err error) {
 	words := SearchWords(q.Term)
 	if len(words) == 0 || q.Limit <= 0 {
@@ -207,51 +213,87 @@ func (s *Store) SearchDirectory(ctx context.Context, q DirectorySearch) (results
 			lead = i
 		}
 	}
-	args := []any{strings.Join(words, " "), []byte(words[lead]), []byte(words[lead]), []byte(words[lead] + "\xff")}
-	var b strings.Builder
-	b.WriteString(`SELECT d.user_id, d.display_name, d.avatar_url,
-		MIN(CASE WHEN d.sort_name = $1 THEN 0 WHEN t.term = $2 THEN 1 ELSE 2 END) AS score
-		FROM user_directory_terms t JOIN user_directory d ON d.user_id = t.user_id
-		WHERE t.term >= $3 AND t.term < $4 AND NOT d.hidden`)
+	var extra []string
 	for i, w := range words {
-		if i == lead {
-			continue
+		if i != lead {
+			extra = append(extra, "% "+escapeLike(w)+"%")
 		}
-		args = append(args, "% "+escapeLike(w)+"%")
-		fmt.Fprintf(&b, ` AND d.search_text LIKE $%d ESCAPE '\'`, len(args))
 	}
-	b.WriteString(` AND (`)
-	if q.AllLocal {
-		b.WriteString(`d.is_local OR `)
-	}
-	args = append(args, q.Searcher, q.Limit+1)
-	fmt.Fprintf(&b, `EXISTS (SELECT 1 FROM user_directory_rooms r JOIN user_directory_rooms m ON m.room_id = r.room_id
-			WHERE r.user_id = d.user_id AND m.user_id = $%d)
-		OR EXISTS (SELECT 1 FROM user_directory_rooms r JOIN user_directory_public_rooms p ON p.room_id = r.room_id
-			WHERE r.user_id = d.user_id))
-		GROUP BY d.user_id, d.display_name, d.avatar_url, d.sort_name
-		ORDER BY score, d.sort_name, d.user_id
-		LIMIT $%d`, len(args)-1, len(args))
-	rows, err := s.db.Read().QueryContext(ctx, b.String(), args...)
+	// A user matching on several words comes once per word: read more
+	// rows than users wanted (a name rarely has more than three words
+	// starting alike), and keep each user's first.
+	rows, err := s.directoryRead(ctx, q, []byte(words[lead]), strings.Join(words, " "), extra, 3*(q.Limit+1))
 	if err != nil {
-		return nil, false, fmt.Errorf("search user directory: %w", err)
+		return nil, false, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var r DirectoryResult
-		var score int
-		if err := rows.Scan(&r.UserID, &r.DisplayName, &r.AvatarURL, &score); err != nil {
-			return nil, false, fmt.Errorf("search user directory: %w", err)
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if !seen[r.UserID] {
+			seen[r.UserID] = true
+			results = append(results, r)
 		}
-		results = append(results, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("search user directory: %w", err)
 	}
 	if len(results) > q.Limit {
 		return results[:q.Limit], true, nil
 	}
-	return results, false, nil
+	return results, len(rows) == 3*(q.Limit+1), nil
+}
+
+// directoryRead reads up to limit rows (user, matching word) of users
+// the searcher may find whose words start with prefix and whose search
+// text holds every pattern of like, in the order SearchDirectory gives.
+func (s *Store) directoryRead(ctx context.Context, q DirectorySearch, prefix []byte, full string, like []string, limit int) ([]DirectoryResult, error) {
+	var b strings.Builder
+	var args []any
+	if !q.AllLocal {
+		// The users the searcher may find, worked out first: the members
+		// of the rooms they are in and of public rooms. Bounded by the
+		// searcher's rooms, where checking every user matching a short
+		// prefix in a large directory would not be.
+		args = append(args, q.Searcher)
+		b.WriteString(`WITH visible AS (
+			SELECT m.user_id FROM user_directory_rooms s JOIN user_directory_rooms m ON m.room_id = s.room_id WHERE s.user_id = $1
+			UNION
+			SELECT r.user_id FROM user_directory_public_rooms p JOIN user_directory_rooms r ON r.room_id = p.room_id) `)
+	}
+	args = append(args, prefix, append(append([]byte{}, prefix...), 0xff))
+	fmt.Fprintf(&b, `SELECT d.user_id, d.display_name, d.avatar_url
+		FROM user_directory_terms t JOIN user_directory d ON d.user_id = t.user_id
+		WHERE t.term >= $%d AND t.term < $%d AND NOT d.hidden`, len(args)-1, len(args))
+	for _, p := range like {
+		args = append(args, p)
+		fmt.Fprintf(&b, ` AND d.search_text LIKE $%d ESCAPE '\'`, len(args))
+	}
+	if q.AllLocal {
+		// Every local user, and remote users met in a room shared or
+		// public.
+		args = append(args, q.Searcher)
+		fmt.Fprintf(&b, ` AND (d.is_local OR EXISTS (SELECT 1 FROM user_directory_rooms r JOIN user_directory_rooms m ON m.room_id = r.room_id
+			WHERE r.user_id = d.user_id AND m.user_id = $%d)
+			OR EXISTS (SELECT 1 FROM user_directory_rooms r JOIN user_directory_public_rooms p ON p.room_id = r.room_id
+			WHERE r.user_id = d.user_id))`, len(args))
+	} else {
+		b.WriteString(` AND d.user_id IN (SELECT user_id FROM visible)`)
+	}
+	args = append(args, full, limit)
+	fmt.Fprintf(&b, ` ORDER BY t.term, d.sort_name <> $%d, d.sort_name, t.user_id LIMIT $%d`, len(args)-1, len(args))
+	rows, err := s.db.Read().QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("search user directory: %w", err)
+	}
+	defer rows.Close()
+	var out []DirectoryResult
+	for rows.Next() {
+		var r DirectoryResult
+		if err := rows.Scan(&r.UserID, &r.DisplayName, &r.AvatarURL); err != nil {
+			return nil, fmt.Errorf("search user directory: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search user directory: %w", err)
+	}
+	return out, nil
 }
 
 // escapeLike escapes LIKE's wildcards (the pattern's ESCAPE is '\').
