@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"os"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -89,7 +90,7 @@ func latencies(b *testing.B, op func(i int)) {
 // firstNames and lastNames make the directory's display names.
 const (
 	firstNames = `ARRAY['Marie','Jean','Pierre','Michel','Anne','Nathalie','Isabelle','Sylvie','Catherine','Philippe','Alain','Nicolas','Christophe','Patrick','Sophie','Julien','Camille','Léa','Chloé','Emma','Hugo','Lucas','Louis','Gabriel','Arthur','Jules','Inès','Manon','Zoé','Sarah','Thomas','Antoine','Claire','Julie','Céline','Laurent','Éric','Olivier','David','Sébastien','Aurélie','Élodie','Mathieu','Vincent','François','Hélène','Margaux','Pauline','Romain','Maxime']`
-	lastNames = `ARRAY['Martin','Bernard','Dubois','Thomas','Robert','Richard','Petit','Durand','Leroy','Moreau','Simon','Laurent','Lefebvre','Michel','Garcia','David','Bertrand','Roux','Vincent','Fournier','Morel','Girard','André','Lefèvre','Mercier','Dupont','Lambert','Bonnet','François','Martinez','Legrand','Garnier','Faure','Rousseau','Blanc','Guérin','Muller','Henry','Roussel','Nicolas','Perrin','Morin','Mathieu','Clément','Gauthier','Dumont','Lopez','Fontaine','Chevalier','Robin','Masson','Sanchez','Gérard','Nguyen','Boyer','Denis','Lemaire','Duval','Joly','Gautier','Roger','Roche','Roy','Noël','Meyer','Lucas','Meunier','Jean','Pérez','Marchand','Dufour','Blanchard','Marie','Barbier','Brun','Dumas','Brunet','Schmitt','Leroux','Colin','Fernandez','Pierre','Renard','Arnaud','Rolland','Caron','Aubert','Giraud','Leclerc','Vidal','Bourgeois','Renaud','Lemoine','Picard','Gaillard','Philippe','Leclercq','Lacroix','Fabre','Dupuis']`
+	lastNames  = `ARRAY['Martin','Bernard','Dubois','Thomas','Robert','Richard','Petit','Durand','Leroy','Moreau','Simon','Laurent','Lefebvre','Michel','Garcia','David','Bertrand','Roux','Vincent','Fournier','Morel','Girard','André','Lefèvre','Mercier','Dupont','Lambert','Bonnet','François','Martinez','Legrand','Garnier','Faure','Rousseau','Blanc','Guérin','Muller','Henry','Roussel','Nicolas','Perrin','Morin','Mathieu','Clément','Gauthier','Dumont','Lopez','Fontaine','Chevalier','Robin','Masson','Sanchez','Gérard','Nguyen','Boyer','Denis','Lemaire','Duval','Joly','Gautier','Roger','Roche','Roy','Noël','Meyer','Lucas','Meunier','Jean','Pérez','Marchand','Dufour','Blanchard','Marie','Barbier','Brun','Dumas','Brunet','Schmitt','Leroux','Colin','Fernandez','Pierre','Renard','Arnaud','Rolland','Caron','Aubert','Giraud','Leclerc','Vidal','Bourgeois','Renaud','Lemoine','Picard','Gaillard','Philippe','Leclercq','Lacroix','Fabre','Dupuis']`
 )
 
 // BenchmarkLargeUserDirectory searches a directory of 50 000 local users
@@ -100,7 +101,9 @@ func BenchmarkLargeUserDirectory(b *testing.B) {
 	start := time.Now()
 	// Names are folded (lowercase, no accents) the way SearchWords does,
 	// with translate() for the accents the lists hold.
-	fold := func(col string) string { return `translate(lower(` + col + `), 'éèëêàçïîôöüû', 'eeeeaciioouu')` }
+	fold := func(col string) string {
+		return `translate(lower(` + col + `), 'éèëêàçïîôöüû', 'eeeeaciioouu')`
+	}
 	exec(b, db,
 		`INSERT INTO user_directory (user_id, is_local, display_name, sort_name, search_text)
 		 SELECT '@u' || g || ':bench', TRUE, f || ' ' || l, `+fold(`f || ' ' || l`)+`,
@@ -141,13 +144,13 @@ func BenchmarkLargeUserDirectory(b *testing.B) {
 func BenchmarkLargeSearch(b *testing.B) {
 	db := largeDB(b)
 	start := time.Now()
-	words := func(n int) string {
-		return `(ARRAY['hello','lunch','report','budget','draft','review','team','monday','call','notes','project','deadline','slides','coffee','agenda','minutes','client','invoice','travel','office'])`
-	}
+	// Three words of twenty, a word of 50 000 ("w123"), "meeting" in one
+	// message of ten, "zanzibar" in one of 10 000.
+	const words = `(ARRAY['hello','lunch','report','budget','draft','review','team','monday','call','notes','project','deadline','slides','coffee','agenda','minutes','client','invoice','travel','office'])`
 	exec(b, db,
 		`INSERT INTO search_events (stream_pos, event_id, room_id, sender, event_type, field, value)
 		 SELECT g, '$e' || g, '!r' || (g % 200) || ':bench', '@u' || (g % 5000) || ':bench', 'm.room.message', 'content.body',
-		        `+words(0)+`[1 + g % 20] || ' ' || `+words(1)+`[1 + (g / 20) % 20] || ' ' || `+words(2)+`[1 + (g / 400) % 20]
+		        `+words+`[1 + g % 20] || ' ' || `+words+`[1 + (g / 20) % 20] || ' ' || `+words+`[1 + (g / 400) % 20]
 		        || ' w' || (g % 50000)
 		        || CASE WHEN g % 10 = 3 THEN ' meeting' ELSE '' END
 		        || CASE WHEN g % 10000 = 7 THEN ' zanzibar' ELSE '' END
@@ -157,7 +160,7 @@ func BenchmarkLargeSearch(b *testing.B) {
 	s := storage.New(db)
 	rooms := make([]string, 200)
 	for i := range rooms {
-		rooms[i] = "!r" + itoa(i) + ":bench"
+		rooms[i] = "!r" + strconv.Itoa(i) + ":bench"
 	}
 	for _, tc := range []struct{ name, term string }{{"rare", "zanzibar"}, {"common", "meeting"}} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -177,15 +180,4 @@ func BenchmarkLargeSearch(b *testing.B) {
 			})
 		})
 	}
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var buf []byte
-	for ; i > 0; i /= 10 {
-		buf = append([]byte{byte('0' + i%10)}, buf...)
-	}
-	return string(buf)
 }
