@@ -18,6 +18,7 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/accountdata"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/calls"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/ephemeral"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
@@ -101,6 +102,10 @@ type Component struct {
 	// feeder; nil when Deps.Rooms or Deps.Bus was.
 	userdir *userdir.Directory
 	indexer *search.Indexer
+	// calls serves TURN, OpenID tokens and MatrixRTC transports; delayed
+	// (nil when Deps.Rooms was) the delayed events of MSC4140.
+	calls   *calls.Handlers
+	delayed *calls.Delayed
 }
 
 // New builds the component; it does no I/O until Start.
@@ -137,6 +142,7 @@ func New(deps Deps) (*Component, error) {
 		pd.Propagator = c.propagator
 	}
 	c.profile = profile.New(pd)
+	c.calls = calls.New(deps.Global.ServerName, &deps.Config.Calls, store)
 	if deps.Rooms != nil && deps.Bus != nil {
 		c.userdir = userdir.New(userdir.Deps{ServerName: deps.Global.ServerName, Store: store, Bus: deps.Bus, Rooms: deps.Rooms,
 			SearchAll: deps.Config.UserDirectory.SearchAllUsers, MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log})
@@ -162,6 +168,8 @@ func New(deps Deps) (*Component, error) {
 			c.push = p
 		}
 		c.rooms = rooms.New(rd)
+		c.delayed = calls.NewDelayed(calls.DelayedDeps{Store: store, Send: c.rooms, Rooms: deps.Rooms,
+			MaxDelay: deps.Config.Calls.MaxEventDelay.Std(), MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log})
 		c.spaces = spaces.New(spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms})
 		c.reports = reports.New(reports.Deps{Config: deps.Config, Store: store, Rooms: deps.Rooms, Events: c.rooms})
 	}
@@ -212,6 +220,11 @@ func (noSyncNotifier) NotifyKeyCounts(string, string) {}
 func (c *Component) Start(ctx context.Context) error {
 	if c.propagator != nil {
 		if err := c.propagator.Start(ctx); err != nil {
+			return err
+		}
+	}
+	if c.delayed != nil {
+		if err := c.delayed.Start(ctx); err != nil {
 			return err
 		}
 	}
@@ -278,11 +291,21 @@ func (c *Component) Stop(ctx context.Context) error {
 		c.stopTyping()
 		<-c.typingDone
 	}
+	if c.delayed != nil {
+		if err := c.delayed.Stop(ctx); err != nil {
+			return err
+		}
+	}
 	if c.propagator != nil {
 		return c.propagator.Stop(ctx)
 	}
 	return nil
 }
+
+// OpenID returns the component's OpenIDQuerier, for the federation
+// component's /openid/userinfo in the same process and for serving it on
+// the bus.
+func (c *Component) OpenID() api.OpenIDQuerier { return c.calls }
 
 // Tokens returns the component's TokenQuerier, for other components in the
 // same process and for serving it on the bus.

@@ -57,6 +57,8 @@ const (
 	// Profiles (spec v1.16).
 	CodeProfileTooLarge Code = "M_PROFILE_TOO_LARGE"
 	CodeKeyTooLarge     Code = "M_KEY_TOO_LARGE"
+	// Delayed events (MSC4140).
+	CodeMaxDelayExceeded Code = "M_MAX_DELAY_EXCEEDED"
 )
 
 // statusOf is each code's HTTP status when the caller gives none.
@@ -98,6 +100,7 @@ var statusOf = map[Code]int{
 	CodeResourceLimit:        http.StatusForbidden,
 	CodeProfileTooLarge:      http.StatusBadRequest,
 	CodeKeyTooLarge:          http.StatusBadRequest,
+	CodeMaxDelayExceeded:     http.StatusBadRequest,
 }
 
 // Error is a Matrix error: an HTTP status and a JSON body with errcode and

@@ -209,6 +209,18 @@ func (h *Handlers) send(ctx context.Context, roomID string, ev api.ProtoEvent) (
 	return out, nil
 }
 
+// SendAs sends ev, an event of a local user, with the checks of PUT
+// /send and /state, and returns once /sync has it (within syncWait): for
+// delayed events, sent when their time comes.
+func (h *Handlers) SendAs(ctx context.Context, roomID string, ev api.ProtoEvent) (string, error) {
+	out, err := h.send(ctx, roomID, ev)
+	if err != nil {
+		return "", err
+	}
+	h.awaitSync(ctx, out)
+	return out.EventID, nil
+}
+
 // awaitSync waits, within syncWait, for /sync to have ev (an empty ev,
 // from a retried transaction, needs no wait). Handlers call it once the
 // event's transaction id is recorded, so that the sender's sync shows it.

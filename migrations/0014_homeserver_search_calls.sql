@@ -32,3 +32,32 @@ CREATE TRIGGER search_events_delete AFTER DELETE ON search_events BEGIN
     INSERT INTO search_fts (search_fts, rowid, value) VALUES ('delete', old.stream_pos, old.value);
 END;
 {{end}}
+
+-- OpenID tokens (POST /user/{userId}/openid/request_token), as SHA-256
+-- hashes, checked by the federation API's /openid/userinfo.
+CREATE TABLE openid_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    expires_ts BIGINT NOT NULL
+);
+CREATE INDEX openid_tokens_expiry ON openid_tokens (expires_ts);
+
+-- Delayed events (MSC4140) waiting to be sent: what to send, on whose
+-- behalf, and when (send_ts = running_since + delay_ms; a restart moves
+-- running_since). Kept here so that they survive a restart.
+CREATE TABLE delayed_events (
+    delay_id      TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL,
+    device_id     TEXT NOT NULL,
+    room_id       TEXT NOT NULL,
+    event_type    TEXT NOT NULL,
+    -- NULL for a message event.
+    state_key     TEXT,
+    content       TEXT NOT NULL,
+    delay_ms      BIGINT NOT NULL,
+    running_since BIGINT NOT NULL,
+    send_ts       BIGINT NOT NULL
+);
+CREATE INDEX delayed_events_send ON delayed_events (send_ts);
+CREATE INDEX delayed_events_user ON delayed_events (user_id);
+CREATE INDEX delayed_events_state ON delayed_events (room_id, event_type, state_key);
