@@ -135,4 +135,3 @@ func (s *Store) CountDelayedEvents(ctx context.Context, userID string) (int, err
 	}
 	return n, nil
 }
-
