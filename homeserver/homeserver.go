@@ -169,8 +169,12 @@ func New(deps Deps) (*Component, error) {
 		}
 		c.rooms = rooms.New(rd)
 		c.delayed = calls.NewDelayed(calls.DelayedDeps{Store: store, Send: c.rooms, Rooms: deps.Rooms,
-			MaxDelay: deps.Config.Calls.MaxEventDelay.Std(), MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log})
-		c.spaces = spaces.New(spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms})
+			MaxDelay: deps.Config.Calls.MaxEventDelay.Std(), MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log, Bus: deps.Bus})
+		sd := spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms, Reader: deps.Rooms}
+		if c.directory != nil {
+			sd.Aliases = c.directory
+		}
+		c.spaces = spaces.New(sd)
 		c.reports = reports.New(reports.Deps{Config: deps.Config, Store: store, Rooms: deps.Rooms, Events: c.rooms})
 	}
 	return c, nil

@@ -118,6 +118,7 @@ func (c *Component) Mount(r chi.Router) {
 			{"POST", "rooms/{roomID}/upgrade", rm.Upgrade},
 			{"POST", "knock/{roomIDOrAlias}", rm.Knock},
 			{"GET", "/_matrix/client/v1/rooms/{roomID}/hierarchy", c.spaces.Hierarchy},
+			{"GET", "/_matrix/client/v1/room_summary/{roomIDOrAlias}", c.spaces.RoomSummary},
 			{"POST", "rooms/{roomID}/report", c.reports.ReportRoom},
 			{"POST", "rooms/{roomID}/report/{eventID}", c.reports.ReportEvent},
 		}...)

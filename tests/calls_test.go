@@ -196,6 +196,20 @@ func TestDelayedEvents(t *testing.T) {
 			t.Fatal("a cancelled event was sent or is still waiting")
 		}
 
+		// Another user's state change cancels a delayed change of that
+		// state; the writer's own delayed events stay.
+		if _, err := bob.JoinRoomByID(ctx(), room); err != nil {
+			t.Fatal(err)
+		}
+		s.Do("PUT", roomPath(room, "state", "org.example.shared", "k")+"?org.matrix.msc4140.delay=60000", bob.AccessToken, map[string]any{"v": "bob"}).Expect(t, 200, "")
+		own := s.Do("PUT", roomPath(room, "state", "org.example.shared", "k")+"?org.matrix.msc4140.delay=60000", alice.AccessToken, map[string]any{"v": "later"}).Expect(t, 200, "").Body["delay_id"].(string)
+		s.Do("PUT", roomPath(room, "state", "org.example.shared", "k"), alice.AccessToken, map[string]any{"v": "alice"}).Expect(t, 200, "")
+		waitUntil(t, "bob's delayed state cancelled", func() bool { return len(delayedIDs(t, s, bob)) == 0 })
+		if ids := delayedIDs(t, s, alice); len(ids) != 1 || ids[0] != own {
+			t.Fatalf("alice's own delayed state: %v", ids)
+		}
+		s.Do("POST", delayedPath+"/"+own, alice.AccessToken, map[string]any{"action": "cancel"}).Expect(t, 200, "")
+
 		// Refusals.
 		send(alice, "90000000", "too late").Expect(t, 400, "M_MAX_DELAY_EXCEEDED")
 		send(alice, "-5", "bad").Expect(t, 400, "M_INVALID_PARAM")

@@ -9,6 +9,7 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
+	"maunium.net/go/mautrix/synapseadmin"
 )
 
 // waitUntil polls cond every 20 ms until it holds, failing the test after
@@ -83,6 +84,19 @@ func TestProfileFields(t *testing.T) {
 		r = s.Do("GET", profilePath(alice.UserID, "displayname"), bob.AccessToken, nil).Expect(t, 200, "")
 		if r.Body["displayname"] != "Alice Liddell" {
 			t.Fatalf("a refused change changed the profile: %s", r.Raw)
+		}
+
+		// The shared-secret endpoint's displayname is the first name.
+		admin := &synapseadmin.Client{Client: s.Client()}
+		resp, err := admin.SharedSecretRegister(ctx(), sharedSecret, synapseadmin.ReqSharedSecretRegister{
+			Username: "carol", Password: testPassword, Displayname: "Carol Ann",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = s.Do("GET", profilePath(resp.UserID, "displayname"), bob.AccessToken, nil).Expect(t, 200, "")
+		if r.Body["displayname"] != "Carol Ann" {
+			t.Fatalf("shared-secret displayname: %s", r.Raw)
 		}
 
 		// Unknown and remote users: 404 (remote profiles need federation).

@@ -54,12 +54,15 @@ type NewAccount struct {
 	RegistrationToken string
 	// Session, when set, logs the new account in on a new device.
 	Session *NewSession
+	// DisplayName is the account's first display name; empty: its
+	// localpart.
+	DisplayName string
 }
 
 // CreateAccount creates the account, consumes its registration token and
 // opens its first session, all or nothing. The account's display name
-// starts as its localpart, as on Synapse, and it enters the user
-// directory. ErrUserExists if taken.
+// starts as a.DisplayName or its localpart, as on Synapse, and it enters
+// the user directory. ErrUserExists if taken.
 func (s *Store) CreateAccount(ctx context.Context, a NewAccount) error {
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -76,7 +79,11 @@ func (s *Store) CreateAccount(ctx context.Context, a NewAccount) error {
 		if err != nil {
 			return fmt.Errorf("insert account: %w", err)
 		}
-		if err := createProfile(ctx, tx, a.UserID, a.Localpart); err != nil {
+		name := a.DisplayName
+		if name == "" {
+			name = a.Localpart
+		}
+		if err := createProfile(ctx, tx, a.UserID, name); err != nil {
 			return err
 		}
 		if a.Session != nil {

@@ -135,3 +135,16 @@ func (s *Store) CountDelayedEvents(ctx context.Context, userID string) (int, err
 	}
 	return n, nil
 }
+
+// CancelDelayedState drops the delayed state events for (roomID, typ,
+// stateKey) of every user but sender: a state event sent by someone else
+// overwrote the state they were meant to change (MSC4140).
+func (s *Store) CancelDelayedState(ctx context.Context, roomID, typ, stateKey, sender string) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM delayed_events WHERE room_id = $1 AND event_type = $2 AND state_key = $3 AND user_id <> $4`,
+			roomID, typ, stateKey, sender); err != nil {
+			return fmt.Errorf("cancel overwritten delayed state: %w", err)
+		}
+		return nil
+	})
+}

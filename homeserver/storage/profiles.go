@@ -108,11 +108,11 @@ func profileString(raw json.RawMessage) *string {
 	return &s
 }
 
-// createProfile gives a new account its first display name (its
-// localpart, as Synapse does, so that other users see a name) and its
-// directory entry, in the account's transaction.
-func createProfile(ctx context.Context, tx *sql.Tx, userID, localpart string) error {
-	raw, err := json.Marshal(localpart)
+// createProfile gives a new account its first display name (so that
+// other users see a name) and its directory entry, in the account's
+// transaction.
+func createProfile(ctx context.Context, tx *sql.Tx, userID, name string) error {
+	raw, err := json.Marshal(name)
 	if err != nil {
 		return fmt.Errorf("encode display name: %w", err)
 	}
@@ -120,5 +120,5 @@ func createProfile(ctx context.Context, tx *sql.Tx, userID, localpart string) er
 		ON CONFLICT (user_id, field) DO NOTHING`, userID, ProfileDisplayName, string(raw)); err != nil {
 		return fmt.Errorf("store display name: %w", err)
 	}
-	return upsertDirectoryUser(ctx, tx, DirectoryUser{UserID: userID, Local: true, DisplayName: &localpart})
+	return upsertDirectoryUser(ctx, tx, DirectoryUser{UserID: userID, Local: true, DisplayName: &name})
 }

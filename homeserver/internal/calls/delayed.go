@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -15,7 +16,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
+	"github.com/matrix-gouv/homeserver/internal/bus"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -53,6 +56,7 @@ type DelayedStore interface {
 	TakeDelayedEvent(ctx context.Context, userID, delayID string) (storage.DelayedEvent, error)
 	RestartDelayedEvent(ctx context.Context, userID, delayID string, nowTS int64) error
 	CountDelayedEvents(ctx context.Context, userID string) (int, error)
+	CancelDelayedState(ctx context.Context, roomID, typ, stateKey, sender string) error
 }
 
 // Sender sends an event as the client API sends it (the room API's
@@ -76,6 +80,8 @@ type Delayed struct {
 	maxRequestBytes int64
 	log             *logrus.Entry
 	now             func() time.Time
+	bus             *bus.Bus
+	stopConsumer    func()
 
 	wake chan struct{}
 	// mu guards cancel and done.
@@ -92,13 +98,16 @@ type DelayedDeps struct {
 	MaxDelay        time.Duration
 	MaxRequestBytes int64
 	Log             *logrus.Entry
+	// Bus carries the roomserver's output, watched for state that other
+	// users overwrite; nil: not watched.
+	Bus *bus.Bus
 }
 
 // NewDelayed returns the delayed events service; nothing is sent before
 // Start.
 func NewDelayed(d DelayedDeps) *Delayed {
 	return &Delayed{store: d.Store, send: d.Send, rooms: d.Rooms, maxDelay: d.MaxDelay, maxRequestBytes: d.MaxRequestBytes,
-		log: d.Log, now: time.Now, wake: make(chan struct{}, 1)}
+		log: d.Log, now: time.Now, bus: d.Bus, wake: make(chan struct{}, 1)}
 }
 
 // Or returns a handler that schedules the request when it carries the
@@ -287,17 +296,48 @@ func (d *Delayed) poke() {
 func (d *Delayed) Start(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.bus != nil {
+		stop, err := d.bus.Consume(context.WithoutCancel(ctx), bus.StreamRoomserverOutput, delayedDurable, "", d.overwritten)
+		if err != nil {
+			return fmt.Errorf("consume roomserver output for delayed events: %w", err)
+		}
+		d.stopConsumer = stop
+	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel, d.done = cancel, make(chan struct{})
 	go d.run(sctx, d.done)
 	return nil
 }
 
+// delayedDurable names the consumer that watches for overwritten state.
+const delayedDurable = "homeserver_delayed"
+
+// overwritten cancels the delayed state events of other users for the
+// state an accepted state event set, as Synapse does: a user's "I left
+// the call" must not undo what someone else wrote since.
+func (d *Delayed) overwritten(ctx context.Context, msg bus.Message) error {
+	var out rsapi.OutputEvent
+	if err := msg.Decode(&out); err != nil {
+		return err
+	}
+	if out.SoftFailed || !slices.Contains(out.StateAdded, out.Event.EventID) {
+		return nil
+	}
+	e, err := events.Parse(out.Event)
+	if err != nil || e.StateKey == nil {
+		return nil
+	}
+	return d.store.CancelDelayedState(ctx, e.RoomID, e.Type, *e.StateKey, e.Sender)
+}
+
 // Stop stops the scheduler and waits for the send in hand.
 func (d *Delayed) Stop(ctx context.Context) error {
 	d.mu.Lock()
-	cancel, done := d.cancel, d.done
+	cancel, done, stopConsumer := d.cancel, d.done, d.stopConsumer
 	d.mu.Unlock()
+	if stopConsumer != nil {
+		stopConsumer()
+	}
 	if cancel == nil {
 		return nil
 	}
