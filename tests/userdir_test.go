@@ -7,6 +7,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 )
 
 // searchUsers returns the user ids c finds for term, and limited.
@@ -127,4 +128,28 @@ func TestUserDirectorySearchAllAndRanking(t *testing.T) {
 			t.Fatalf("limit 2: got %v (limited %v)", ids, limited)
 		}
 	}, func(c *config.Config) { c.Client.UserDirectory.SearchAllUsers = true })
+}
+
+// TestUserDirectoryBackfill: a directory that knows no room (a server
+// older than it) is filled from the roomserver at start.
+func TestUserDirectoryBackfill(t *testing.T) {
+	engines(t, func(t *testing.T, s *Server) {
+		alice, bob := s.Register("alice"), s.Register("bob")
+		room := createRoom(t, s, alice, map[string]any{"preset": "private_chat", "invite": []string{bob.UserID.String()}})
+		if _, err := bob.JoinRoomByID(ctx(), room); err != nil {
+			t.Fatal(err)
+		}
+		setDisplayName(t, s, bob, "Zed")
+		waitUntil(t, "bob found", func() bool { return finds(t, s, alice, "zed", bob.UserID) })
+		s.Stop()
+		db := storagetest.Open(t, s.Cfg.Database.URL)
+		if _, err := db.Read().ExecContext(ctx(), `DELETE FROM user_directory_rooms`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		s.Restart()
+		if !finds(t, s, alice, "zed", bob.UserID) {
+			t.Fatal("bob not found after the backfill")
+		}
+	})
 }

@@ -300,3 +300,33 @@ func (s *Store) directoryRead(ctx context.Context, q DirectorySearch, prefix []b
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// DirectoryNeedsBackfill reports whether the directory knows no room
+// membership at all: on a server that had rooms before the directory
+// existed, they must be read once from the roomserver.
+func (s *Store) DirectoryNeedsBackfill(ctx context.Context) (bool, error) {
+	var n int
+	if err := s.db.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM user_directory_rooms LIMIT 1) x`).Scan(&n); err != nil {
+		return false, fmt.Errorf("read directory rooms: %w", err)
+	}
+	return n == 0, nil
+}
+
+// ActiveLocalUsers returns the user ids of the accounts not deactivated,
+// for the directory's backfill.
+func (s *Store) ActiveLocalUsers(ctx context.Context) ([]string, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT user_id FROM accounts WHERE NOT deactivated ORDER BY user_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list accounts: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

@@ -38,11 +38,16 @@ type Store interface {
 	DirectoryMember(ctx context.Context, roomID string, u storage.DirectoryUser, joined bool) error
 	DirectoryPublicRoom(ctx context.Context, roomID string, public bool) error
 	SearchDirectory(ctx context.Context, q storage.DirectorySearch) ([]storage.DirectoryResult, bool, error)
+	DirectoryNeedsBackfill(ctx context.Context) (bool, error)
+	ActiveLocalUsers(ctx context.Context) ([]string, error)
 }
 
-// EventReader reads the state events a state resolution made current.
+// EventReader reads the state events a state resolution made current, and
+// for the backfill the rooms of local users and their current state.
 type EventReader interface {
 	Event(ctx context.Context, eventID string) (rsapi.Event, error)
+	RoomsOf(ctx context.Context, userID, membership string) ([]string, error)
+	CurrentState(ctx context.Context, roomID string) ([]rsapi.Event, error)
 }
 
 // Deps is what the directory needs.
@@ -68,16 +73,67 @@ type Directory struct {
 // New returns the directory; it consumes nothing until Start.
 func New(d Deps) *Directory { return &Directory{Deps: d} }
 
-// Start attaches the durable consumer.
+// Start fills the directory's rooms from the roomserver when it knows
+// none (see backfill), then attaches the durable consumer.
 func (d *Directory) Start(ctx context.Context) error {
 	if d.Bus == nil {
 		return nil
+	}
+	if err := d.backfill(ctx); err != nil {
+		return err
 	}
 	stop, err := d.Bus.Consume(context.WithoutCancel(ctx), bus.StreamRoomserverOutput, durable, "", d.handle)
 	if err != nil {
 		return fmt.Errorf("consume roomserver output for the user directory: %w", err)
 	}
 	d.stop = stop
+	return nil
+}
+
+// backfill reads, once, the current state of every room a local user is
+// joined to: the roomserver's output stream keeps a week, so the rooms of
+// a server older than the directory would otherwise be missing. It runs
+// while the directory knows no membership at all (cheap when there is
+// none to find); events the consumer then replays are applied again,
+// which is harmless.
+func (d *Directory) backfill(ctx context.Context) error {
+	need, err := d.Store.DirectoryNeedsBackfill(ctx)
+	if err != nil || !need {
+		return err
+	}
+	users, err := d.Store.ActiveLocalUsers(ctx)
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, u := range users {
+		rooms, err := d.Rooms.RoomsOf(ctx, u, "join")
+		if err != nil {
+			return fmt.Errorf("user directory backfill: %w", err)
+		}
+		for _, roomID := range rooms {
+			if done[roomID] {
+				continue
+			}
+			done[roomID] = true
+			state, err := d.Rooms.CurrentState(ctx, roomID)
+			if err != nil {
+				return fmt.Errorf("user directory backfill: %w", err)
+			}
+			for _, raw := range state {
+				e, err := events.Parse(raw)
+				if err != nil {
+					continue
+				}
+				if err := d.apply(ctx, e); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if len(done) > 0 {
+		d.Log.WithField("rooms", len(done)).Info("user directory filled from existing rooms")
+	}
 	return nil
 }
 
