@@ -163,4 +163,3 @@ func TestSetOrDelete(t *testing.T) {
 		t.Fatalf("setOrDelete: %v", c)
 	}
 }
-
