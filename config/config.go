@@ -108,6 +108,10 @@ type Client struct {
 	Presence Presence `yaml:"presence"`
 	// Encryption is the end-to-end encryption policy of rooms.
 	Encryption Encryption `yaml:"encryption"`
+	// UserDirectory sets who the user directory finds.
+	UserDirectory UserDirectory `yaml:"user_directory"`
+	// Calls configures TURN, MatrixRTC transports and delayed events.
+	Calls Calls `yaml:"calls"`
 }
 
 // Presence sets whether users see each other online (on by default, as
@@ -372,6 +376,7 @@ func (c *Config) Defaults() {
 	defLimit(&rl.Request, 50, 200)
 	def(&c.Client.Encryption.PrivateRooms, PrivateRoomsEncrypted)
 	c.Client.Push.defaults()
+	c.Client.Calls.defaults()
 	def(&c.Federation.Listen, "127.0.0.1:8448")
 	def(&c.Federation.TLSCert, "federation.crt")
 	def(&c.Federation.TLSKey, "federation.key")
@@ -442,6 +447,7 @@ func (c *Config) Verify() error {
 	}
 	c.Media.verify(&errs)
 	c.Client.Push.verify(&errs)
+	c.Client.Calls.verify(&errs)
 	switch c.Logging.Level {
 	case "debug", "info", "warn", "error":
 	default:

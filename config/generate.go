@@ -255,6 +255,25 @@ client:
     # so (it then offers no switch); "optional" leaves it to the client.
     # Whatever this says, encryption once on cannot be turned off.
     #private_rooms: encrypted
+  user_directory:
+    # Find every local user, not only those who share a room with the
+    # searcher or are in a public room (an organisation's directory).
+    # Users who hide (im.vector.hide_profile) are never found.
+    #search_all_users: false
+  calls:
+    # TURN servers for Element's 1:1 calls, with coturn's
+    # static-auth-secret (use-auth-secret). None: /voip/turnServer is {}.
+    #turn_uris: []
+    #turn_shared_secret: ""
+    # How long TURN credentials stay valid.
+    #turn_user_lifetime: 1h
+    # MatrixRTC transports for Element Call, e.g.
+    # [{type: livekit, livekit_service_url: "https://rtc.example.org"}].
+    #rtc_transports: []
+    # The longest delay of a delayed event (MSC4140).
+    #max_event_delay: 24h
+    # How long an OpenID token (for Element Call's JWT service) lives.
+    #openid_token_lifetime: 1h
 
 federation:
   # The address of the federation listener (TLS), or "off" to open none.

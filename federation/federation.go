@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/config"
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/internal/storage"
 	"github.com/matrix-gouv/homeserver/internal/version"
@@ -43,6 +45,9 @@ type Deps struct {
 	Log *logrus.Entry
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// OpenID resolves the OpenID tokens of /openid/userinfo (the client
+	// component); nil answers every token as unknown.
+	OpenID hsapi.OpenIDQuerier
 }
 
 // Component is the server-server API.
@@ -53,6 +58,7 @@ type Component struct {
 	db         *storage.DB
 	log        *logrus.Entry
 	now        func() time.Time
+	openID     hsapi.OpenIDQuerier
 }
 
 // New builds the component from the server's signing key; it fails when
@@ -73,6 +79,7 @@ func New(deps Deps) (*Component, error) {
 		db:         deps.DB,
 		log:        deps.Log,
 		now:        now,
+		openID:     deps.OpenID,
 	}, nil
 }
 
@@ -95,10 +102,33 @@ func (c *Component) Mount(r chi.Router) {
 	routes := []route{
 		{"GET", "/_matrix/federation/v1/version", c.Version},
 		{"GET", "/_matrix/key/v2/server", c.ServerKeys},
+		// Called by services that are not Matrix servers (Element Call's
+		// LiveKit JWT service): no X-Matrix signature is asked for, and
+		// the server allow-list must not apply to it.
+		{"GET", "/_matrix/federation/v1/openid/userinfo", c.OpenIDUserInfo},
 	}
 	for _, rt := range routes {
 		r.Method(rt.method, rt.path, httputil.Handle(rt.h))
 	}
+}
+
+// OpenIDUserInfo answers GET /_matrix/federation/v1/openid/userinfo?access_token=
+// with {"sub": user id} for an OpenID token this server issued and that
+// has not expired; 401 M_UNKNOWN_TOKEN otherwise.
+func (c *Component) OpenIDUserInfo(r *http.Request) (any, error) {
+	token := r.URL.Query().Get("access_token")
+	unknown := httputil.Errorf(httputil.CodeUnknownToken, "unknown or expired OpenID token")
+	if token == "" || c.openID == nil {
+		return nil, unknown
+	}
+	userID, err := c.openID.QueryOpenIDToken(r.Context(), token)
+	if errors.Is(err, hsapi.ErrUnknownToken) {
+		return nil, unknown
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"sub": userID}, nil
 }
 
 // versionResponse is the body of GET /_matrix/federation/v1/version.

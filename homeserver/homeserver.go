@@ -18,17 +18,21 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/accountdata"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/calls"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/ephemeral"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/keys"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/profile"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/push"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/reports"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/rooms"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/search"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/slidingsync"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/spaces"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/syncv3"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/userdir"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/bus"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
@@ -92,6 +96,18 @@ type Component struct {
 	// keys is the E2EE relay (device keys, to-device, cross-signing,
 	// key backup).
 	keys *keys.Handlers
+	// profile serves profiles; propagator (nil when Deps.Rooms was)
+	// carries name and avatar changes into member events.
+	profile    *profile.Handlers
+	propagator *profile.Propagator
+	// userdir is the user directory and indexer the search index's
+	// feeder; nil when Deps.Rooms or Deps.Bus was.
+	userdir *userdir.Directory
+	indexer *search.Indexer
+	// calls serves TURN, OpenID tokens and MatrixRTC transports; delayed
+	// (nil when Deps.Rooms was) the delayed events of MSC4140.
+	calls   *calls.Handlers
+	delayed *calls.Delayed
 }
 
 // New builds the component; it does no I/O until Start.
@@ -122,11 +138,23 @@ func New(deps Deps) (*Component, error) {
 		kd.Rooms = deps.Rooms
 	}
 	c.keys = keys.New(kd)
+	pd := profile.Deps{ServerName: deps.Global.ServerName, Store: store, MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log}
+	if deps.Rooms != nil {
+		c.propagator = profile.NewPropagator(deps.Rooms, store, deps.Log, 0, 0)
+		pd.Propagator = c.propagator
+	}
+	c.profile = profile.New(pd)
+	c.calls = calls.New(deps.Global.ServerName, &deps.Config.Calls, store)
+	if deps.Rooms != nil && deps.Bus != nil {
+		c.userdir = userdir.New(userdir.Deps{ServerName: deps.Global.ServerName, Store: store, Bus: deps.Bus, Rooms: deps.Rooms,
+			SearchAll: deps.Config.UserDirectory.SearchAllUsers, MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log})
+		c.indexer = &search.Indexer{Bus: deps.Bus, Store: store, Log: deps.Log}
+	}
 	if deps.Directory != nil {
 		c.directory = directory.New(directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory})
 	}
 	if deps.Rooms != nil {
-		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms}
+		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms, Profiles: c.profile}
 		if c.directory != nil {
 			rd.Directory = c.directory
 		}
@@ -142,7 +170,13 @@ func New(deps Deps) (*Component, error) {
 			c.push = p
 		}
 		c.rooms = rooms.New(rd)
-		c.spaces = spaces.New(spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms})
+		c.delayed = calls.NewDelayed(calls.DelayedDeps{Store: store, Send: c.rooms, Rooms: deps.Rooms,
+			MaxDelay: deps.Config.Calls.MaxEventDelay.Std(), MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log, Bus: deps.Bus})
+		sd := spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms, Reader: deps.Rooms}
+		if c.directory != nil {
+			sd.Aliases = c.directory
+		}
+		c.spaces = spaces.New(sd)
 		c.reports = reports.New(reports.Deps{Config: deps.Config, Store: store, Rooms: deps.Rooms, Events: c.rooms})
 	}
 	return c, nil
@@ -192,6 +226,24 @@ func (noSyncNotifier) NotifyKeyCounts(string, string) {}
 // Start starts push's sender, loads the sync streams' positions and
 // starts consuming the roomserver's output.
 func (c *Component) Start(ctx context.Context) error {
+	if c.propagator != nil {
+		if err := c.propagator.Start(ctx); err != nil {
+			return err
+		}
+	}
+	if c.delayed != nil {
+		if err := c.delayed.Start(ctx); err != nil {
+			return err
+		}
+	}
+	if c.userdir != nil {
+		if err := c.userdir.Start(ctx); err != nil {
+			return err
+		}
+		if err := c.indexer.Start(ctx); err != nil {
+			return err
+		}
+	}
 	if c.push != nil {
 		if err := c.push.Start(ctx); err != nil {
 			return err
@@ -238,6 +290,10 @@ func (c *Component) Stop(ctx context.Context) error {
 	if c.feeder != nil {
 		c.feeder.Stop()
 	}
+	if c.userdir != nil {
+		c.userdir.Stop()
+		c.indexer.Stop()
+	}
 	if c.push != nil {
 		if err := c.push.Stop(ctx); err != nil {
 			return err
@@ -247,8 +303,21 @@ func (c *Component) Stop(ctx context.Context) error {
 		c.stopTyping()
 		<-c.typingDone
 	}
+	if c.delayed != nil {
+		if err := c.delayed.Stop(ctx); err != nil {
+			return err
+		}
+	}
+	if c.propagator != nil {
+		return c.propagator.Stop(ctx)
+	}
 	return nil
 }
+
+// OpenID returns the component's OpenIDQuerier, for the federation
+// component's /openid/userinfo in the same process and for serving it on
+// the bus.
+func (c *Component) OpenID() api.OpenIDQuerier { return c.calls }
 
 // Tokens returns the component's TokenQuerier, for other components in the
 // same process and for serving it on the bus.

@@ -44,8 +44,22 @@ func (c *Component) Mount(r chi.Router) {
 		{"GET", "account/3pid", a.ThreePIDs},
 		{"GET", "capabilities", i.Capabilities},
 		{"GET", "thirdparty/protocols", i.ThirdPartyProtocols},
+		{"GET", "profile/{userID}", c.profile.Get},
+		{"GET", "profile/{userID}/{keyName}", c.profile.GetField},
+		{"PUT", "profile/{userID}/{keyName}", c.profile.Put},
+		{"DELETE", "profile/{userID}/{keyName}", c.profile.Delete},
+		{"GET", "voip/turnServer", c.calls.TURNServer},
+		{"POST", "user/{userID}/openid/request_token", c.calls.RequestOpenIDToken},
+		{"GET", "/_matrix/client/unstable/org.matrix.msc4143/rtc/transports", c.calls.RTCTransports},
 	}
 	if rm := c.rooms; rm != nil {
+		// PUT /send and /state with org.matrix.msc4140.delay are delayed
+		// events (MSC4140).
+		send, putState := c.delayed.Or(rm.Send, false), c.delayed.Or(rm.PutState, true)
+		authed = append(authed, []route{
+			{"GET", "/_matrix/client/unstable/org.matrix.msc4140/delayed_events", c.delayed.List},
+			{"POST", "/_matrix/client/unstable/org.matrix.msc4140/delayed_events/{delayID}", c.delayed.Update},
+		}...)
 		authed = append(authed, []route{
 			{"POST", "createRoom", rm.CreateRoom},
 			{"POST", "join/{roomIDOrAlias}", rm.JoinByIDOrAlias},
@@ -56,16 +70,16 @@ func (c *Component) Mount(r chi.Router) {
 			{"POST", "rooms/{roomID}/kick", rm.Kick},
 			{"POST", "rooms/{roomID}/ban", rm.Ban},
 			{"POST", "rooms/{roomID}/unban", rm.Unban},
-			{"PUT", "rooms/{roomID}/send/{eventType}/{txnID}", rm.Send},
+			{"PUT", "rooms/{roomID}/send/{eventType}/{txnID}", send},
 			{"PUT", "rooms/{roomID}/redact/{eventID}/{txnID}", rm.Redact},
 			{"GET", "rooms/{roomID}/state", rm.State},
 			// A state key may be empty: with or without the last slash.
 			{"GET", "rooms/{roomID}/state/{eventType}", rm.StateEvent},
 			{"GET", "rooms/{roomID}/state/{eventType}/", rm.StateEvent},
 			{"GET", "rooms/{roomID}/state/{eventType}/{stateKey}", rm.StateEvent},
-			{"PUT", "rooms/{roomID}/state/{eventType}", rm.PutState},
-			{"PUT", "rooms/{roomID}/state/{eventType}/", rm.PutState},
-			{"PUT", "rooms/{roomID}/state/{eventType}/{stateKey}", rm.PutState},
+			{"PUT", "rooms/{roomID}/state/{eventType}", putState},
+			{"PUT", "rooms/{roomID}/state/{eventType}/", putState},
+			{"PUT", "rooms/{roomID}/state/{eventType}/{stateKey}", putState},
 			{"GET", "rooms/{roomID}/members", rm.Members},
 			{"GET", "rooms/{roomID}/joined_members", rm.JoinedMembers},
 			{"GET", "joined_rooms", rm.JoinedRooms},
@@ -78,6 +92,12 @@ func (c *Component) Mount(r chi.Router) {
 			{"GET", "/_matrix/client/v1/rooms/{roomID}/threads", rm.Threads},
 			{"GET", "/_matrix/client/v1/rooms/{roomID}/timestamp_to_event", rm.TimestampToEvent},
 		}...)
+	}
+	if u := c.userdir; u != nil {
+		authed = append(authed, route{"POST", "user_directory/search", u.Search})
+		if c.rooms != nil {
+			authed = append(authed, route{"POST", "search", c.rooms.Search})
+		}
 	}
 	if d := c.directory; d != nil {
 		open = append(open, []route{
@@ -98,6 +118,7 @@ func (c *Component) Mount(r chi.Router) {
 			{"POST", "rooms/{roomID}/upgrade", rm.Upgrade},
 			{"POST", "knock/{roomIDOrAlias}", rm.Knock},
 			{"GET", "/_matrix/client/v1/rooms/{roomID}/hierarchy", c.spaces.Hierarchy},
+			{"GET", "/_matrix/client/v1/room_summary/{roomIDOrAlias}", c.spaces.RoomSummary},
 			{"POST", "rooms/{roomID}/report", c.reports.ReportRoom},
 			{"POST", "rooms/{roomID}/report/{eventID}", c.reports.ReportEvent},
 		}...)

@@ -3,7 +3,9 @@
 //
 // Each file is written once for both engines; the few types that differ are
 // written as macros that internal/storage expands: {{autoid}} for an
-// auto-incremented int64 primary key, {{bytes}} for binary data. A landed
+// auto-incremented int64 primary key, {{bytes}} for binary data; a part
+// that has no common form at all (full-text search) goes in a
+// {{if sqlite}} … {{end}} or {{if postgres}} … {{end}} block. A landed
 // migration is never edited: change the schema with a new file. A file names
 // the component that owns its tables: 0001_homeserver_accounts.sql.
 package migrations

@@ -38,7 +38,8 @@ func TestEncryptionPolicyDefault(t *testing.T) {
 				t.Errorf("%s: encrypted: %d %s", tc.name, r.Status, r.Raw)
 			}
 		}
-		if v := s.Do("GET", "/_matrix/client/versions", "", nil).Expect(t, 200, ""); v.Body["unstable_features"].(map[string]any)["io.element.e2ee_forced.private"] != nil {
+		v := s.Do("GET", "/_matrix/client/versions", "", nil).Expect(t, 200, "")
+		if _, forced := v.Body["unstable_features"].(map[string]any)["io.element.e2ee_forced.private"]; forced {
 			t.Errorf("e2ee_forced advertised without the forced policy: %s", v.Raw)
 		}
 

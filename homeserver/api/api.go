@@ -38,3 +38,13 @@ var (
 	// in again to the same device (soft_logout true).
 	ErrSoftLogout = errors.New("access token expired")
 )
+
+// OpenIDQuerier resolves OpenID tokens (POST
+// /user/{userId}/openid/request_token) for the federation API's
+// /openid/userinfo, which services such as Element Call's LiveKit JWT
+// service call to learn who a token belongs to.
+type OpenIDQuerier interface {
+	// QueryOpenIDToken returns the user id the unexpired token was issued
+	// to, or ErrUnknownToken.
+	QueryOpenIDToken(ctx context.Context, token string) (string, error)
+}

@@ -15,6 +15,10 @@ import (
 	"github.com/matrix-gouv/homeserver/internal/bus"
 )
 
+// SubjectQueryOpenIDToken is the bus subject on which the homeserver
+// component answers QueryOpenIDToken.
+const SubjectQueryOpenIDToken = "homeserver.query.openid_token"
+
 // SubjectQueryAccessToken is the bus subject (relative to the bus prefix)
 // on which the homeserver component answers QueryAccessToken.
 const SubjectQueryAccessToken = "homeserver.query.access_token"
@@ -44,6 +48,15 @@ func ServeTokens(b *bus.Bus, impl api.TokenQuerier) (stop func(), err error) {
 	return bus.Serve(b, SubjectQueryAccessToken, query, bus.WithErrors(tokenErrors()))
 }
 
+// ServeOpenID answers QueryOpenIDToken requests on the bus with impl, as
+// ServeTokens does for access tokens.
+func ServeOpenID(b *bus.Bus, impl api.OpenIDQuerier) (stop func(), err error) {
+	query := func(ctx context.Context, req tokenRequest) (string, error) {
+		return impl.QueryOpenIDToken(ctx, req.Token)
+	}
+	return bus.Serve(b, SubjectQueryOpenIDToken, query, bus.WithErrors(tokenErrors()))
+}
+
 // TokenClient is an api.TokenQuerier that asks, over the bus, whichever
 // process serves ServeTokens.
 type TokenClient struct {
@@ -62,4 +75,13 @@ func (c *TokenClient) QueryAccessToken(ctx context.Context, token string) (api.D
 	return bus.Call[tokenRequest, api.Device](ctx, c.b, SubjectQueryAccessToken, tokenRequest{Token: token}, bus.WithErrors(tokenErrors()))
 }
 
-var _ api.TokenQuerier = (*TokenClient)(nil)
+// QueryOpenIDToken implements api.OpenIDQuerier over the bus, like
+// QueryAccessToken.
+func (c *TokenClient) QueryOpenIDToken(ctx context.Context, token string) (string, error) {
+	return bus.Call[tokenRequest, string](ctx, c.b, SubjectQueryOpenIDToken, tokenRequest{Token: token}, bus.WithErrors(tokenErrors()))
+}
+
+var (
+	_ api.TokenQuerier  = (*TokenClient)(nil)
+	_ api.OpenIDQuerier = (*TokenClient)(nil)
+)

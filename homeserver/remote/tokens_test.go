@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/matrix-gouv/homeserver/homeserver/api"
@@ -27,6 +28,14 @@ func (f fakeTokens) QueryAccessToken(ctx context.Context, token string) (api.Dev
 	return r.dev, r.err
 }
 
+// QueryOpenIDToken answers "oid_<user>" with the user.
+func (f fakeTokens) QueryOpenIDToken(ctx context.Context, token string) (string, error) {
+	if user, ok := strings.CutPrefix(token, "oid_"); ok {
+		return user, nil
+	}
+	return "", api.ErrUnknownToken
+}
+
 func TestTokenClient(t *testing.T) {
 	alice := api.Device{UserID: "@alice:example.org", DeviceID: "ALICEPHONE", IsAdmin: true}
 	fake := fakeTokens{
@@ -40,6 +49,11 @@ func TestTokenClient(t *testing.T) {
 		t.Fatalf("serve tokens: %v", err)
 	}
 	defer stop()
+	stopOpenID, err := ServeOpenID(b, fake)
+	if err != nil {
+		t.Fatalf("serve OpenID tokens: %v", err)
+	}
+	defer stopOpenID()
 	client := NewTokenClient(b)
 
 	tests := []struct {
@@ -65,6 +79,15 @@ func TestTokenClient(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("openid", func(t *testing.T) {
+		if user, err := client.QueryOpenIDToken(context.Background(), "oid_@alice:example.org"); err != nil || user != "@alice:example.org" {
+			t.Fatalf("got %q, %v", user, err)
+		}
+		if _, err := client.QueryOpenIDToken(context.Background(), "nope"); !errors.Is(err, api.ErrUnknownToken) {
+			t.Fatalf("unknown token: %v", err)
+		}
+	})
 
 	t.Run("undeclared error", func(t *testing.T) {
 		_, err := client.QueryAccessToken(context.Background(), "mat_broken")

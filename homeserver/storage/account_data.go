@@ -17,9 +17,14 @@ type AccountData struct {
 	Pos     int64
 }
 
+// AccountDataHideProfile is Tchap's global account data by which a user
+// hides from the user directory: {"hide_profile": true}.
+const AccountDataHideProfile = "im.vector.hide_profile"
+
 // PutAccountData stores content as userID's account data of type typ
 // (in roomID, "" for global) and returns its account-data stream
-// position.
+// position. im.vector.hide_profile also hides the user from the user
+// directory (or shows them again), in the same transaction.
 func (s *Store) PutAccountData(ctx context.Context, userID, roomID, typ string, content json.RawMessage) (int64, error) {
 	var pos int64
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -30,7 +35,14 @@ func (s *Store) PutAccountData(ctx context.Context, userID, roomID, typ string, 
 		_, err = tx.ExecContext(ctx, `INSERT INTO account_data (user_id, room_id, type, content, pos) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = excluded.content, pos = excluded.pos`,
 			userID, roomID, typ, string(content), pos)
-		return err
+		if err != nil || roomID != "" || typ != AccountDataHideProfile {
+			return err
+		}
+		var hide struct {
+			HideProfile bool `json:"hide_profile"`
+		}
+		_ = json.Unmarshal(content, &hide) // not an object: not hidden
+		return setDirectoryHidden(ctx, tx, userID, hide.HideProfile)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store account data %s of %s: %w", typ, userID, err)

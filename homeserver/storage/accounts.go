@@ -54,10 +54,15 @@ type NewAccount struct {
 	RegistrationToken string
 	// Session, when set, logs the new account in on a new device.
 	Session *NewSession
+	// DisplayName is the account's first display name; empty: its
+	// localpart.
+	DisplayName string
 }
 
 // CreateAccount creates the account, consumes its registration token and
-// opens its first session, all or nothing. ErrUserExists if taken.
+// opens its first session, all or nothing. The account's display name
+// starts as a.DisplayName or its localpart, as on Synapse, and it enters
+// the user directory. ErrUserExists if taken.
 func (s *Store) CreateAccount(ctx context.Context, a NewAccount) error {
 	now := s.nowMS()
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -73,6 +78,13 @@ func (s *Store) CreateAccount(ctx context.Context, a NewAccount) error {
 		}
 		if err != nil {
 			return fmt.Errorf("insert account: %w", err)
+		}
+		name := a.DisplayName
+		if name == "" {
+			name = a.Localpart
+		}
+		if err := createProfile(ctx, tx, a.UserID, name); err != nil {
+			return err
 		}
 		if a.Session != nil {
 			return s.openSession(ctx, tx, *a.Session, now)
@@ -113,7 +125,7 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutExce
 
 // Deactivate marks the account deactivated, clears its password and deletes
 // every device with its tokens and keys, its cross-signing keys and
-// signatures and its key backups. The user id stays taken forever.
+// signatures and its key backups; it leaves the user directory. The user id stays taken forever.
 func (s *Store) Deactivate(ctx context.Context, userID string) error {
 	defer s.sessionsChanged()
 	now := s.nowMS()
@@ -130,6 +142,9 @@ func (s *Store) Deactivate(ctx context.Context, userID string) error {
 			return err
 		}
 		if err := s.deleteDevices(ctx, tx, userID, ids, now); err != nil {
+			return err
+		}
+		if err := deleteDirectoryUser(ctx, tx, userID); err != nil {
 			return err
 		}
 		return s.deleteUserE2EE(ctx, tx, userID, now)

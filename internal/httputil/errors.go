@@ -54,6 +54,11 @@ const (
 	CodeCannotOverwriteMedia Code = "M_CANNOT_OVERWRITE_MEDIA"
 	CodeNotYetUploaded       Code = "M_NOT_YET_UPLOADED"
 	CodeResourceLimit        Code = "M_RESOURCE_LIMIT_EXCEEDED"
+	// Profiles (spec v1.16).
+	CodeProfileTooLarge Code = "M_PROFILE_TOO_LARGE"
+	CodeKeyTooLarge     Code = "M_KEY_TOO_LARGE"
+	// Delayed events (MSC4140).
+	CodeMaxDelayExceeded Code = "M_MAX_DELAY_EXCEEDED"
 )
 
 // statusOf is each code's HTTP status when the caller gives none.
@@ -93,6 +98,9 @@ var statusOf = map[Code]int{
 	CodeCannotOverwriteMedia: http.StatusConflict,
 	CodeNotYetUploaded:       http.StatusGatewayTimeout,
 	CodeResourceLimit:        http.StatusForbidden,
+	CodeProfileTooLarge:      http.StatusBadRequest,
+	CodeKeyTooLarge:          http.StatusBadRequest,
+	CodeMaxDelayExceeded:     http.StatusBadRequest,
 }
 
 // Error is a Matrix error: an HTTP status and a JSON body with errcode and

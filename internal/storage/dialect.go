@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -59,8 +60,25 @@ var schemaMacros = map[Dialect]*strings.Replacer{
 	),
 }
 
-// expandSchema turns a migration's macros into this engine's types.
-func (d Dialect) expandSchema(sql string) string { return schemaMacros[d].Replace(sql) }
+// engineBlock is a part of a migration for one engine only:
+// "{{if sqlite}} … {{end}}" or "{{if postgres}} … {{end}}". It exists for
+// what has no common form at all (full-text search: a tsvector column and
+// a GIN index on PostgreSQL, an FTS5 table on SQLite); everything else is
+// written once.
+var engineBlock = regexp.MustCompile(`(?s)\{\{if (sqlite|postgres)\}\}(.*?)\{\{end\}\}`)
+
+// expandSchema turns a migration's macros into this engine's types and
+// keeps only this engine's blocks.
+func (d Dialect) expandSchema(sql string) string {
+	sql = engineBlock.ReplaceAllStringFunc(sql, func(block string) string {
+		m := engineBlock.FindStringSubmatch(block)
+		if m[1] != d.String() {
+			return ""
+		}
+		return m[2]
+	})
+	return schemaMacros[d].Replace(sql)
+}
 
 // Placeholders returns "$from, $from+1, …" n times, for an IN list.
 func Placeholders(from, n int) string {

@@ -40,6 +40,9 @@ func (a *App) buildLocked() (built, error) {
 	// tokens resolves access tokens for the media component: the client
 	// component itself when it runs here, its NATS client otherwise.
 	var tokens api.TokenQuerier
+	// openID resolves OpenID tokens for the federation component the same
+	// way.
+	var openID api.OpenIDQuerier
 	// The roomserver is built first: the client component holds it when
 	// both run here. It still starts after the client component
 	// (AllComponents' order); requests only arrive once every part has
@@ -65,18 +68,19 @@ func (a *App) buildLocked() (built, error) {
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Client, err)
 		}
-		tokens = hs.Tokens()
-		b.parts = append(b.parts, part{name: Client, start: hs.Start, stop: hs.Stop}, a.tokenService(hs.Tokens()))
+		tokens, openID = hs.Tokens(), hs.OpenID()
+		b.parts = append(b.parts, part{name: Client, start: hs.Start, stop: hs.Stop}, a.tokenService(hs.Tokens(), hs.OpenID()))
 		b.clientRoutes = append(b.clientRoutes, hs.Mount)
 	} else {
-		tokens = remote.NewTokenClient(a.bus)
+		client := remote.NewTokenClient(a.bus)
+		tokens, openID = client, client
 	}
 	if rs != nil {
 		b.parts = append(b.parts, part{name: Roomserver, start: rs.Start, stop: rs.Stop}, a.roomserverService(rs))
 	}
 	if a.run[Federation] {
 		fed, err := federation.New(federation.Deps{
-			Global: &cfg.Global, Config: &cfg.Federation, DB: a.db, Log: a.componentLog(Federation),
+			Global: &cfg.Global, Config: &cfg.Federation, DB: a.db, Log: a.componentLog(Federation), OpenID: openID,
 		})
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Federation, err)
@@ -115,8 +119,19 @@ func (a *App) buildLocked() (built, error) {
 // tokenService is the part that answers other processes' access token
 // queries on the bus with the client component's TokenQuerier. It starts
 // after the client component and stops before it.
-func (a *App) tokenService(tokens api.TokenQuerier) part {
-	return a.busService(Client+" token service", func() (func(), error) { return remote.ServeTokens(a.bus, tokens) })
+func (a *App) tokenService(tokens api.TokenQuerier, openID api.OpenIDQuerier) part {
+	return a.busService(Client+" token service", func() (func(), error) {
+		stopTokens, err := remote.ServeTokens(a.bus, tokens)
+		if err != nil {
+			return nil, err
+		}
+		stopOpenID, err := remote.ServeOpenID(a.bus, openID)
+		if err != nil {
+			stopTokens()
+			return nil, err
+		}
+		return func() { stopOpenID(); stopTokens() }, nil
+	})
 }
 
 // roomserverService is the part that answers other processes' roomserver

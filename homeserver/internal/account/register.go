@@ -88,6 +88,9 @@ type createParams struct {
 	displayName             *string
 	ip                      string
 	refresh                 bool
+	// profileName is the account's first display name (the shared-secret
+	// endpoint's displayname); empty: the localpart.
+	profileName string
 }
 
 // createAccount creates the account and, with login, its first device, in
@@ -101,7 +104,8 @@ func (h *Handlers) createAccount(ctx context.Context, p createParams) (sessionRe
 		}
 	}
 	resp := sessionResponse{UserID: p.userID, HomeServer: h.global.ServerName}
-	na := storage.NewAccount{UserID: p.userID, Localpart: localpartOf(p.userID), PasswordHash: hash, IsAdmin: p.admin, RegistrationToken: p.token}
+	na := storage.NewAccount{UserID: p.userID, Localpart: localpartOf(p.userID), PasswordHash: hash, IsAdmin: p.admin, RegistrationToken: p.token,
+		DisplayName: p.profileName}
 	if p.login {
 		s, err := h.prepareSession(p.userID, p.deviceID, p.displayName, p.ip, p.refresh)
 		if err != nil {

@@ -106,5 +106,9 @@ func (h *Handlers) SharedSecretRegister(r *http.Request) (any, error) {
 			return nil, err
 		}
 	}
-	return h.createAccount(r.Context(), createParams{userID: userID, password: req.Password, admin: req.Admin, login: !req.InhibitLogin, ip: clientIP(r)})
+	p := createParams{userID: userID, password: req.Password, admin: req.Admin, login: !req.InhibitLogin, ip: clientIP(r)}
+	if req.DisplayName != nil && len(*req.DisplayName) <= 256 {
+		p.profileName = *req.DisplayName
+	}
+	return h.createAccount(r.Context(), p)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/calls"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 )
 
@@ -45,12 +46,20 @@ func (h *Handlers) Versions(r *http.Request) (any, error) {
 		unstable["io.element.e2ee_forced.private"] = true
 		unstable["io.element.e2ee_forced.trusted_private"] = true
 	}
+	// Delayed events (homeserver/internal/calls), which Element Call
+	// needs so that a vanished client leaves its calls.
+	unstable["org.matrix.msc4140"] = true
 	return map[string]any{"versions": specVersions, "unstable_features": unstable}, nil
 }
 
 // WellKnownClient is GET /.well-known/matrix/client.
 func (h *Handlers) WellKnownClient(r *http.Request) (any, error) {
-	return map[string]any{"m.homeserver": map[string]string{"base_url": h.cfg.PublicBaseURL}}, nil
+	body := map[string]any{"m.homeserver": map[string]string{"base_url": h.cfg.PublicBaseURL}}
+	if len(h.cfg.Calls.RTCTransports) > 0 {
+		// Element Call's LiveKit services (MSC4143).
+		body["org.matrix.msc4143.rtc_foci"] = calls.Transports(&h.cfg.Calls)
+	}
+	return body, nil
 }
 
 // WellKnownServer is GET /.well-known/matrix/server: delegation of
@@ -77,6 +86,8 @@ func (h *Handlers) Capabilities(r *http.Request) (any, error) {
 		"m.room_versions":   map[string]any{"default": h.global.DefaultRoomVersion, "available": available},
 		"m.set_displayname": enabled(true),
 		"m.set_avatar_url":  enabled(true),
+		// Extended profiles (spec v1.16): every field may be set.
+		"m.profile_fields":  enabled(true),
 		"m.3pid_changes":    enabled(false),
 		"m.get_login_token": enabled(false),
 	}}, nil

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,6 +83,9 @@ func (h *Handlers) CreateRoom(r *http.Request) (any, error) {
 	}
 	req.defaultEncryption = true
 	cr, err := h.buildCreateRoom(dev.UserID, req, alias)
+	if err == nil {
+		err = h.addProfiles(r.Context(), cr.Events)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +110,36 @@ func (h *Handlers) CreateRoom(r *http.Request) (any, error) {
 		}
 	}
 	return map[string]string{"room_id": roomID}, nil
+}
+
+// addProfiles puts the display names and avatars of local users into the
+// join and invite member events of a new room.
+func (h *Handlers) addProfiles(ctx context.Context, evs []api.ProtoEvent) error {
+	for i, ev := range evs {
+		if ev.Type != typeMember || ev.StateKey == nil || !h.isLocal(*ev.StateKey) {
+			continue
+		}
+		var content map[string]any
+		if err := json.Unmarshal(ev.Content, &content); err != nil {
+			return fmt.Errorf("read member event: %w", err)
+		}
+		extra := map[string]string{}
+		if err := h.addProfile(ctx, *ev.StateKey, extra); err != nil {
+			return err
+		}
+		if len(extra) == 0 {
+			continue
+		}
+		for k, v := range extra {
+			content[k] = v
+		}
+		raw, err := json.Marshal(content)
+		if err != nil {
+			return fmt.Errorf("encode member event: %w", err)
+		}
+		evs[i].Content = raw
+	}
+	return nil
 }
 
 // buildCreateRoom checks a createRoom request and turns it into the

@@ -50,6 +50,9 @@ func (h *Handlers) join(r *http.Request, roomID string) (any, error) {
 		return nil, err
 	}
 	content := memberContent(membershipJoin, req.Reason)
+	if err := h.addProfile(r.Context(), dev.UserID, content); err != nil {
+		return nil, err
+	}
 	if via != "" {
 		content[fieldAuthorisedVia] = via
 	}
@@ -209,9 +212,35 @@ func (h *Handlers) currentMembership(ctx context.Context, roomID, userID string)
 // sender may (403 with their reason when not). Repeating the current
 // membership event (same sender, membership and content) sends nothing,
 // as Synapse does, so that retries of a join or leave are harmless.
-// Display names and avatars are not filled in: profiles come later.
+// An invite of a local user carries the invitee's display name and
+// avatar, as on Synapse, so that the room shows who was invited.
 func (h *Handlers) setMembership(ctx context.Context, roomID, sender, target, membership, reason string) error {
-	return h.sendMember(ctx, roomID, sender, target, memberContent(membership, reason))
+	content := memberContent(membership, reason)
+	if membership == membershipInvite && h.isLocal(target) {
+		if err := h.addProfile(ctx, target, content); err != nil {
+			return err
+		}
+	}
+	return h.sendMember(ctx, roomID, sender, target, content)
+}
+
+// addProfile puts userID's display name and avatar URL into a member
+// event's content.
+func (h *Handlers) addProfile(ctx context.Context, userID string, content map[string]string) error {
+	if h.profiles == nil {
+		return nil
+	}
+	name, avatar, err := h.profiles.MemberProfile(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("read profile: %w", err)
+	}
+	if name != nil {
+		content["displayname"] = *name
+	}
+	if avatar != nil {
+		content["avatar_url"] = *avatar
+	}
+	return nil
 }
 
 // memberContent is the content of a member event: the membership, and

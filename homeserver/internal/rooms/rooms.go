@@ -53,6 +53,15 @@ type Deps struct {
 	// Synced, when set, lets a write return only once /sync has the event
 	// (read your writes), within syncWait.
 	Synced SyncWaiter
+	// Profiles gives the display name and avatar that joins and invites
+	// carry in their member events; nil: none.
+	Profiles Profiles
+}
+
+// Profiles reads the display name and avatar URL of a local user (nil
+// when unset).
+type Profiles interface {
+	MemberProfile(ctx context.Context, userID string) (displayName, avatarURL *string, err error)
 }
 
 // SyncWaiter waits for /sync's streams to reach an event.
@@ -81,12 +90,14 @@ type Handlers struct {
 	rooms  RoomReadWriter
 	dir    DirectoryHooks
 	synced SyncWaiter
-	now    func() time.Time
+	// profiles is nil when Deps.Profiles was.
+	profiles Profiles
+	now      func() time.Time
 }
 
 // New returns the room handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced, now: time.Now}
+	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced, profiles: d.Profiles, now: time.Now}
 }
 
 // Event types and membership values the package names.
@@ -193,6 +204,18 @@ func (h *Handlers) send(ctx context.Context, roomID string, ev api.ProtoEvent) (
 		return api.Event{}, writeError("send event", err, errNotInRoom())
 	}
 	return out, nil
+}
+
+// SendAs sends ev, an event of a local user, with the checks of PUT
+// /send and /state, and returns once /sync has it (within syncWait): for
+// delayed events, sent when their time comes.
+func (h *Handlers) SendAs(ctx context.Context, roomID string, ev api.ProtoEvent) (string, error) {
+	out, err := h.send(ctx, roomID, ev)
+	if err != nil {
+		return "", err
+	}
+	h.awaitSync(ctx, out)
+	return out.EventID, nil
 }
 
 // awaitSync waits, within syncWait, for /sync to have ev (an empty ev,

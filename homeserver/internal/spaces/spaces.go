@@ -37,20 +37,28 @@ type Previewer interface {
 	MayPreview(ctx context.Context, roomID, userID string) (bool, error)
 }
 
-// Deps is what the hierarchy handler needs.
+// Deps is what the hierarchy and room summary handlers need.
 type Deps struct {
 	Rooms   Roomserver
 	Preview Previewer
+	// Reader reads room versions and memberships for room summaries.
+	Reader SummaryReader
+	// Aliases resolves aliases for room summaries; nil: only room ids.
+	Aliases Aliases
 }
 
-// Handlers serves the space endpoints.
+// Handlers serves the space endpoints and room summaries.
 type Handlers struct {
 	rooms   Roomserver
 	preview Previewer
+	reader  SummaryReader
+	aliases Aliases
 }
 
 // New returns the space handlers.
-func New(d Deps) *Handlers { return &Handlers{rooms: d.Rooms, preview: d.Preview} }
+func New(d Deps) *Handlers {
+	return &Handlers{rooms: d.Rooms, preview: d.Preview, reader: d.Reader, aliases: d.Aliases}
+}
 
 // Limits of a hierarchy request. The spec asks servers for a default and a
 // maximum of each; Synapse's page size is 50.

@@ -1,0 +1,116 @@
+package spaces
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+)
+
+// SummaryReader is what a room summary reads beyond the current state.
+type SummaryReader interface {
+	RoomVersion(ctx context.Context, roomID string) (string, error)
+	Membership(ctx context.Context, roomID, userID string) (string, int64, error)
+}
+
+// Aliases resolves a room alias (homeserver/internal/directory).
+type Aliases interface {
+	RoomIDOf(ctx context.Context, alias string) (string, error)
+}
+
+// roomSummary is the body of GET /room_summary (spec v1.15): the room's
+// public entry, and what a client shows before joining.
+type roomSummary struct {
+	api.PublicRoom
+	RoomVersion    string   `json:"room_version,omitempty"`
+	Encryption     string   `json:"encryption,omitempty"`
+	AllowedRoomIDs []string `json:"allowed_room_ids,omitempty"`
+	// Membership is the caller's membership, when they have one.
+	Membership string `json:"membership,omitempty"`
+}
+
+// RoomSummary is GET /_matrix/client/v1/room_summary/{roomIdOrAlias}: the
+// summary of a room the user may preview (the rules of /hierarchy:
+// joined, invited, a public or knockable room, a restricted room whose
+// allowed rooms the user is in, world-readable history), 404 M_NOT_FOUND
+// otherwise, as for a room this server does not know (rooms on other
+// servers need federation).
+func (h *Handlers) RoomSummary(r *http.Request) (any, error) {
+	ctx := r.Context()
+	dev := auth.DeviceFrom(ctx)
+	roomID := httputil.PathParam(r, "roomIDOrAlias")
+	notFound := httputil.NotFound("room not found")
+	if strings.HasPrefix(roomID, "#") {
+		if h.aliases == nil {
+			return nil, notFound
+		}
+		id, err := h.aliases.RoomIDOf(ctx, roomID)
+		if err != nil {
+			return nil, err // 400 for a bad alias, 404 for an unknown one
+		}
+		roomID = id
+	}
+	if !strings.HasPrefix(roomID, "!") {
+		return nil, httputil.InvalidParam("not a room id or alias")
+	}
+	ok, err := h.preview.MayPreview(ctx, roomID, dev.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, notFound
+	}
+	rm, err := h.summary(ctx, roomID, false)
+	if errors.Is(err, api.ErrRoomNotFound) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := roomSummary{PublicRoom: rm.PublicRoom}
+	if out.RoomVersion, err = h.reader.RoomVersion(ctx, roomID); err != nil {
+		return nil, fmt.Errorf("read room version: %w", err)
+	}
+	if out.Membership, _, err = h.reader.Membership(ctx, roomID, dev.UserID); err != nil {
+		return nil, fmt.Errorf("read membership: %w", err)
+	}
+	evs, err := h.rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range evs {
+		var e struct {
+			Type     string `json:"type"`
+			StateKey string `json:"state_key"`
+			Content  struct {
+				Algorithm string `json:"algorithm"`
+				Allow     []struct {
+					Type   string `json:"type"`
+					RoomID string `json:"room_id"`
+				} `json:"allow"`
+			} `json:"content"`
+		}
+		if json.Unmarshal(ev.JSON, &e) != nil || e.StateKey != "" {
+			continue
+		}
+		switch e.Type {
+		case "m.room.encryption":
+			out.Encryption = e.Content.Algorithm
+		case typeJoinRules:
+			if out.JoinRule == "restricted" || out.JoinRule == "knock_restricted" {
+				for _, a := range e.Content.Allow {
+					if a.Type == "m.room_membership" && a.RoomID != "" {
+						out.AllowedRoomIDs = append(out.AllowedRoomIDs, a.RoomID)
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}
