@@ -35,6 +35,26 @@ func (s *Store) ForgottenAt(ctx context.Context, userID, roomID string) (members
 	return membershipPos, true, nil
 }
 
+// ForgottenRooms returns every room userID has forgotten, with the
+// membership position each was forgotten at (see ForgottenAt).
+func (s *Store) ForgottenRooms(ctx context.Context, userID string) (map[string]int64, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT room_id, membership_pos FROM forgotten_rooms WHERE user_id = $1`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("read forgotten rooms: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var room string
+		var pos int64
+		if err := rows.Scan(&room, &pos); err != nil {
+			return nil, fmt.Errorf("read forgotten rooms: %w", err)
+		}
+		out[room] = pos
+	}
+	return out, rows.Err()
+}
+
 // UnforgetRoom drops userID's forgotten mark on roomID, when the user
 // joins it again.
 func (s *Store) UnforgetRoom(ctx context.Context, userID, roomID string) error {

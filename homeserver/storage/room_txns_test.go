@@ -64,6 +64,15 @@ func TestForgottenRooms(t *testing.T) {
 				t.Fatalf("forgotten at %d: %d %v %v", pos, got, ok, err)
 			}
 		}
+		if err := s.ForgetRoom(ctx, "@a:x", "!other:x", 3); err != nil {
+			t.Fatal(err)
+		}
+		if all, err := s.ForgottenRooms(ctx, "@a:x"); err != nil || len(all) != 2 || all["!r:x"] != 9 || all["!other:x"] != 3 {
+			t.Fatalf("ForgottenRooms = %v %v", all, err)
+		}
+		if all, err := s.ForgottenRooms(ctx, "@b:x"); err != nil || len(all) != 0 {
+			t.Fatalf("ForgottenRooms of another user = %v %v", all, err)
+		}
 		if err := s.UnforgetRoom(ctx, "@a:x", "!r:x"); err != nil {
 			t.Fatal(err)
 		}

@@ -106,13 +106,16 @@ func (b *builder) memberships(ctx context.Context) ([]storage.Membership, error)
 		}
 	}
 	var out []storage.Membership
+	var forgotten map[string]int64 // read once, at the first left room
 	for _, m := range list {
 		if m.Membership == "leave" || m.Membership == "ban" {
-			pos, ok, err := b.h.Store.ForgottenAt(ctx, me, m.RoomID)
-			if err != nil {
-				return nil, err
+			if forgotten == nil {
+				var err error
+				if forgotten, err = b.h.Store.ForgottenRooms(ctx, me); err != nil {
+					return nil, err
+				}
 			}
-			if ok && pos == m.StreamPos {
+			if pos, ok := forgotten[m.RoomID]; ok && pos == m.StreamPos {
 				continue
 			}
 		}
