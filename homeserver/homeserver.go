@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	asapi "github.com/matrix-gouv/homeserver/appservices/api"
 	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
@@ -60,6 +61,13 @@ type Deps struct {
 	// Bus carries the roomserver's output to sync. Nil like Rooms: sync
 	// is then not mounted.
 	Bus *bus.Bus
+	// AppServices are the registered application services, whose
+	// as_tokens authenticate and whose exclusive namespaces are reserved.
+	// Nil: none.
+	AppServices *config.AppServices
+	// Bridges asks application services about users and aliases this
+	// server does not know, and pings them. Nil: nobody is asked.
+	Bridges asapi.Querier
 }
 
 // Component is the client-server API.
@@ -96,7 +104,7 @@ type Component struct {
 func New(deps Deps) (*Component, error) {
 	store := storage.New(deps.DB)
 	rl := deps.Config.RateLimits.Request
-	authn := auth.NewAuthenticator(store, httputil.NewLimiter(rl.PerSecond, rl.Burst))
+	authn := auth.NewAuthenticator(store, httputil.NewLimiter(rl.PerSecond, rl.Burst), deps.AppServices)
 	c := &Component{
 		store: store,
 		auth:  authn,
@@ -110,7 +118,8 @@ func New(deps Deps) (*Component, error) {
 		}
 		keysNotifier = streams.KeysNotifier{Notifier: c.notifier, Positions: store}
 	}
-	c.account = account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn, DeviceLists: keysNotifier})
+	c.account = account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn, DeviceLists: keysNotifier,
+		AppServices: deps.AppServices})
 	kd := keys.Deps{Global: deps.Global, Config: deps.Config, Store: store, UIA: c.account.UIA(),
 		Notifier: keysNotifier, Log: deps.Log}
 	if c.notifier != nil {
@@ -188,6 +197,9 @@ func (noSyncNotifier) NotifyKeyCounts(string, string) {}
 // Start starts push's sender, loads the sync streams' positions and
 // starts consuming the roomserver's output.
 func (c *Component) Start(ctx context.Context) error {
+	if err := c.account.EnsureAppServiceUsers(ctx); err != nil {
+		return err
+	}
 	if c.push != nil {
 		if err := c.push.Start(ctx); err != nil {
 			return err

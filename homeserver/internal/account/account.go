@@ -30,6 +30,10 @@ type Deps struct {
 	// deletion, deactivation), so that their peers' syncs hear of it.
 	// Nil: nobody is told.
 	DeviceLists DeviceListNotifier
+	// AppServices are the registered application services: their users
+	// register and log in with their as_token, and their exclusive
+	// namespaces are refused to everyone else. Nil: none.
+	AppServices *config.AppServices
 }
 
 // DeviceListNotifier is told of changes of a user's devices.
@@ -47,6 +51,7 @@ type Handlers struct {
 	uia         *uia.Server
 	failedLogin *httputil.Limiter
 	register    *httputil.Limiter
+	appServices *config.AppServices
 }
 
 // New returns the account handlers.
@@ -58,6 +63,7 @@ func New(d Deps) *Handlers {
 		store:       d.Store,
 		auth:        d.Auth,
 		deviceLists: d.DeviceLists,
+		appServices: d.AppServices,
 		failedLogin: httputil.NewLimiter(rl.FailedLogin.PerSecond, rl.FailedLogin.Burst),
 		register:    httputil.NewLimiter(rl.Register.PerSecond, rl.Register.Burst),
 	}
