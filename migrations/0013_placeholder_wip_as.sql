@@ -1,0 +1,1 @@
+-- Placeholder so that 0015 applies on this branch alone; the lead drops it when merging the real 0013 (commit 'DROP ON MERGE').
