@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -19,6 +20,12 @@ type AppServices struct {
 	// ConfigFiles are the registration files, relative to data_dir unless
 	// absolute. Default: none.
 	ConfigFiles []string `yaml:"config_files"`
+	// MaxRetryInterval caps the wait between two attempts to push a
+	// transaction to a bridge that is down (the wait starts at a quarter
+	// of a second and doubles). Default: "1m".
+	MaxRetryInterval Duration `yaml:"max_retry_interval"`
+	// Timeout bounds one request to a bridge. Default: "30s".
+	Timeout Duration `yaml:"timeout"`
 	// Registrations are the files' contents, in ConfigFiles' order, filled
 	// by Verify. Not read from the configuration.
 	Registrations []*AppService `yaml:"-"`
@@ -168,10 +175,26 @@ func (s *AppServices) ExclusiveAliasOwner(alias string) *AppService {
 	return nil
 }
 
+func (s *AppServices) defaults() {
+	if len(s.ConfigFiles) == 0 {
+		// An empty list and no list mean the same.
+		s.ConfigFiles = nil
+	}
+	if s.MaxRetryInterval == 0 {
+		s.MaxRetryInterval = Duration(time.Minute)
+	}
+	if s.Timeout == 0 {
+		s.Timeout = Duration(30 * time.Second)
+	}
+}
+
 // verify reads every registration file and checks it and the set: each
 // problem is reported with its file.
 func (s *AppServices) verify(g *Global, errs *Errors) {
 	s.Registrations = nil
+	if s.MaxRetryInterval < 0 || s.Timeout < 0 {
+		errs.Add("app_services", "max_retry_interval and timeout must be positive")
+	}
 	ids, asTokens, hsTokens := map[string]string{}, map[string]string{}, map[string]string{}
 	for i, f := range s.ConfigFiles {
 		key := fmt.Sprintf("app_services.config_files[%d] (%s)", i, f)

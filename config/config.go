@@ -385,10 +385,7 @@ func (c *Config) Defaults() {
 		c.Media.MaxUploadBytes = 50 << 20
 	}
 	c.Media.defaults()
-	if len(c.AppServices.ConfigFiles) == 0 {
-		// An empty list and no list mean the same.
-		c.AppServices.ConfigFiles = nil
-	}
+	c.AppServices.defaults()
 	def(&c.Logging.Level, "info")
 	def(&c.Logging.Format, "text")
 }

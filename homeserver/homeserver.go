@@ -19,6 +19,7 @@ import (
 	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/accountdata"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/bridges"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/ephemeral"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/info"
@@ -98,6 +99,9 @@ type Component struct {
 	// keys is the E2EE relay (device keys, to-device, cross-signing,
 	// key backup).
 	keys *keys.Handlers
+	// bridges serves the application service ping and the third-party
+	// lookups; nil when Deps.Bridges was.
+	bridges *bridges.Handlers
 }
 
 // New builds the component; it does no I/O until Start.
@@ -129,11 +133,21 @@ func New(deps Deps) (*Component, error) {
 		kd.Rooms = deps.Rooms
 	}
 	c.keys = keys.New(kd)
+	if deps.Bridges != nil {
+		c.bridges = bridges.New(deps.Bridges, deps.Config.MaxRequestBytes)
+	}
 	if deps.Directory != nil {
-		c.directory = directory.New(directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory})
+		dd := directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory, AppServices: deps.AppServices}
+		if deps.Bridges != nil {
+			dd.Bridges = deps.Bridges
+		}
+		c.directory = directory.New(dd)
 	}
 	if deps.Rooms != nil {
 		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms}
+		if deps.Bridges != nil {
+			rd.Bridges = deps.Bridges
+		}
 		if c.directory != nil {
 			rd.Directory = c.directory
 		}

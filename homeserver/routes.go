@@ -43,7 +43,19 @@ func (c *Component) Mount(r chi.Router) {
 		{"POST", "account/deactivate", a.Deactivate},
 		{"GET", "account/3pid", a.ThreePIDs},
 		{"GET", "capabilities", i.Capabilities},
-		{"GET", "thirdparty/protocols", i.ThirdPartyProtocols},
+	}
+	if b := c.bridges; b != nil {
+		authed = append(authed, []route{
+			{"POST", "/_matrix/client/v1/appservice/{appserviceID}/ping", b.Ping},
+			{"GET", "thirdparty/protocols", b.Protocols},
+			{"GET", "thirdparty/protocol/{protocol}", b.Protocol},
+			{"GET", "thirdparty/location/{protocol}", b.Location},
+			{"GET", "thirdparty/user/{protocol}", b.User},
+			{"GET", "thirdparty/location", b.LocationByAlias},
+			{"GET", "thirdparty/user", b.UserByID},
+		}...)
+	} else {
+		authed = append(authed, route{"GET", "thirdparty/protocols", i.ThirdPartyProtocols})
 	}
 	if rm := c.rooms; rm != nil {
 		authed = append(authed, []route{
@@ -90,6 +102,7 @@ func (c *Component) Mount(r chi.Router) {
 			{"DELETE", "directory/room/{roomAlias}", d.DeleteAlias},
 			{"GET", "rooms/{roomID}/aliases", d.RoomAliases},
 			{"PUT", "directory/list/room/{roomID}", d.SetVisibility},
+			{"PUT", "directory/list/appservice/{networkID}/{roomID}", d.SetAppServiceVisibility},
 			{"POST", "publicRooms", d.PublicRoomsFiltered},
 		}...)
 	}

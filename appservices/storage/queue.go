@@ -7,6 +7,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 
 	"fmt"
 	"strings"
@@ -194,12 +195,18 @@ func (s *Store) Failed(ctx context.Context, id, reason string) error {
 	})
 }
 
-// QueueState returns the state of id's queue, or an error wrapping
-// sql.ErrNoRows when the server never saw it.
+// ErrNoState is QueueState's error for an application service the
+// server never started.
+var ErrNoState = errors.New("no queue state")
+
+// QueueState returns the state of id's queue, or ErrNoState.
 func (s *Store) QueueState(ctx context.Context, id string) (State, error) {
 	st := State{AppServiceID: id}
 	err := s.db.Read().QueryRowContext(ctx, `SELECT created_ts, last_success_ts, last_error, last_error_ts FROM appservice_state
 		WHERE appservice_id = $1`, id).Scan(&st.CreatedTS, &st.LastSuccessTS, &st.LastError, &st.LastErrorTS)
+	if errors.Is(err, sql.ErrNoRows) {
+		return State{}, ErrNoState
+	}
 	if err != nil {
 		return State{}, fmt.Errorf("load appservice state: %w", err)
 	}

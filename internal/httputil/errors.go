@@ -54,6 +54,11 @@ const (
 	CodeCannotOverwriteMedia Code = "M_CANNOT_OVERWRITE_MEDIA"
 	CodeNotYetUploaded       Code = "M_NOT_YET_UPLOADED"
 	CodeResourceLimit        Code = "M_RESOURCE_LIMIT_EXCEEDED"
+	// Application service ping (POST /appservice/{id}/ping).
+	CodeURLNotSet         Code = "M_URL_NOT_SET"
+	CodeBadStatus         Code = "M_BAD_STATUS"
+	CodeConnectionTimeout Code = "M_CONNECTION_TIMEOUT"
+	CodeConnectionFailed  Code = "M_CONNECTION_FAILED"
 )
 
 // statusOf is each code's HTTP status when the caller gives none.

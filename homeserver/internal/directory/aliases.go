@@ -75,6 +75,11 @@ func (h *Handlers) SetAlias(r *http.Request) (any, error) {
 	if _, err := spec.NewRoomID(req.RoomID); err != nil {
 		return nil, httputil.InvalidParam("room_id is not a valid room id")
 	}
+	if h.appServices != nil {
+		if owner := h.appServices.ExclusiveAliasOwner(alias); owner != nil && owner.ID != dev.AppServiceID {
+			return nil, httputil.Errorf(httputil.CodeExclusive, "room alias is reserved by an application service")
+		}
+	}
 	membership, _, err := h.rooms.Membership(ctx, req.RoomID, dev.UserID)
 	if errors.Is(err, api.ErrRoomNotFound) {
 		return nil, httputil.NotFound("unknown room %s", req.RoomID)
@@ -264,6 +269,18 @@ func (h *Handlers) RoomIDOf(ctx context.Context, alias string) (string, error) {
 		return "", aliasNotFound(alias)
 	}
 	a, err := h.rooms.ResolveAlias(ctx, alias)
+	if errors.Is(err, api.ErrNotFound) && h.bridges != nil {
+		// An alias in a bridge's namespace may exist once the bridge
+		// is asked (it then creates the room and the alias).
+		var made bool
+		if made, err = h.bridges.QueryAlias(ctx, alias); err != nil {
+			return "", fmt.Errorf("query application services: %w", err)
+		}
+		err = api.ErrNotFound
+		if made {
+			a, err = h.rooms.ResolveAlias(ctx, alias)
+		}
+	}
 	if errors.Is(err, api.ErrNotFound) {
 		return "", aliasNotFound(alias)
 	}

@@ -53,6 +53,14 @@ type Deps struct {
 	// Synced, when set, lets a write return only once /sync has the event
 	// (read your writes), within syncWait.
 	Synced SyncWaiter
+	// Bridges, when set, are asked about a local invitee who has no
+	// account (a bridge creates its users on demand).
+	Bridges UserQuerier
+}
+
+// UserQuerier asks application services about users in their namespaces.
+type UserQuerier interface {
+	QueryUser(ctx context.Context, userID string) (bool, error)
 }
 
 // SyncWaiter waits for /sync's streams to reach an event.
@@ -81,6 +89,8 @@ type Handlers struct {
 	rooms  RoomReadWriter
 	dir    DirectoryHooks
 	synced SyncWaiter
+	// bridges is nil when Deps.Bridges was.
+	bridges UserQuerier
 	// txns serialises the requests of one transaction id in this process
 	// (see send.go); the database serialises them across processes.
 	txns keyedMutex
@@ -89,7 +99,8 @@ type Handlers struct {
 
 // New returns the room handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced, now: time.Now}
+	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced,
+		bridges: d.Bridges, now: time.Now}
 }
 
 // Event types and membership values the package names.
