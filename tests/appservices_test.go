@@ -1,0 +1,351 @@
+package tests
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
+)
+
+// bridgeEngines runs fn per storage engine on a server with two bridges
+// registered: tg (users @tg_*, aliases #tg_*) and wa (@wa_*, #wa_*).
+func bridgeEngines(t *testing.T, fn func(t *testing.T, s *Server, tg, wa *testBridge), mutate ...func(*config.Config)) {
+	storagetest.Engines(t, func(t *testing.T, dbURL string) {
+		tg, wa := newTestBridge(t, "tgbridge", "tg"), newTestBridge(t, "wabridge", "wa")
+		s := StartServer(t, dbURL, append([]func(*config.Config){withBridges(tg, wa)}, mutate...)...)
+		tg.attach(s)
+		wa.attach(s)
+		fn(t, s, tg, wa)
+	})
+}
+
+// userPath is path with the masquerading user_id parameter.
+func userPath(path string, user id.UserID) string {
+	return path + "?user_id=" + url.QueryEscape(user.String())
+}
+
+// TestAppServiceBridge drives a mautrix-go bridge through the server:
+// user and alias queries create what the bridge bridges, its users act
+// through masquerading, messages go both ways, the ping works both ways,
+// MSC4190 devices need no UIA, and third-party lookups and the
+// appservice directory reach it.
+func TestAppServiceBridge(t *testing.T) {
+	bridgeEngines(t, func(t *testing.T, s *Server, tg, wa *testBridge) {
+		alice := s.Register("alice")
+		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})
+
+		// Inviting an unknown user of the bridge's namespace asks the
+		// bridge, which registers it.
+		bobID := id.NewUserID("tg_bob", serverName)
+		if _, err := alice.InviteUser(ctx(), room, &mautrix.ReqInviteUser{UserID: bobID}); err != nil {
+			t.Fatalf("invite: %v", err)
+		}
+		if !tg.queried(bobID) {
+			t.Fatal("the bridge was not asked about the invitee")
+		}
+		if wa.queried(bobID) {
+			t.Fatal("another bridge was asked about a user outside its namespace")
+		}
+		tg.waitFor("the invite", 10*time.Second, func(txns []bridgeTxn) bool { return hasMember(txns, bobID, "invite") })
+
+		// The bridge's user acts through masquerading.
+		bob := tg.AS.Intent(bobID)
+		if _, err := bob.JoinRoomByID(ctx(), room); err != nil {
+			t.Fatalf("bridge user join: %v", err)
+		}
+		sync, _ := newSyncer(t, alice, "")
+		if _, err := bob.SendText(ctx(), room, "hello from telegram"); err != nil {
+			t.Fatalf("bridge user send: %v", err)
+		}
+		sync.until("bridged message", func(r *mautrix.RespSync) bool {
+			for _, e := range r.Rooms.Join[room].Timeline.Events {
+				if e.Sender == bobID && strings.Contains(string(e.Content.VeryRaw), "hello from telegram") {
+					return true
+				}
+			}
+			return false
+		})
+		// And the bridge hears the room: one of its users is in it.
+		sendText(t, alice, room, "hello to telegram")
+		tg.waitBodies(10*time.Second, "hello from telegram", "hello to telegram")
+		for _, txn := range wa.Txns() {
+			if len(txn.EventIDs) > 0 {
+				t.Fatalf("the other bridge received events of a room it has no part in: %+v", txn)
+			}
+		}
+
+		// Joining an unknown alias of the bridge's namespace asks it; it
+		// makes the room, and the join goes ahead.
+		alias := id.RoomAlias("#tg_general:" + serverName)
+		joined, err := alice.JoinRoom(ctx(), alias.String(), nil)
+		if err != nil {
+			t.Fatalf("join by bridged alias: %v", err)
+		}
+		if made := tg.aliasRoom(alias); made == "" || joined.RoomID != made {
+			t.Fatalf("joined %s, the bridge made %q", joined.RoomID, made)
+		}
+		if _, err := alice.JoinRoom(ctx(), "#nobridge:"+serverName, nil); errcode(err) != "M_NOT_FOUND" {
+			t.Fatalf("unknown alias outside namespaces: %v", err)
+		}
+
+		// Ping, both ways.
+		if resp, err := tg.AS.BotClient().AppservicePing(ctx(), tg.Reg.ID, "ping-1"); err != nil || resp.DurationMS < 0 {
+			t.Fatalf("ping: %+v %v", resp, err)
+		}
+		s.Do("POST", "/_matrix/client/v1/appservice/"+wa.Reg.ID+"/ping", tg.Reg.AppToken, map[string]any{}).Expect(t, 403, "M_FORBIDDEN")
+		tg.Down()
+		r := s.Do("POST", "/_matrix/client/v1/appservice/"+tg.Reg.ID+"/ping", tg.Reg.AppToken, map[string]any{})
+		r.Expect(t, 502, "M_CONNECTION_FAILED")
+		tg.Up()
+
+		// MSC4190: the bridge makes and deletes its users' devices
+		// without UIA.
+		dev := id.DeviceID("TGBOBDEVICE")
+		if err := bob.CreateDeviceMSC4190(ctx(), dev, "telegram bridge"); err != nil {
+			t.Fatalf("create device: %v", err)
+		}
+		who := s.Do("GET", userPath("/_matrix/client/v3/account/whoami", bobID)+"&org.matrix.msc3202.device_id="+string(dev), tg.Reg.AppToken, nil).Expect(t, 200, "")
+		if who.Body["device_id"] != string(dev) {
+			t.Fatalf("device masquerading: %s", who.Raw)
+		}
+		s.Do("DELETE", userPath("/_matrix/client/v3/devices/"+string(dev), bobID), tg.Reg.AppToken, map[string]any{}).Expect(t, 200, "")
+		s.Do("GET", userPath("/_matrix/client/v3/account/whoami", bobID)+"&device_id="+string(dev), tg.Reg.AppToken, nil).Expect(t, 403, "M_FORBIDDEN")
+
+		// Third-party lookups go to the bridge declaring the protocol.
+		protos := s.Do("GET", "/_matrix/client/v3/thirdparty/protocols", alice.AccessToken, nil).Expect(t, 200, "")
+		if _, ok := protos.Body["tgproto"]; !ok {
+			t.Fatalf("protocols: %s", protos.Raw)
+		}
+		users := s.Do("GET", "/_matrix/client/v3/thirdparty/user/tgproto?name=bob", alice.AccessToken, nil).Expect(t, 200, "")
+		if !strings.Contains(string(users.Raw), "@tg_bob:") {
+			t.Fatalf("third-party users: %s", users.Raw)
+		}
+		s.Do("GET", "/_matrix/client/v3/thirdparty/protocol/nothing", alice.AccessToken, nil).Expect(t, 404, "M_NOT_FOUND")
+
+		// The appservice room directory.
+		path := "/_matrix/client/v3/directory/list/appservice/tgnet/" + room.String()
+		s.Do("PUT", path, alice.AccessToken, map[string]string{"visibility": "public"}).Expect(t, 403, "M_FORBIDDEN")
+		s.Do("PUT", path, tg.Reg.AppToken, map[string]string{"visibility": "public"}).Expect(t, 200, "")
+		pub := s.Do("GET", "/_matrix/client/v3/publicRooms", alice.AccessToken, nil).Expect(t, 200, "")
+		if !strings.Contains(string(pub.Raw), room.String()) {
+			t.Fatalf("published room not listed: %s", pub.Raw)
+		}
+
+		// The admin sees the registrations and their queues, not their
+		// tokens.
+		admin := s.RegisterAdmin("root")
+		s.Do("GET", "/_synapse/admin/v1/appservices", alice.AccessToken, nil).Expect(t, 403, "M_FORBIDDEN")
+		list := s.Do("GET", "/_synapse/admin/v1/appservices", admin.AccessToken, nil).Expect(t, 200, "")
+		if jsonNumber(list.Body["total"]) != 2 || strings.Contains(string(list.Raw), tg.Reg.AppToken) || strings.Contains(string(list.Raw), tg.Reg.ServerToken) {
+			t.Fatalf("admin list: %s", list.Raw)
+		}
+	})
+}
+
+// hasMember reports whether txns hold userID's membership event.
+func hasMember(txns []bridgeTxn, userID id.UserID, membership string) bool {
+	for _, txn := range txns {
+		for _, raw := range rawEventsOf(txn) {
+			if raw["type"] == "m.room.member" && raw["state_key"] == userID.String() {
+				if c, _ := raw["content"].(map[string]any); c["membership"] == membership {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// TestAppServiceRefusals checks what a bridge may not do, and what others
+// may not do in its namespace.
+func TestAppServiceRefusals(t *testing.T) {
+	bridgeEngines(t, func(t *testing.T, s *Server, tg, wa *testBridge) {
+		alice := s.Register("alice")
+		whoami := "/_matrix/client/v3/account/whoami"
+
+		s.Do("GET", whoami, "not-a-bridge-token", nil).Expect(t, 401, "M_UNKNOWN_TOKEN")
+		r := s.Do("GET", whoami, tg.Reg.AppToken, nil).Expect(t, 200, "")
+		if r.Body["user_id"] != "@tgbot:"+serverName {
+			t.Fatalf("bridge's own user: %s", r.Raw)
+		}
+		r = s.Do("GET", whoami+"?access_token="+url.QueryEscape(tg.Reg.AppToken), "", nil).Expect(t, 200, "")
+		// Masquerading outside the namespace, or as a user not registered.
+		s.Do("GET", userPath(whoami, alice.UserID), tg.Reg.AppToken, nil).Expect(t, 403, "M_FORBIDDEN")
+		s.Do("GET", userPath(whoami, id.NewUserID("wa_carol", serverName)), tg.Reg.AppToken, nil).Expect(t, 403, "M_FORBIDDEN")
+		s.Do("GET", userPath(whoami, id.NewUserID("tg_ghost", serverName)), tg.Reg.AppToken, nil).Expect(t, 403, "M_FORBIDDEN")
+
+		// Registration of namespaced users, without UIA, by their bridge
+		// only.
+		reg := func(token, user string) Response {
+			return s.Do("POST", "/_matrix/client/v3/register", token, map[string]any{"type": "m.login.application_service", "username": user})
+		}
+		reg(tg.Reg.AppToken, "wa_carol").Expect(t, 400, "M_EXCLUSIVE")
+		reg("", "tg_erin").Expect(t, 401, "M_MISSING_TOKEN")
+		erin := reg(tg.Reg.AppToken, "tg_erin").Expect(t, 200, "")
+		if erin.Body["user_id"] != "@tg_erin:"+serverName || erin.Body["access_token"] == "" {
+			t.Fatalf("bridge registration: %s", erin.Raw)
+		}
+		reg(tg.Reg.AppToken, "tg_erin").Expect(t, 400, "M_USER_IN_USE")
+		// Ordinary registration (open here) of a reserved user id.
+		s.Do("POST", "/_matrix/client/v3/register", "", map[string]any{"username": "tg_dave", "password": testPassword,
+			"auth": map[string]any{"type": "m.login.dummy"}}).Expect(t, 400, "M_EXCLUSIVE")
+		s.Do("GET", "/_matrix/client/v3/register/available?username=wa_x", "", nil).Expect(t, 400, "M_EXCLUSIVE")
+		s.Do("POST", "/_matrix/client/v3/register", "", map[string]any{"username": "dave", "password": testPassword,
+			"auth": map[string]any{"type": "m.login.dummy"}}).Expect(t, 200, "")
+
+		// m.login.application_service login.
+		login := func(token, user string) Response {
+			return s.Do("POST", "/_matrix/client/v3/login", token, map[string]any{"type": "m.login.application_service",
+				"identifier": map[string]string{"type": "m.id.user", "user": user}})
+		}
+		l := login(tg.Reg.AppToken, "tg_erin").Expect(t, 200, "")
+		s.Do("GET", whoami, l.Body["access_token"].(string), nil).Expect(t, 200, "")
+		login(wa.Reg.AppToken, "tg_erin").Expect(t, 400, "M_EXCLUSIVE")
+		login(tg.Reg.AppToken, "alice").Expect(t, 400, "M_EXCLUSIVE")
+		login("nope", "tg_erin").Expect(t, 401, "M_UNKNOWN_TOKEN")
+
+		// An alias of a bridge's exclusive namespace is refused to others.
+		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})
+		s.Do("PUT", "/_matrix/client/v3/directory/room/"+url.PathEscape("#wa_mine:"+serverName), alice.AccessToken,
+			map[string]string{"room_id": room.String()}).Expect(t, 400, "M_EXCLUSIVE")
+
+		// rate_limited: false spares the bridge the per-user limit others
+		// meet (the test sets it to a burst of 5).
+		limited := false
+		for i := 0; i < 20; i++ {
+			if s.Do("GET", whoami, alice.AccessToken, nil).Status == http.StatusTooManyRequests {
+				limited = true
+			}
+			s.Do("GET", whoami, tg.Reg.AppToken, nil).Expect(t, 200, "")
+		}
+		if !limited {
+			t.Fatal("the ordinary user was never limited: the test proves nothing")
+		}
+	}, func(c *config.Config) {
+		c.Client.Registration.Enabled, c.Client.Registration.AllowDummy = true, true
+		c.Client.RateLimits.Request = config.RateLimit{PerSecond: 1, Burst: 5}
+	})
+}
+
+// TestAppServiceRetrySameTxn checks that a transaction the bridge refused
+// comes back with the same id and the same events.
+func TestAppServiceRetrySameTxn(t *testing.T) {
+	bridgeEngines(t, func(t *testing.T, s *Server, tg, _ *testBridge) {
+		alice := s.Register("alice")
+		room := bridgedRoom(t, s, alice, tg)
+		tg.FailNext(2)
+		sendText(t, alice, room, "refused twice")
+		tg.waitBodies(10*time.Second, "refused twice")
+		var attempts []bridgeTxn
+		for _, txn := range tg.Txns() {
+			if len(txn.Bodies) == 1 && txn.Bodies[0] == "refused twice" {
+				attempts = append(attempts, txn)
+			}
+		}
+		if len(attempts) != 3 || !attempts[0].Refused || !attempts[1].Refused || attempts[2].Refused {
+			t.Fatalf("want two refused attempts and an accepted one, got %+v", attempts)
+		}
+		for _, a := range attempts[1:] {
+			if a.ID != attempts[0].ID || strings.Join(a.EventIDs, ",") != strings.Join(attempts[0].EventIDs, ",") {
+				t.Fatalf("retry changed the transaction: %+v", attempts)
+			}
+		}
+		if got := tg.Bodies(); len(got) != 1 || got[0] != "refused twice" {
+			t.Fatalf("bodies %v", got)
+		}
+	})
+}
+
+// bridgedRoom makes a room of alice's with tg's user @tg_bob joined, and
+// waits until the bridge has heard the join.
+func bridgedRoom(t testing.TB, s *Server, alice *mautrix.Client, tg *testBridge) id.RoomID {
+	t.Helper()
+	room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})
+	bobID := id.NewUserID("tg_bob", serverName)
+	if _, err := alice.InviteUser(ctx(), room, &mautrix.ReqInviteUser{UserID: bobID}); err != nil {
+		t.Fatalf("invite: %v", err)
+	}
+	if _, err := tg.AS.Intent(bobID).JoinRoomByID(ctx(), room); err != nil {
+		t.Fatalf("bridge user join: %v", err)
+	}
+	tg.waitFor("the join", 10*time.Second, func(txns []bridgeTxn) bool { return hasMember(txns, bobID, "join") })
+	return room
+}
+
+// TestAppServiceBridgeDown sends a burst of 500 messages while the bridge
+// is down, restarting the server in the middle: once the bridge is back it
+// has them all, in order, once each.
+func TestAppServiceBridgeDown(t *testing.T) {
+	bridgeEngines(t, func(t *testing.T, s *Server, tg, _ *testBridge) {
+		alice := s.Register("alice")
+		admin := s.RegisterAdmin("root")
+		room := bridgedRoom(t, s, alice, tg)
+		tg.Down()
+		want := texts("burst ", 500)
+		for i, body := range want {
+			if i == 250 {
+				s.Restart()
+			}
+			sendText(t, alice, room, body)
+		}
+		list := s.Do("GET", "/_synapse/admin/v1/appservices", admin.AccessToken, nil).Expect(t, 200, "")
+		if !strings.Contains(string(list.Raw), `"last_error"`) || !strings.Contains(string(list.Raw), `"pending_events":`) {
+			t.Fatalf("admin list while down: %s", list.Raw)
+		}
+		tg.Up()
+		got := tg.waitBodies(60*time.Second, want[len(want)-1])
+		if !sameList(got, want) {
+			t.Fatalf("bridge got %d messages, want the 500 in order (first %v)", len(got), got[:min(5, len(got))])
+		}
+		seen := map[string]string{}
+		for _, txn := range tg.Txns() {
+			ids := strings.Join(txn.EventIDs, ",")
+			if prev, ok := seen[txn.ID]; ok && prev != ids {
+				t.Fatalf("txn %s resent with other events", txn.ID)
+			}
+			seen[txn.ID] = ids
+		}
+		list = s.Do("GET", "/_synapse/admin/v1/appservices", admin.AccessToken, nil).Expect(t, 200, "")
+		if !strings.Contains(string(list.Raw), `"pending_events":0`) {
+			t.Fatalf("admin list after: %s", list.Raw)
+		}
+	})
+}
+
+// BenchmarkAppServiceDelivery measures events per second delivered to a
+// bridge: b.N messages queued while the bridge is down, then the time it
+// takes to push them all once it is back.
+func BenchmarkAppServiceDelivery(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) {
+			dbURL := storagetest.SQLiteURL(b)
+			if engine == "postgres" {
+				dbURL = storagetest.PostgresURL(b)
+			}
+			tg := newTestBridge(b, "tgbridge", "tg")
+			s := StartServer(b, dbURL, withBridges(tg), func(c *config.Config) {
+				c.Client.RateLimits.Request = config.RateLimit{PerSecond: 0, Burst: 1}
+			})
+			tg.attach(s)
+			alice := s.Register("alice")
+			room := bridgedRoom(b, s, alice, tg)
+			tg.Down()
+			want := texts("bench ", b.N)
+			for _, body := range want {
+				sendText(b, alice, room, body)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			tg.Up()
+			tg.waitBodies(5*time.Minute, want[len(want)-1])
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
