@@ -48,6 +48,9 @@ const (
 	// retryMin is the first wait after a failed push; it doubles up to
 	// the configured maximum.
 	retryMin = 250 * time.Millisecond
+	// handleTimeout bounds the handling of one batch (reads of room
+	// state, one commit).
+	handleTimeout = 30 * time.Second
 	// idlePoll is how often an idle sender looks at its queue anyway
 	// (rows queued by another process, a wake-up lost to a crash).
 	idlePoll = 5 * time.Second
@@ -131,6 +134,11 @@ func (w *worker) stop() {
 // handle queues the events of msgs the application service is interested
 // in, and moves last_seq past them, in one commit.
 func (w *worker) handle(ctx context.Context, msgs []bus.Message) error {
+	// A batch in hand is finished even when the consumer is stopping: a
+	// batch given back at shutdown may only come back after the bus's ack
+	// wait, late behind newer events.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
+	defer cancel()
 	var items []storage.Item
 	var maxSeq int64
 	for _, msg := range msgs {
@@ -258,10 +266,7 @@ func (w *worker) send(ctx context.Context) {
 }
 
 func (w *worker) nextWait(wait time.Duration) time.Duration {
-	if wait < retryMin {
-		return retryMin
-	}
-	return min(2*wait, w.maxWait)
+	return min(max(2*wait, retryMin), w.maxWait)
 }
 
 // transaction is the body of PUT /transactions: the stable field names

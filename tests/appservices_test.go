@@ -302,7 +302,16 @@ func TestAppServiceBridgeDown(t *testing.T) {
 		tg.Up()
 		got := tg.waitBodies(60*time.Second, want[len(want)-1])
 		if !sameList(got, want) {
-			t.Fatalf("bridge got %d messages, want the 500 in order (first %v)", len(got), got[:min(5, len(got))])
+			for i := range want {
+				if i >= len(got) || got[i] != want[i] {
+					t.Logf("first difference at %d: got %q", i, got[i:min(i+3, len(got))])
+					break
+				}
+			}
+			for _, txn := range tg.Txns() {
+				t.Logf("txn %s refused=%v: %d events, first %v", txn.ID, txn.Refused, len(txn.Bodies), txn.Bodies[:min(1, len(txn.Bodies))])
+			}
+			t.Fatalf("bridge got %d messages, want the 500 in order", len(got))
 		}
 		seen := map[string]string{}
 		for _, txn := range tg.Txns() {
