@@ -16,6 +16,7 @@ import (
 type RoomReader interface {
 	CurrentState(ctx context.Context, roomID string) ([]rsapi.Event, error)
 	AliasesOf(ctx context.Context, roomID string) ([]string, error)
+	RoomsOf(ctx context.Context, userID, membership string) ([]string, error)
 }
 
 // pdu is the part of an event's JSON interest and the client format need.
@@ -181,4 +182,38 @@ func (c *roomCache) room(ctx context.Context, roomID string) (*roomInterest, err
 		c.mu.Unlock()
 	}
 	return ri, nil
+}
+
+// roomInterested reports whether the room interests the application
+// service (for its ephemeral events): in its room namespace, with an
+// alias in its namespace, or with one of its users joined.
+func (c *roomCache) roomInterested(ctx context.Context, roomID string) (bool, error) {
+	if c.as.MatchesRoom(roomID) {
+		return true, nil
+	}
+	ri, err := c.room(ctx, roomID)
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(ri.members) > 0 || ri.aliasMatch, nil
+}
+
+// userInterested reports whether a user's presence interests the
+// application service: one of its users, or sharing a room with one.
+func (c *roomCache) userInterested(ctx context.Context, userID string) (bool, error) {
+	if c.as.OwnsUser(userID) {
+		return true, nil
+	}
+	rooms, err := c.rooms.RoomsOf(ctx, userID, "join")
+	if err != nil {
+		return false, fmt.Errorf("rooms of %s: %w", userID, err)
+	}
+	for _, roomID := range rooms {
+		if ok, err := c.roomInterested(ctx, roomID); err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
 }

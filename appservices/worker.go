@@ -35,6 +35,7 @@ import (
 
 	"github.com/matrix-gouv/homeserver/appservices/storage"
 	"github.com/matrix-gouv/homeserver/config"
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/internal/bus"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -83,6 +84,7 @@ type worker struct {
 	wake chan struct{}
 
 	stopConsume func()
+	stopEDUs    []func()
 	cancel      context.CancelFunc
 	done        sync.WaitGroup
 }
@@ -117,13 +119,64 @@ func (w *worker) start(ctx context.Context) error {
 		return fmt.Errorf("consume roomserver output for %s: %w", w.as.ID, err)
 	}
 	w.stopConsume = stop
+	if w.as.WantsEphemeral() {
+		for _, stream := range ephemeralStreams {
+			stop, err := w.bus.Consume(context.WithoutCancel(ctx), stream, durableName(stream+"_"+w.as.ID), "", w.handleEDU)
+			if err != nil {
+				w.stop()
+				return fmt.Errorf("consume %s for %s: %w", stream, w.as.ID, err)
+			}
+			w.stopEDUs = append(w.stopEDUs, stop)
+		}
+	}
 	return nil
+}
+
+// ephemeralStreams carry the client component's ephemeral events
+// (homeserver/api.EDU) for the application services that want them.
+var ephemeralStreams = []string{bus.StreamTyping, bus.StreamReceipts, bus.StreamPresence, bus.StreamToDevice}
+
+// handleEDU queues an ephemeral event or to-device message that
+// interests the application service. Ephemeral events are not kept in
+// stream order with the room events: they go into the next transaction.
+func (w *worker) handleEDU(ctx context.Context, msg bus.Message) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
+	defer cancel()
+	var edu hsapi.EDU
+	if err := msg.Decode(&edu); err != nil {
+		return err
+	}
+	if msg.Time.UnixMilli() < w.createdTS {
+		return nil
+	}
+	kind := storage.KindEDU
+	var ok bool
+	var err error
+	switch {
+	case edu.ToUserID != "":
+		kind, ok = storage.KindToDevice, w.as.OwnsUser(edu.ToUserID)
+	case edu.Type == "m.presence":
+		ok, err = w.cache.userInterested(ctx, edu.Sender)
+	case edu.RoomID != "":
+		ok, err = w.cache.roomInterested(ctx, edu.RoomID)
+	}
+	if err != nil || !ok {
+		return err
+	}
+	raw, err := json.Marshal(edu)
+	if err != nil {
+		return fmt.Errorf("encode ephemeral event: %w", err)
+	}
+	return w.enqueue(ctx, []storage.Item{{Kind: kind, Body: string(raw)}})
 }
 
 // stop stops consuming, then the sender, and waits for both.
 func (w *worker) stop() {
 	if w.stopConsume != nil {
 		w.stopConsume()
+	}
+	for _, stop := range w.stopEDUs {
+		stop()
 	}
 	if w.cancel != nil {
 		w.cancel()

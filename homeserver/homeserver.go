@@ -116,8 +116,10 @@ func New(deps Deps) (*Component, error) {
 	}
 	// What wakes /sync when keys, to-device messages or devices change.
 	var keysNotifier keys.Notifier = noSyncNotifier{}
+	// Ephemeral events for the bridges that asked for them; nil: none.
+	edus := newEDUPublisher(deps.Bus, deps.AppServices, deps.Log)
 	if deps.Rooms != nil && deps.Bus != nil {
-		if err := c.buildSync(deps, store); err != nil {
+		if err := c.buildSync(deps, store, edus); err != nil {
 			return nil, err
 		}
 		keysNotifier = streams.KeysNotifier{Notifier: c.notifier, Positions: store}
@@ -128,6 +130,9 @@ func New(deps Deps) (*Component, error) {
 		Notifier: keysNotifier, Log: deps.Log}
 	if c.notifier != nil {
 		kd.DeviceListPos = syncv3.DeviceListPos
+	}
+	if edus != nil {
+		kd.Bridges = edus
 	}
 	if deps.Rooms != nil {
 		kd.Rooms = deps.Rooms
@@ -172,7 +177,7 @@ func New(deps Deps) (*Component, error) {
 // buildSync builds /sync and what feeds it: the notifier, the feeder of
 // the roomserver's output (which has push evaluate each event before
 // clients are woken), typing, receipts, presence, account data and push.
-func (c *Component) buildSync(deps Deps, store *storage.Store) error {
+func (c *Component) buildSync(deps Deps, store *storage.Store, edus *eduPublisher) error {
 	presence := !deps.Config.Presence.Disabled
 	c.notifier = streams.NewNotifier(deps.Global.ServerName)
 	c.typing = streams.NewTyping(c.notifier, 0)
@@ -188,10 +193,14 @@ func (c *Component) buildSync(deps Deps, store *storage.Store) error {
 	pending := &streams.PendingActions{}
 	c.feeder = &streams.Feeder{Bus: deps.Bus, Store: store, Rooms: deps.Rooms, Notifier: c.notifier,
 		Processor: p.Processor(), Pending: pending, Log: deps.Log}
-	c.ephemeral = ephemeral.New(ephemeral.Deps{
+	ed := ephemeral.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, AccountData: c.accountData,
 		Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,
-	})
+	}
+	if edus != nil {
+		ed.Bridges = edus
+	}
+	c.ephemeral = ephemeral.New(ed)
 	c.sync = syncv3.New(syncv3.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, Log: deps.Log,
 		Counter: pushCounter{store: store, pending: pending}, Ignored: ignored, PushRules: pushRulesContent{p.Rules()},

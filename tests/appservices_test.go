@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -357,4 +359,57 @@ func BenchmarkAppServiceDelivery(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 		})
 	}
+}
+
+// TestAppServiceEphemeral checks that a bridge that asked for ephemeral
+// events (MSC2409) receives the typing, receipts and presence of its
+// rooms' members and the to-device messages for its users, under both
+// the stable and the unstable field names.
+func TestAppServiceEphemeral(t *testing.T) {
+	bridgeEngines(t, func(t *testing.T, s *Server, tg, _ *testBridge) {
+		alice := s.Register("alice")
+		room := bridgedRoom(t, s, alice, tg)
+		evID := sendText(t, alice, room, "read me")
+		if _, err := alice.UserTyping(ctx(), room, true, 10*time.Second); err != nil {
+			t.Fatalf("typing: %v", err)
+		}
+		if err := alice.SendReceipt(ctx(), room, evID, "m.read", nil); err != nil {
+			t.Fatalf("receipt: %v", err)
+		}
+		if err := alice.SetPresence(ctx(), mautrix.ReqPresence{Presence: "online", StatusMsg: "at work"}); err != nil {
+			t.Fatalf("presence: %v", err)
+		}
+		bobID := id.NewUserID("tg_bob", serverName)
+		s.Do("PUT", "/_matrix/client/v3/sendToDevice/org.example.ping/txn1", alice.AccessToken, map[string]any{
+			"messages": map[string]any{bobID.String(): map[string]any{"BOBDEVICE": map[string]string{"hello": "bridge"}}},
+		}).Expect(t, 200, "")
+		want := map[string]bool{"m.typing": false, "m.receipt": false, "m.presence": false, "org.example.ping": false}
+		tg.waitFor("typing, receipt, presence and to-device", 10*time.Second, func(txns []bridgeTxn) bool {
+			for _, txn := range txns {
+				for _, field := range []string{"ephemeral", "de.sorunome.msc2409.ephemeral", "to_device", "de.sorunome.msc2409.to_device"} {
+					var evs []map[string]any
+					_ = json.Unmarshal(txn.Raw[field], &evs)
+					for _, e := range evs {
+						typ, _ := e["type"].(string)
+						switch typ {
+						case "m.typing":
+							want[typ] = want[typ] || (e["room_id"] == room.String() && strings.Contains(fmt.Sprint(e["content"]), alice.UserID.String()))
+						case "m.receipt":
+							want[typ] = want[typ] || (e["room_id"] == room.String() && strings.Contains(fmt.Sprint(e["content"]), evID.String()))
+						case "m.presence":
+							want[typ] = want[typ] || (e["sender"] == alice.UserID.String() && strings.Contains(fmt.Sprint(e["content"]), "at work"))
+						case "org.example.ping":
+							want[typ] = want[typ] || (e["to_user_id"] == bobID.String() && e["to_device_id"] == "BOBDEVICE" && e["sender"] == alice.UserID.String())
+						}
+					}
+				}
+			}
+			for _, ok := range want {
+				if !ok {
+					return false
+				}
+			}
+			return true
+		})
+	})
 }

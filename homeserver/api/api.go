@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 )
 
@@ -38,3 +39,21 @@ var (
 	// in again to the same device (soft_logout true).
 	ErrSoftLogout = errors.New("access token expired")
 )
+
+// EDU is an ephemeral event the client component publishes on the bus
+// (typing, receipts, presence, to-device messages) for the application
+// services that asked for them (MSC2409), in the form the Application
+// Service API carries it.
+type EDU struct {
+	// Type is m.typing, m.receipt, m.presence, or a to-device type.
+	Type string `json:"type"`
+	// RoomID is set for typing and receipts.
+	RoomID string `json:"room_id,omitempty"`
+	// Sender is set for presence and to-device messages.
+	Sender string `json:"sender,omitempty"`
+	// ToUserID and ToDeviceID are a to-device message's recipient.
+	ToUserID   string `json:"to_user_id,omitempty"`
+	ToDeviceID string `json:"to_device_id,omitempty"`
+	// Content is the event's content.
+	Content json.RawMessage `json:"content"`
+}

@@ -43,6 +43,17 @@ type Deps struct {
 	// IdleAfter turns online into unavailable without activity.
 	IdleAfter       time.Duration
 	MaxRequestBytes int64
+	// Bridges, when set, is told of every typing change, receipt and
+	// presence, for the application services that receive ephemeral
+	// events (MSC2409).
+	Bridges EDUSink
+}
+
+// EDUSink hands ephemeral events on to the application services.
+type EDUSink interface {
+	Typing(ctx context.Context, roomID string, userIDs []string)
+	Receipt(ctx context.Context, roomID, userID, typ, threadID, eventID string, ts int64)
+	Presence(ctx context.Context, userID, presence, statusMsg string)
 }
 
 // Handlers serves the endpoints.
@@ -94,5 +105,8 @@ func (h *Handlers) SetTyping(r *http.Request) (any, error) {
 		timeout = time.Duration(*body.Timeout) * time.Millisecond
 	}
 	h.Typing.Set(roomID, userID, *body.Typing, timeout)
+	if h.Bridges != nil {
+		h.Bridges.Typing(r.Context(), roomID, h.Typing.Typing(roomID))
+	}
 	return struct{}{}, nil
 }
