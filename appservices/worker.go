@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,22 +120,26 @@ func (w *worker) start(ctx context.Context) error {
 		return fmt.Errorf("consume roomserver output for %s: %w", w.as.ID, err)
 	}
 	w.stopConsume = stop
+	var streams []string
 	if w.as.WantsEphemeral() {
-		for _, stream := range ephemeralStreams {
-			stop, err := w.bus.Consume(context.WithoutCancel(ctx), stream, durableName(stream+"_"+w.as.ID), "", w.handleEDU)
-			if err != nil {
-				w.stop()
-				return fmt.Errorf("consume %s for %s: %w", stream, w.as.ID, err)
-			}
-			w.stopEDUs = append(w.stopEDUs, stop)
+		streams = append(streams, bus.StreamTyping, bus.StreamReceipts, bus.StreamPresence)
+	}
+	if w.as.WantsEphemeral() || w.as.MSC3202 {
+		streams = append(streams, bus.StreamToDevice) // to-device messages and key counts
+	}
+	if w.as.MSC3202 {
+		streams = append(streams, bus.StreamDeviceLists)
+	}
+	for _, stream := range streams {
+		stop, err := w.bus.Consume(context.WithoutCancel(ctx), stream, durableName(stream+"_"+w.as.ID), "", w.handleEDU)
+		if err != nil {
+			w.stop()
+			return fmt.Errorf("consume %s for %s: %w", stream, w.as.ID, err)
 		}
+		w.stopEDUs = append(w.stopEDUs, stop)
 	}
 	return nil
 }
-
-// ephemeralStreams carry the client component's ephemeral events
-// (homeserver/api.EDU) for the application services that want them.
-var ephemeralStreams = []string{bus.StreamTyping, bus.StreamReceipts, bus.StreamPresence, bus.StreamToDevice}
 
 // handleEDU queues an ephemeral event or to-device message that
 // interests the application service. Ephemeral events are not kept in
@@ -152,9 +157,17 @@ func (w *worker) handleEDU(ctx context.Context, msg bus.Message) error {
 	kind := storage.KindEDU
 	var ok bool
 	var err error
+	body := ""
 	switch {
+	case edu.Type == hsapi.EDUKeyCounts:
+		kind, ok = storage.KindKeyCounts, w.as.MSC3202 && w.as.OwnsUser(edu.ToUserID)
+	case edu.Type == hsapi.EDUDeviceListUpdate:
+		kind, body = storage.KindDeviceList, edu.Sender
+		if w.as.MSC3202 {
+			ok, err = w.cache.userInterested(ctx, edu.Sender)
+		}
 	case edu.ToUserID != "":
-		kind, ok = storage.KindToDevice, w.as.OwnsUser(edu.ToUserID)
+		kind, ok = storage.KindToDevice, w.as.WantsEphemeral() && w.as.OwnsUser(edu.ToUserID)
 	case edu.Type == "m.presence":
 		ok, err = w.cache.userInterested(ctx, edu.Sender)
 	case edu.RoomID != "":
@@ -163,11 +176,14 @@ func (w *worker) handleEDU(ctx context.Context, msg bus.Message) error {
 	if err != nil || !ok {
 		return err
 	}
-	raw, err := json.Marshal(edu)
-	if err != nil {
-		return fmt.Errorf("encode ephemeral event: %w", err)
+	if body == "" {
+		raw, err := json.Marshal(edu)
+		if err != nil {
+			return fmt.Errorf("encode ephemeral event: %w", err)
+		}
+		body = string(raw)
 	}
-	return w.enqueue(ctx, []storage.Item{{Kind: kind, Body: string(raw)}})
+	return w.enqueue(ctx, []storage.Item{{Kind: kind, Body: body}})
 }
 
 // stop stops consuming, then the sender, and waits for both.
@@ -330,6 +346,21 @@ type transaction struct {
 	EphemeralUnstable []json.RawMessage `json:"de.sorunome.msc2409.ephemeral,omitempty"`
 	ToDevice          []json.RawMessage `json:"to_device,omitempty"`
 	ToDeviceUnstable  []json.RawMessage `json:"de.sorunome.msc2409.to_device,omitempty"`
+	// MSC3202's fields, under the stable names too.
+	DeviceLists          *deviceLists                         `json:"device_lists,omitempty"`
+	DeviceListsUnstable  *deviceLists                         `json:"org.matrix.msc3202.device_lists,omitempty"`
+	OTKCounts            map[string]map[string]map[string]int `json:"device_one_time_keys_count,omitempty"`
+	OTKCountsUnstable    map[string]map[string]map[string]int `json:"org.matrix.msc3202.device_one_time_keys_count,omitempty"`
+	FallbackKeys         map[string]map[string][]string       `json:"device_unused_fallback_key_types,omitempty"`
+	FallbackKeysUnstable map[string]map[string][]string       `json:"org.matrix.msc3202.device_unused_fallback_key_types,omitempty"`
+}
+
+// deviceLists is a transaction's device_lists: the users whose devices
+// changed (left is never set: bridges learn departures from the member
+// events they receive).
+type deviceLists struct {
+	Changed []string `json:"changed"`
+	Left    []string `json:"left"`
 }
 
 // put sends txn once; nil means the bridge accepted it.
@@ -346,6 +377,16 @@ func (w *worker) put(ctx context.Context, txn storage.Txn) error {
 		case storage.KindToDevice:
 			body.ToDevice = append(body.ToDevice, raw)
 			body.ToDeviceUnstable = append(body.ToDeviceUnstable, raw)
+		case storage.KindDeviceList:
+			if body.DeviceLists == nil {
+				body.DeviceLists = &deviceLists{Changed: []string{}, Left: []string{}}
+				body.DeviceListsUnstable = body.DeviceLists
+			}
+			if !slices.Contains(body.DeviceLists.Changed, it.Body) {
+				body.DeviceLists.Changed = append(body.DeviceLists.Changed, it.Body)
+			}
+		case storage.KindKeyCounts:
+			addKeyCounts(&body, it.Body)
 		}
 	}
 	raw, err := json.Marshal(body)
@@ -409,4 +450,29 @@ func call(ctx context.Context, client *http.Client, as *config.AppService, metho
 		return nil, &statusError{Status: resp.StatusCode, Body: string(raw)}
 	}
 	return raw, nil
+}
+
+// addKeyCounts puts a device's key counts (a later count replaces an
+// earlier one of the same transaction) into body.
+func addKeyCounts(body *transaction, raw string) {
+	var edu hsapi.EDU
+	var kc hsapi.KeyCounts
+	if json.Unmarshal([]byte(raw), &edu) != nil || json.Unmarshal(edu.Content, &kc) != nil {
+		return
+	}
+	if body.OTKCounts == nil {
+		body.OTKCounts = map[string]map[string]map[string]int{}
+		body.FallbackKeys = map[string]map[string][]string{}
+		body.OTKCountsUnstable, body.FallbackKeysUnstable = body.OTKCounts, body.FallbackKeys
+	}
+	if body.OTKCounts[edu.ToUserID] == nil {
+		body.OTKCounts[edu.ToUserID] = map[string]map[string]int{}
+		body.FallbackKeys[edu.ToUserID] = map[string][]string{}
+	}
+	counts := kc.OneTimeKeys
+	if counts == nil {
+		counts = map[string]int{}
+	}
+	body.OTKCounts[edu.ToUserID][edu.ToDeviceID] = counts
+	body.FallbackKeys[edu.ToUserID][edu.ToDeviceID] = kc.UnusedFallback
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/homeserver/api"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/keys"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/bus"
 )
@@ -35,12 +36,74 @@ func newEDUPublisher(b *bus.Bus, apps *config.AppServices, log *logrus.Entry) *e
 		return nil
 	}
 	for _, as := range apps.Registrations {
-		if as.WantsEphemeral() && as.HasURL() {
+		if (as.WantsEphemeral() || as.MSC3202) && as.HasURL() {
 			return &eduPublisher{bus: b, apps: apps, log: log}
 		}
 	}
 	return nil
 }
+
+// msc3202 reports whether a registration asked for device lists and key
+// counts, and (with userID not empty) owns userID.
+func (p *eduPublisher) msc3202(userID string) bool {
+	for _, as := range p.apps.Registrations {
+		if as.MSC3202 && as.HasURL() && (userID == "" || as.OwnsUser(userID)) {
+			return true
+		}
+	}
+	return false
+}
+
+// DeviceListChange publishes that userID's devices changed.
+func (p *eduPublisher) DeviceListChange(ctx context.Context, userID string) {
+	if p.msc3202("") {
+		p.publish(ctx, bus.SubjectDeviceLists, userID, api.EDU{Type: api.EDUDeviceListUpdate, Sender: userID, Content: json.RawMessage(`{}`)})
+	}
+}
+
+// KeyCounts publishes the key counts of a bridge user's device.
+func (p *eduPublisher) KeyCounts(ctx context.Context, store *storage.Store, userID, deviceID string) {
+	if !p.msc3202(userID) {
+		return
+	}
+	counts, err := store.OneTimeKeyCounts(ctx, userID, deviceID)
+	if err != nil {
+		p.log.WithError(err).Warn("read one-time key counts for an application service")
+		return
+	}
+	fallback, err := store.UnusedFallbackKeyTypes(ctx, userID, deviceID)
+	if err != nil {
+		p.log.WithError(err).Warn("read fallback key types for an application service")
+		return
+	}
+	if fallback == nil {
+		fallback = []string{}
+	}
+	content, _ := json.Marshal(api.KeyCounts{OneTimeKeys: counts, UnusedFallback: fallback}) // maps and lists always encode
+	p.publish(ctx, bus.SubjectToDevice, userID, api.EDU{Type: api.EDUKeyCounts, ToUserID: userID, ToDeviceID: deviceID, Content: content})
+}
+
+// bridgeKeysNotifier is the E2EE relay's keys.Notifier when bridges asked
+// for device lists and key counts (MSC3202): it tells them, then next.
+type bridgeKeysNotifier struct {
+	next  keys.Notifier
+	edus  *eduPublisher
+	store *storage.Store
+}
+
+func (n bridgeKeysNotifier) NotifyToDevice(userID string) { n.next.NotifyToDevice(userID) }
+
+func (n bridgeKeysNotifier) NotifyDeviceListChange(userID string) {
+	n.next.NotifyDeviceListChange(userID)
+	n.edus.DeviceListChange(context.Background(), userID)
+}
+
+func (n bridgeKeysNotifier) NotifyKeyCounts(userID, deviceID string) {
+	n.next.NotifyKeyCounts(userID, deviceID)
+	n.edus.KeyCounts(context.Background(), n.store, userID, deviceID)
+}
+
+var _ keys.Notifier = bridgeKeysNotifier{}
 
 func (p *eduPublisher) publish(ctx context.Context, root, key string, edu api.EDU) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
@@ -85,7 +148,7 @@ func (p *eduPublisher) ToDevice(ctx context.Context, sender, eventType string, m
 	for _, m := range msgs {
 		owned := false
 		for _, as := range p.apps.Registrations {
-			owned = owned || (as.WantsEphemeral() && as.OwnsUser(m.UserID))
+			owned = owned || (as.WantsEphemeral() && as.HasURL() && as.OwnsUser(m.UserID))
 		}
 		if !owned {
 			continue

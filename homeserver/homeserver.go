@@ -124,6 +124,9 @@ func New(deps Deps) (*Component, error) {
 		}
 		keysNotifier = streams.KeysNotifier{Notifier: c.notifier, Positions: store}
 	}
+	if edus != nil {
+		keysNotifier = bridgeKeysNotifier{next: keysNotifier, edus: edus, store: store}
+	}
 	c.account = account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn, DeviceLists: keysNotifier,
 		AppServices: deps.AppServices})
 	kd := keys.Deps{Global: deps.Global, Config: deps.Config, Store: store, UIA: c.account.UIA(),

@@ -126,6 +126,8 @@ func (b *testBridge) attach(s *Server) {
 			select {
 			case <-as.Events:
 			case <-as.ToDeviceEvents:
+			case <-as.OTKCounts:
+			case <-as.DeviceLists:
 			case <-done:
 				return
 			}

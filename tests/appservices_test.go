@@ -364,7 +364,8 @@ func BenchmarkAppServiceDelivery(b *testing.B) {
 // TestAppServiceEphemeral checks that a bridge that asked for ephemeral
 // events (MSC2409) receives the typing, receipts and presence of its
 // rooms' members and the to-device messages for its users, under both
-// the stable and the unstable field names.
+// the stable and the unstable field names, and (MSC3202) its devices'
+// one-time key counts and the device-list changes of its rooms' members.
 func TestAppServiceEphemeral(t *testing.T) {
 	bridgeEngines(t, func(t *testing.T, s *Server, tg, _ *testBridge) {
 		alice := s.Register("alice")
@@ -383,9 +384,24 @@ func TestAppServiceEphemeral(t *testing.T) {
 		s.Do("PUT", "/_matrix/client/v3/sendToDevice/org.example.ping/txn1", alice.AccessToken, map[string]any{
 			"messages": map[string]any{bobID.String(): map[string]any{"BOBDEVICE": map[string]string{"hello": "bridge"}}},
 		}).Expect(t, 200, "")
-		want := map[string]bool{"m.typing": false, "m.receipt": false, "m.presence": false, "org.example.ping": false}
+		// MSC3202: the one-time key counts of a bridge user's device, and
+		// the device lists of users sharing a room with the bridge's users.
+		s.Do("PUT", userPath("/_matrix/client/v3/devices/TGBOBKEYS", bobID), tg.Reg.AppToken, map[string]any{}).Expect(t, 200, "")
+		s.Do("POST", userPath("/_matrix/client/v3/keys/upload", bobID)+"&org.matrix.msc3202.device_id=TGBOBKEYS", tg.Reg.AppToken,
+			map[string]any{"one_time_keys": map[string]string{"curve25519:AAAAAQ": "dGVzdCBrZXkgb25lIHRlc3Qga2V5IG9uZSB0ZXN0IGtleQ"}}).Expect(t, 200, "")
+		s.Login(alice.UserID)
+		want := map[string]bool{"m.typing": false, "m.receipt": false, "m.presence": false, "org.example.ping": false,
+			"otk counts": false, "device lists": false}
 		tg.waitFor("typing, receipt, presence and to-device", 10*time.Second, func(txns []bridgeTxn) bool {
 			for _, txn := range txns {
+				var otk map[string]map[string]map[string]int
+				_ = json.Unmarshal(txn.Raw["org.matrix.msc3202.device_one_time_keys_count"], &otk)
+				want["otk counts"] = want["otk counts"] || otk[bobID.String()]["TGBOBKEYS"]["curve25519"] == 1
+				var lists struct{ Changed []string }
+				_ = json.Unmarshal(txn.Raw["org.matrix.msc3202.device_lists"], &lists)
+				for _, u := range lists.Changed {
+					want["device lists"] = want["device lists"] || u == alice.UserID.String()
+				}
 				for _, field := range []string{"ephemeral", "de.sorunome.msc2409.ephemeral", "to_device", "de.sorunome.msc2409.to_device"} {
 					var evs []map[string]any
 					_ = json.Unmarshal(txn.Raw[field], &evs)

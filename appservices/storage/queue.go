@@ -21,6 +21,12 @@ const (
 	KindPDU      = "pdu"
 	KindEDU      = "edu"
 	KindToDevice = "to_device"
+	// KindDeviceList is a user whose devices changed (MSC3202); its body
+	// is the user id.
+	KindDeviceList = "device_list"
+	// KindKeyCounts is a device's key counts (MSC3202); its body is the
+	// EDU that carried them.
+	KindKeyCounts = "key_counts"
 )
 
 // Item is one queued event.

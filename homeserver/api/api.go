@@ -57,3 +57,19 @@ type EDU struct {
 	// Content is the event's content.
 	Content json.RawMessage `json:"content"`
 }
+
+// Types of the EDUs that are not events in the Application Service API
+// but fields of a transaction (MSC3202, for encrypted bridges).
+const (
+	// EDUDeviceListUpdate: Sender's devices changed.
+	EDUDeviceListUpdate = "m.device_list_update"
+	// EDUKeyCounts: the one-time and unused fallback key counts of
+	// ToUserID's device ToDeviceID; Content is KeyCounts.
+	EDUKeyCounts = "org.matrix.msc3202.device_one_time_keys_count"
+)
+
+// KeyCounts is the content of an EDUKeyCounts.
+type KeyCounts struct {
+	OneTimeKeys    map[string]int `json:"one_time_keys"`
+	UnusedFallback []string       `json:"unused_fallback"`
+}
