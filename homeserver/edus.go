@@ -22,7 +22,9 @@ import (
 type eduPublisher struct {
 	bus  *bus.Bus
 	apps *config.AppServices
-	log  *logrus.Entry
+	// store reads devices and key counts.
+	store *storage.Store
+	log   *logrus.Entry
 }
 
 // publishTimeout bounds one publish; an ephemeral event that cannot be
@@ -31,13 +33,13 @@ const publishTimeout = 5 * time.Second
 
 // newEDUPublisher returns a publisher, or nil when no application service
 // wants ephemeral events.
-func newEDUPublisher(b *bus.Bus, apps *config.AppServices, log *logrus.Entry) *eduPublisher {
+func newEDUPublisher(b *bus.Bus, apps *config.AppServices, store *storage.Store, log *logrus.Entry) *eduPublisher {
 	if b == nil || apps == nil {
 		return nil
 	}
 	for _, as := range apps.Registrations {
 		if (as.WantsEphemeral() || as.MSC3202) && as.HasURL() {
-			return &eduPublisher{bus: b, apps: apps, log: log}
+			return &eduPublisher{bus: b, apps: apps, store: store, log: log}
 		}
 	}
 	return nil
@@ -62,16 +64,16 @@ func (p *eduPublisher) DeviceListChange(ctx context.Context, userID string) {
 }
 
 // KeyCounts publishes the key counts of a bridge user's device.
-func (p *eduPublisher) KeyCounts(ctx context.Context, store *storage.Store, userID, deviceID string) {
+func (p *eduPublisher) KeyCounts(ctx context.Context, userID, deviceID string) {
 	if !p.msc3202(userID) {
 		return
 	}
-	counts, err := store.OneTimeKeyCounts(ctx, userID, deviceID)
+	counts, err := p.store.OneTimeKeyCounts(ctx, userID, deviceID)
 	if err != nil {
 		p.log.WithError(err).Warn("read one-time key counts for an application service")
 		return
 	}
-	fallback, err := store.UnusedFallbackKeyTypes(ctx, userID, deviceID)
+	fallback, err := p.store.UnusedFallbackKeyTypes(ctx, userID, deviceID)
 	if err != nil {
 		p.log.WithError(err).Warn("read fallback key types for an application service")
 		return
@@ -86,9 +88,8 @@ func (p *eduPublisher) KeyCounts(ctx context.Context, store *storage.Store, user
 // bridgeKeysNotifier is the E2EE relay's keys.Notifier when bridges asked
 // for device lists and key counts (MSC3202): it tells them, then next.
 type bridgeKeysNotifier struct {
-	next  keys.Notifier
-	edus  *eduPublisher
-	store *storage.Store
+	next keys.Notifier
+	edus *eduPublisher
 }
 
 func (n bridgeKeysNotifier) NotifyToDevice(userID string) { n.next.NotifyToDevice(userID) }
@@ -100,7 +101,7 @@ func (n bridgeKeysNotifier) NotifyDeviceListChange(userID string) {
 
 func (n bridgeKeysNotifier) NotifyKeyCounts(userID, deviceID string) {
 	n.next.NotifyKeyCounts(userID, deviceID)
-	n.edus.KeyCounts(context.Background(), n.store, userID, deviceID)
+	n.edus.KeyCounts(context.Background(), userID, deviceID)
 }
 
 var _ keys.Notifier = bridgeKeysNotifier{}
@@ -143,7 +144,8 @@ func (p *eduPublisher) Presence(ctx context.Context, userID, presence, statusMsg
 }
 
 // ToDevice publishes the messages addressed to application services'
-// users (the rest only go to the inbox /sync reads).
+// users (the rest only go to the inbox /sync reads); a message to "*" goes
+// to each of the user's devices.
 func (p *eduPublisher) ToDevice(ctx context.Context, sender, eventType string, msgs []storage.ToDeviceMessage) {
 	for _, m := range msgs {
 		owned := false
@@ -159,6 +161,20 @@ func (p *eduPublisher) ToDevice(ctx context.Context, sender, eventType string, m
 		if err := json.Unmarshal([]byte(m.JSON), &ev); err != nil {
 			continue
 		}
-		p.publish(ctx, bus.SubjectToDevice, m.UserID, api.EDU{Type: eventType, Sender: sender, ToUserID: m.UserID, ToDeviceID: m.DeviceID, Content: ev.Content})
+		devices := []string{m.DeviceID}
+		if m.DeviceID == "*" {
+			devs, err := p.store.Devices(ctx, m.UserID)
+			if err != nil {
+				p.log.WithError(err).Warn("list devices for an application service's to-device message")
+				continue
+			}
+			devices = devices[:0]
+			for _, d := range devs {
+				devices = append(devices, d.DeviceID)
+			}
+		}
+		for _, d := range devices {
+			p.publish(ctx, bus.SubjectToDevice, m.UserID, api.EDU{Type: eventType, Sender: sender, ToUserID: m.UserID, ToDeviceID: d, Content: ev.Content})
+		}
 	}
 }

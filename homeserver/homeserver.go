@@ -117,7 +117,7 @@ func New(deps Deps) (*Component, error) {
 	// What wakes /sync when keys, to-device messages or devices change.
 	var keysNotifier keys.Notifier = noSyncNotifier{}
 	// Ephemeral events for the bridges that asked for them; nil: none.
-	edus := newEDUPublisher(deps.Bus, deps.AppServices, deps.Log)
+	edus := newEDUPublisher(deps.Bus, deps.AppServices, store, deps.Log)
 	if deps.Rooms != nil && deps.Bus != nil {
 		if err := c.buildSync(deps, store, edus); err != nil {
 			return nil, err
@@ -125,7 +125,7 @@ func New(deps Deps) (*Component, error) {
 		keysNotifier = streams.KeysNotifier{Notifier: c.notifier, Positions: store}
 	}
 	if edus != nil {
-		keysNotifier = bridgeKeysNotifier{next: keysNotifier, edus: edus, store: store}
+		keysNotifier = bridgeKeysNotifier{next: keysNotifier, edus: edus}
 	}
 	c.account = account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn, DeviceLists: keysNotifier,
 		AppServices: deps.AppServices})

@@ -384,6 +384,11 @@ func TestAppServiceEphemeral(t *testing.T) {
 		s.Do("PUT", "/_matrix/client/v3/sendToDevice/org.example.ping/txn1", alice.AccessToken, map[string]any{
 			"messages": map[string]any{bobID.String(): map[string]any{"BOBDEVICE": map[string]string{"hello": "bridge"}}},
 		}).Expect(t, 200, "")
+		// To every device ("*"): the bridge gets one per device.
+		s.Do("PUT", userPath("/_matrix/client/v3/devices/TGBOBSTAR", bobID), tg.Reg.AppToken, map[string]any{}).Expect(t, 200, "")
+		s.Do("PUT", "/_matrix/client/v3/sendToDevice/org.example.all/txn2", alice.AccessToken, map[string]any{
+			"messages": map[string]any{bobID.String(): map[string]any{"*": map[string]string{"hello": "all"}}},
+		}).Expect(t, 200, "")
 		// MSC3202: the one-time key counts of a bridge user's device, and
 		// the device lists of users sharing a room with the bridge's users.
 		s.Do("PUT", userPath("/_matrix/client/v3/devices/TGBOBKEYS", bobID), tg.Reg.AppToken, map[string]any{}).Expect(t, 200, "")
@@ -391,7 +396,7 @@ func TestAppServiceEphemeral(t *testing.T) {
 			map[string]any{"one_time_keys": map[string]string{"curve25519:AAAAAQ": "dGVzdCBrZXkgb25lIHRlc3Qga2V5IG9uZSB0ZXN0IGtleQ"}}).Expect(t, 200, "")
 		s.Login(alice.UserID)
 		want := map[string]bool{"m.typing": false, "m.receipt": false, "m.presence": false, "org.example.ping": false,
-			"otk counts": false, "device lists": false}
+			"otk counts": false, "device lists": false, "org.example.all": false}
 		tg.waitFor("typing, receipt, presence and to-device", 10*time.Second, func(txns []bridgeTxn) bool {
 			for _, txn := range txns {
 				var otk map[string]map[string]map[string]int
@@ -414,6 +419,8 @@ func TestAppServiceEphemeral(t *testing.T) {
 							want[typ] = want[typ] || (e["room_id"] == room.String() && strings.Contains(fmt.Sprint(e["content"]), evID.String()))
 						case "m.presence":
 							want[typ] = want[typ] || (e["sender"] == alice.UserID.String() && strings.Contains(fmt.Sprint(e["content"]), "at work"))
+						case "org.example.all":
+							want[typ] = want[typ] || (e["to_user_id"] == bobID.String() && e["to_device_id"] == "TGBOBSTAR")
 						case "org.example.ping":
 							want[typ] = want[typ] || (e["to_user_id"] == bobID.String() && e["to_device_id"] == "BOBDEVICE" && e["sender"] == alice.UserID.String())
 						}
