@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -230,9 +232,30 @@ func TestAppServiceRefusals(t *testing.T) {
 		if !limited {
 			t.Fatal("the ordinary user was never limited: the test proves nothing")
 		}
+
+		// A third application service, with no url and a non-exclusive
+		// namespace of every user, overlapping the others' exclusive ones:
+		// it may act as alice, not as tg's users.
+		s.Do("GET", userPath(whoami, alice.UserID), "all-as-token", nil).Expect(t, 200, "")
+		s.Do("GET", userPath(whoami, id.NewUserID("tg_erin", serverName)), "all-as-token", nil).Expect(t, 403, "M_FORBIDDEN")
+		reg("all-as-token", "tg_zed").Expect(t, 400, "M_EXCLUSIVE")
+		reg("all-as-token", "zed").Expect(t, 200, "")
 	}, func(c *config.Config) {
 		c.Client.Registration.Enabled, c.Client.Registration.AllowDummy = true, true
 		c.Client.RateLimits.Request = config.RateLimit{PerSecond: 1, Burst: 5}
+		all := filepath.Join(c.Global.DataDir, "all.yaml")
+		if err := os.WriteFile(all, []byte(`id: watcher
+url: null
+as_token: all-as-token
+hs_token: all-hs-token
+sender_localpart: watcher
+rate_limited: false
+namespaces:
+  users: [{exclusive: false, regex: '@.*'}]
+`), 0o600); err != nil {
+			panic(err)
+		}
+		c.AppServices.ConfigFiles = append(c.AppServices.ConfigFiles, all)
 	})
 }
 

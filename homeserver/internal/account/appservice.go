@@ -45,8 +45,8 @@ func (h *Handlers) registerAppServiceUser(r *http.Request, req registerRequest) 
 	if err != nil {
 		return nil, err
 	}
-	if !as.OwnsUser(userID) {
-		return nil, httputil.Errorf(httputil.CodeExclusive, "user id is not in the application service's namespace")
+	if err := checkOwned(as, h.appServices, userID); err != nil {
+		return nil, err
 	}
 	return h.createAccount(r.Context(), createParams{
 		userID: userID, appServiceID: as.ID, login: !req.InhibitLogin, deviceID: req.DeviceID,
@@ -65,8 +65,8 @@ func (h *Handlers) loginAppServiceUser(r *http.Request, req loginRequest, user s
 	if !ok {
 		return nil, httputil.Forbidden("invalid user")
 	}
-	if !as.OwnsUser(userID) {
-		return nil, httputil.Errorf(httputil.CodeExclusive, "user id is not in the application service's namespace")
+	if err := checkOwned(as, h.appServices, userID); err != nil {
+		return nil, err
 	}
 	acct, err := h.store.Account(r.Context(), userID)
 	switch {
@@ -78,6 +78,21 @@ func (h *Handlers) loginAppServiceUser(r *http.Request, req loginRequest, user s
 		return nil, httputil.Errorf(httputil.CodeUserDeactivated, "user is deactivated")
 	}
 	return h.openSession(r.Context(), userID, req.DeviceID, req.InitialDeviceDisplayName, clientIP(r), req.RefreshToken)
+}
+
+// checkOwned refuses (M_EXCLUSIVE) a user id outside the application
+// service's namespaces, or inside another one's exclusive namespace (the
+// two may overlap when the first's is not exclusive).
+func checkOwned(as *config.AppService, all *config.AppServices, userID string) error {
+	if !as.OwnsUser(userID) {
+		return httputil.Errorf(httputil.CodeExclusive, "user id is not in the application service's namespace")
+	}
+	for _, other := range all.Registrations {
+		if other.ID != as.ID && other.ExclusiveUser(userID) {
+			return httputil.Errorf(httputil.CodeExclusive, "user id is reserved by another application service")
+		}
+	}
+	return nil
 }
 
 // checkNotExclusive refuses a user id an application service reserved

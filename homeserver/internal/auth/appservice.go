@@ -33,6 +33,11 @@ func (a *Authenticator) appServiceDevice(r *http.Request, as *config.AppService)
 	if !as.OwnsUser(userID) {
 		return api.Device{}, httputil.Forbidden("application service cannot masquerade as this user")
 	}
+	for _, other := range a.appServices {
+		if other.ID != as.ID && other.ExclusiveUser(userID) {
+			return api.Device{}, httputil.Forbidden("user is reserved by another application service")
+		}
+	}
 	acct, err := a.store.Account(r.Context(), userID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
