@@ -219,6 +219,7 @@ func TestAppServiceRefusals(t *testing.T) {
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})
 		s.Do("PUT", "/_matrix/client/v3/directory/room/"+url.PathEscape("#wa_mine:"+serverName), alice.AccessToken,
 			map[string]string{"room_id": room.String()}).Expect(t, 400, "M_EXCLUSIVE")
+		s.Do("POST", "/_matrix/client/v3/createRoom", alice.AccessToken, map[string]any{"room_alias_name": "tg_mine"}).Expect(t, 400, "M_EXCLUSIVE")
 
 		// rate_limited: false spares the bridge the per-user limit others
 		// meet (the test sets it to a burst of 5).

@@ -75,10 +75,8 @@ func (h *Handlers) SetAlias(r *http.Request) (any, error) {
 	if _, err := spec.NewRoomID(req.RoomID); err != nil {
 		return nil, httputil.InvalidParam("room_id is not a valid room id")
 	}
-	if h.appServices != nil {
-		if owner := h.appServices.ExclusiveAliasOwner(alias); owner != nil && owner.ID != dev.AppServiceID {
-			return nil, httputil.Errorf(httputil.CodeExclusive, "room alias is reserved by an application service")
-		}
+	if err := h.checkAliasNotReserved(ctx, alias); err != nil {
+		return nil, err
 	}
 	membership, _, err := h.rooms.Membership(ctx, req.RoomID, dev.UserID)
 	if errors.Is(err, api.ErrRoomNotFound) {
@@ -100,6 +98,19 @@ func (h *Handlers) SetAlias(r *http.Request) (any, error) {
 		return nil, fmt.Errorf("set alias: %w", err)
 	}
 	return struct{}{}, nil
+}
+
+// checkAliasNotReserved refuses (400 M_EXCLUSIVE) an alias of an
+// application service's exclusive alias namespace to anyone but that
+// application service (ctx carries the requester).
+func (h *Handlers) checkAliasNotReserved(ctx context.Context, alias string) error {
+	if h.appServices == nil {
+		return nil
+	}
+	if owner := h.appServices.ExclusiveAliasOwner(alias); owner != nil && owner.ID != auth.DeviceFrom(ctx).AppServiceID {
+		return httputil.Errorf(httputil.CodeExclusive, "room alias is reserved by an application service")
+	}
+	return nil
 }
 
 // GetAlias is GET /directory/room/{roomAlias}, open to anyone: the room an
