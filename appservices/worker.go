@@ -417,6 +417,8 @@ type statusError struct {
 	Body   string
 }
 
+// Error implements error; the body is kept for the ping's answer, not
+// logged (it may hold anything).
 func (e *statusError) Error() string { return fmt.Sprintf("bridge answered %d", e.Status) }
 
 // maxAnswer bounds what is read of a bridge's answer.

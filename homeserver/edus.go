@@ -92,13 +92,17 @@ type bridgeKeysNotifier struct {
 	edus *eduPublisher
 }
 
+// NotifyToDevice implements keys.Notifier (to-device messages reach the
+// bridges through keys.Deps.Bridges).
 func (n bridgeKeysNotifier) NotifyToDevice(userID string) { n.next.NotifyToDevice(userID) }
 
+// NotifyDeviceListChange implements keys.Notifier.
 func (n bridgeKeysNotifier) NotifyDeviceListChange(userID string) {
 	n.next.NotifyDeviceListChange(userID)
 	n.edus.DeviceListChange(context.Background(), userID)
 }
 
+// NotifyKeyCounts implements keys.Notifier.
 func (n bridgeKeysNotifier) NotifyKeyCounts(userID, deviceID string) {
 	n.next.NotifyKeyCounts(userID, deviceID)
 	n.edus.KeyCounts(context.Background(), userID, deviceID)
