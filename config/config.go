@@ -34,6 +34,9 @@ type Config struct {
 	Federation Federation `yaml:"federation"`
 	// Media is the media repository.
 	Media Media `yaml:"media"`
+	// AppServices lists the application services (bridges); see
+	// appservices.go.
+	AppServices AppServices `yaml:"app_services"`
 	// Logging sets the log level and format.
 	Logging Logging `yaml:"logging"`
 	// Metrics sets the Prometheus listener.
@@ -387,6 +390,7 @@ func (c *Config) Defaults() {
 		c.Media.MaxUploadBytes = 50 << 20
 	}
 	c.Media.defaults()
+	c.AppServices.defaults()
 	def(&c.Logging.Level, "info")
 	def(&c.Logging.Format, "text")
 }
@@ -448,6 +452,7 @@ func (c *Config) Verify() error {
 	c.Media.verify(&errs)
 	c.Client.Push.verify(&errs)
 	c.Client.Calls.verify(&errs)
+	c.AppServices.verify(&c.Global, &errs)
 	switch c.Logging.Level {
 	case "debug", "info", "warn", "error":
 	default:

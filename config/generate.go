@@ -314,6 +314,17 @@ media:
   # url_preview_allowed_ips: address ranges (CIDR) that previews may
   # reach although not public, e.g. [10.20.0.0/16]. Default: none.
 
+app_services:
+  # Registration files of the application services (bridges), relative
+  # to data_dir: the YAML each bridge generates (id, url, as_token,
+  # hs_token, sender_localpart, namespaces). Checked at start.
+  #config_files: []
+  # The longest wait between two attempts to push a transaction to a
+  # bridge that is down (waits start at 250ms and double).
+  #max_retry_interval: 1m0s
+  # Bounds one request to a bridge.
+  #timeout: 30s
+
 logging:
   # One of debug, info, warn, error.
   #level: info

@@ -13,11 +13,13 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	asapi "github.com/matrix-gouv/homeserver/appservices/api"
 	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/accountdata"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/bridges"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/calls"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/directory"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/ephemeral"
@@ -65,6 +67,13 @@ type Deps struct {
 	// Bus carries the roomserver's output to sync. Nil like Rooms: sync
 	// is then not mounted.
 	Bus *bus.Bus
+	// AppServices are the registered application services, whose
+	// as_tokens authenticate and whose exclusive namespaces are reserved.
+	// Nil: none.
+	AppServices *config.AppServices
+	// Bridges asks application services about users and aliases this
+	// server does not know, and pings them. Nil: nobody is asked.
+	Bridges asapi.Querier
 }
 
 // Component is the client-server API.
@@ -108,13 +117,16 @@ type Component struct {
 	// (nil when Deps.Rooms was) the delayed events of MSC4140.
 	calls   *calls.Handlers
 	delayed *calls.Delayed
+	// bridges serves the application service ping and the third-party
+	// lookups; nil when Deps.Bridges was.
+	bridges *bridges.Handlers
 }
 
 // New builds the component; it does no I/O until Start.
 func New(deps Deps) (*Component, error) {
 	store := storage.New(deps.DB)
 	rl := deps.Config.RateLimits.Request
-	authn := auth.NewAuthenticator(store, httputil.NewLimiter(rl.PerSecond, rl.Burst))
+	authn := auth.NewAuthenticator(store, httputil.NewLimiter(rl.PerSecond, rl.Burst), deps.AppServices)
 	c := &Component{
 		store: store,
 		auth:  authn,
@@ -122,17 +134,26 @@ func New(deps Deps) (*Component, error) {
 	}
 	// What wakes /sync when keys, to-device messages or devices change.
 	var keysNotifier keys.Notifier = noSyncNotifier{}
+	// Ephemeral events for the bridges that asked for them; nil: none.
+	edus := newEDUPublisher(deps.Bus, deps.AppServices, store, deps.Log)
 	if deps.Rooms != nil && deps.Bus != nil {
-		if err := c.buildSync(deps, store); err != nil {
+		if err := c.buildSync(deps, store, edus); err != nil {
 			return nil, err
 		}
 		keysNotifier = streams.KeysNotifier{Notifier: c.notifier, Positions: store}
 	}
-	c.account = account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn, DeviceLists: keysNotifier})
+	if edus != nil {
+		keysNotifier = bridgeKeysNotifier{next: keysNotifier, edus: edus}
+	}
+	c.account = account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn, DeviceLists: keysNotifier,
+		AppServices: deps.AppServices})
 	kd := keys.Deps{Global: deps.Global, Config: deps.Config, Store: store, UIA: c.account.UIA(),
 		Notifier: keysNotifier, Log: deps.Log}
 	if c.notifier != nil {
 		kd.DeviceListPos = syncv3.DeviceListPos
+	}
+	if edus != nil {
+		kd.Bridges = edus
 	}
 	if deps.Rooms != nil {
 		kd.Rooms = deps.Rooms
@@ -150,11 +171,21 @@ func New(deps Deps) (*Component, error) {
 			SearchAll: deps.Config.UserDirectory.SearchAllUsers, MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log})
 		c.indexer = &search.Indexer{Bus: deps.Bus, Store: store, Log: deps.Log}
 	}
+	if deps.Bridges != nil {
+		c.bridges = bridges.New(deps.Bridges, deps.Config.MaxRequestBytes)
+	}
 	if deps.Directory != nil {
-		c.directory = directory.New(directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory})
+		dd := directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory, AppServices: deps.AppServices}
+		if deps.Bridges != nil {
+			dd.Bridges = deps.Bridges
+		}
+		c.directory = directory.New(dd)
 	}
 	if deps.Rooms != nil {
 		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms, Profiles: c.profile}
+		if deps.Bridges != nil {
+			rd.Bridges = deps.Bridges
+		}
 		if c.directory != nil {
 			rd.Directory = c.directory
 		}
@@ -185,7 +216,7 @@ func New(deps Deps) (*Component, error) {
 // buildSync builds /sync and what feeds it: the notifier, the feeder of
 // the roomserver's output (which has push evaluate each event before
 // clients are woken), typing, receipts, presence, account data and push.
-func (c *Component) buildSync(deps Deps, store *storage.Store) error {
+func (c *Component) buildSync(deps Deps, store *storage.Store, edus *eduPublisher) error {
 	presence := !deps.Config.Presence.Disabled
 	c.notifier = streams.NewNotifier(deps.Global.ServerName)
 	c.typing = streams.NewTyping(c.notifier, 0)
@@ -201,10 +232,14 @@ func (c *Component) buildSync(deps Deps, store *storage.Store) error {
 	pending := &streams.PendingActions{}
 	c.feeder = &streams.Feeder{Bus: deps.Bus, Store: store, Rooms: deps.Rooms, Notifier: c.notifier,
 		Processor: p.Processor(), Pending: pending, Log: deps.Log}
-	c.ephemeral = ephemeral.New(ephemeral.Deps{
+	ed := ephemeral.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, AccountData: c.accountData,
 		Unread: pending, Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,
-	})
+	}
+	if edus != nil {
+		ed.Bridges = edus
+	}
+	c.ephemeral = ephemeral.New(ed)
 	c.sync = syncv3.New(syncv3.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, Log: deps.Log,
 		Counter: pushCounter{store: store, pending: pending}, Ignored: ignored, PushRules: pushRulesContent{p.Rules()},
@@ -243,6 +278,9 @@ func (c *Component) Start(ctx context.Context) error {
 		if err := c.indexer.Start(ctx); err != nil {
 			return err
 		}
+	}
+	if err := c.account.EnsureAppServiceUsers(ctx); err != nil {
+		return err
 	}
 	if c.push != nil {
 		if err := c.push.Start(ctx); err != nil {

@@ -43,7 +43,6 @@ func (c *Component) Mount(r chi.Router) {
 		{"POST", "account/deactivate", a.Deactivate},
 		{"GET", "account/3pid", a.ThreePIDs},
 		{"GET", "capabilities", i.Capabilities},
-		{"GET", "thirdparty/protocols", i.ThirdPartyProtocols},
 		{"GET", "profile/{userID}", c.profile.Get},
 		{"GET", "profile/{userID}/{keyName}", c.profile.GetField},
 		{"PUT", "profile/{userID}/{keyName}", c.profile.Put},
@@ -51,6 +50,19 @@ func (c *Component) Mount(r chi.Router) {
 		{"GET", "voip/turnServer", c.calls.TURNServer},
 		{"POST", "user/{userID}/openid/request_token", c.calls.RequestOpenIDToken},
 		{"GET", "/_matrix/client/unstable/org.matrix.msc4143/rtc/transports", c.calls.RTCTransports},
+	}
+	if b := c.bridges; b != nil {
+		authed = append(authed, []route{
+			{"POST", "/_matrix/client/v1/appservice/{appserviceID}/ping", b.Ping},
+			{"GET", "thirdparty/protocols", b.Protocols},
+			{"GET", "thirdparty/protocol/{protocol}", b.Protocol},
+			{"GET", "thirdparty/location/{protocol}", b.Location},
+			{"GET", "thirdparty/user/{protocol}", b.User},
+			{"GET", "thirdparty/location", b.LocationByAlias},
+			{"GET", "thirdparty/user", b.UserByID},
+		}...)
+	} else {
+		authed = append(authed, route{"GET", "thirdparty/protocols", i.ThirdPartyProtocols})
 	}
 	if rm := c.rooms; rm != nil {
 		// PUT /send and /state with org.matrix.msc4140.delay are delayed
@@ -110,6 +122,7 @@ func (c *Component) Mount(r chi.Router) {
 			{"DELETE", "directory/room/{roomAlias}", d.DeleteAlias},
 			{"GET", "rooms/{roomID}/aliases", d.RoomAliases},
 			{"PUT", "directory/list/room/{roomID}", d.SetVisibility},
+			{"PUT", "directory/list/appservice/{networkID}/{roomID}", d.SetAppServiceVisibility},
 			{"POST", "publicRooms", d.PublicRoomsFiltered},
 		}...)
 	}

@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 )
 
@@ -47,4 +48,38 @@ type OpenIDQuerier interface {
 	// QueryOpenIDToken returns the user id the unexpired token was issued
 	// to, or ErrUnknownToken.
 	QueryOpenIDToken(ctx context.Context, token string) (string, error)
+}
+
+// EDU is an ephemeral event the client component publishes on the bus
+// (typing, receipts, presence, to-device messages) for the application
+// services that asked for them (MSC2409), in the form the Application
+// Service API carries it.
+type EDU struct {
+	// Type is m.typing, m.receipt, m.presence, or a to-device type.
+	Type string `json:"type"`
+	// RoomID is set for typing and receipts.
+	RoomID string `json:"room_id,omitempty"`
+	// Sender is set for presence and to-device messages.
+	Sender string `json:"sender,omitempty"`
+	// ToUserID and ToDeviceID are a to-device message's recipient.
+	ToUserID   string `json:"to_user_id,omitempty"`
+	ToDeviceID string `json:"to_device_id,omitempty"`
+	// Content is the event's content.
+	Content json.RawMessage `json:"content"`
+}
+
+// Types of the EDUs that are not events in the Application Service API
+// but fields of a transaction (MSC3202, for encrypted bridges).
+const (
+	// EDUDeviceListUpdate: Sender's devices changed.
+	EDUDeviceListUpdate = "m.device_list_update"
+	// EDUKeyCounts: the one-time and unused fallback key counts of
+	// ToUserID's device ToDeviceID; Content is KeyCounts.
+	EDUKeyCounts = "org.matrix.msc3202.device_one_time_keys_count"
+)
+
+// KeyCounts is the content of an EDUKeyCounts.
+type KeyCounts struct {
+	OneTimeKeys    map[string]int `json:"one_time_keys"`
+	UnusedFallback []string       `json:"unused_fallback"`
 }

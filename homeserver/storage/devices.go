@@ -65,6 +65,28 @@ func (s *Store) SetDeviceName(ctx context.Context, userID, deviceID, name string
 	})
 }
 
+// CreateDevice creates a device of userID with no token (an application
+// service's device, MSC4190) and records the device-list change; a device
+// that exists only takes the name, when name is not nil.
+func (s *Store) CreateDevice(ctx context.Context, userID, deviceID string, name *string) error {
+	now := s.nowMS()
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE devices SET display_name = COALESCE($1, display_name) WHERE user_id = $2 AND device_id = $3`,
+			name, userID, deviceID)
+		if err != nil {
+			return fmt.Errorf("rename device: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO devices (user_id, device_id, display_name, created_ts, last_seen_ts, last_seen_ip)
+			VALUES ($1, $2, $3, $4, $5, $6)`, userID, deviceID, name, now, now, ""); err != nil {
+			return fmt.Errorf("insert device: %w", err)
+		}
+		return s.recordDeviceChange(ctx, tx, userID, deviceID, false, now)
+	})
+}
+
 // DeleteDevices deletes the given devices of userID with their tokens, keys
 // and pending to-device messages, and records a device-list change for
 // each. Unknown device ids are ignored, as the spec asks.

@@ -59,6 +59,11 @@ const (
 	CodeKeyTooLarge     Code = "M_KEY_TOO_LARGE"
 	// Delayed events (MSC4140).
 	CodeMaxDelayExceeded Code = "M_MAX_DELAY_EXCEEDED"
+	// Application service ping (POST /appservice/{id}/ping).
+	CodeURLNotSet         Code = "M_URL_NOT_SET"
+	CodeBadStatus         Code = "M_BAD_STATUS"
+	CodeConnectionTimeout Code = "M_CONNECTION_TIMEOUT"
+	CodeConnectionFailed  Code = "M_CONNECTION_FAILED"
 )
 
 // statusOf is each code's HTTP status when the caller gives none.

@@ -64,6 +64,9 @@ func (a *App) buildLocked() (built, error) {
 		}
 		hs, err := homeserver.New(homeserver.Deps{
 			Global: &cfg.Global, Config: &cfg.Client, DB: a.db, Log: a.componentLog(Client), Rooms: rooms, Directory: rooms, Bus: a.bus,
+			// The bridges' questions are plain HTTP calls: every client
+			// process asks them itself.
+			AppServices: &cfg.AppServices, Bridges: appservices.NewQuerier(&cfg.AppServices, a.componentLog(Appservices)),
 		})
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Client, err)
@@ -107,11 +110,17 @@ func (a *App) buildLocked() (built, error) {
 		b.clientRoutes = append(b.clientRoutes, media.Mount)
 	}
 	if a.run[Appservices] {
-		as, err := appservices.New(appservices.Deps{Global: &cfg.Global, DB: a.db, Log: a.componentLog(Appservices)})
+		var rooms rsremote.Roomserver = rs
+		if rs == nil {
+			rooms = rsremote.NewClient(a.bus)
+		}
+		as, err := appservices.New(appservices.Deps{Global: &cfg.Global, Config: &cfg.AppServices, DB: a.db, Bus: a.bus,
+			Rooms: rooms, Tokens: tokens, Log: a.componentLog(Appservices)})
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Appservices, err)
 		}
 		b.parts = append(b.parts, part{name: Appservices, start: as.Start, stop: as.Stop})
+		b.clientRoutes = append(b.clientRoutes, as.Mount)
 	}
 	return b, nil
 }

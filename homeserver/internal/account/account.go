@@ -31,6 +31,10 @@ type Deps struct {
 	// deletion, deactivation), so that their peers' syncs hear of it.
 	// Nil: nobody is told.
 	DeviceLists DeviceListNotifier
+	// AppServices are the registered application services: their users
+	// register and log in with their as_token, and their exclusive
+	// namespaces are refused to everyone else. Nil: none.
+	AppServices *config.AppServices
 }
 
 // DeviceListNotifier is told of changes of a user's devices.
@@ -52,6 +56,7 @@ type Handlers struct {
 	// takes argon2id's memory (19 MiB by default) and a core, so a burst
 	// of logins queues here instead of growing the heap.
 	passwordSlots chan struct{}
+	appServices   *config.AppServices
 }
 
 // New returns the account handlers.
@@ -63,6 +68,7 @@ func New(d Deps) *Handlers {
 		store:         d.Store,
 		auth:          d.Auth,
 		deviceLists:   d.DeviceLists,
+		appServices:   d.AppServices,
 		failedLogin:   httputil.NewLimiter(rl.FailedLogin.PerSecond, rl.FailedLogin.Burst),
 		register:      httputil.NewLimiter(rl.Register.PerSecond, rl.Register.Burst),
 		passwordSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),

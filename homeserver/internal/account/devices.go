@@ -57,11 +57,20 @@ func (h *Handlers) UpdateDevice(r *http.Request) (any, error) {
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
 	}
-	if req.DisplayName == nil {
+	if req.DisplayName != nil && len(*req.DisplayName) > 100 {
+		return nil, httputil.InvalidParam("display_name is longer than 100 characters")
+	}
+	if as := h.msc4190AppService(r); as != nil {
+		// MSC4190: an application service creates its users' devices.
+		dev := auth.DeviceFrom(r.Context())
+		if err := h.store.CreateDevice(r.Context(), dev.UserID, chi.URLParam(r, "deviceID"), req.DisplayName); err != nil {
+			return nil, err
+		}
+		h.devicesChanged(dev.UserID)
 		return struct{}{}, nil
 	}
-	if len(*req.DisplayName) > 100 {
-		return nil, httputil.InvalidParam("display_name is longer than 100 characters")
+	if req.DisplayName == nil {
+		return struct{}{}, nil
 	}
 	err := h.store.SetDeviceName(r.Context(), auth.DeviceFrom(r.Context()).UserID, chi.URLParam(r, "deviceID"), *req.DisplayName)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -101,8 +110,12 @@ func (h *Handlers) DeleteDevices(r *http.Request) (any, error) {
 
 func (h *Handlers) deleteDevices(r *http.Request, authDict json.RawMessage, ids []string) (any, error) {
 	userID := auth.DeviceFrom(r.Context()).UserID
-	if _, err := h.uia.Verify(r.Context(), uia.Request{Auth: authDict, Flows: passwordFlows, UserID: userID, Operation: uia.Operation(r)}); err != nil {
-		return nil, err
+	// MSC4190: an application service deletes its users' devices without
+	// UIA (its users have no password).
+	if h.msc4190AppService(r) == nil {
+		if _, err := h.uia.Verify(r.Context(), uia.Request{Auth: authDict, Flows: passwordFlows, UserID: userID, Operation: uia.Operation(r)}); err != nil {
+			return nil, err
+		}
 	}
 	if err := h.store.DeleteDevices(r.Context(), userID, ids); err != nil {
 		return nil, err

@@ -12,7 +12,11 @@ import (
 
 // LoginFlows is GET /login.
 func (h *Handlers) LoginFlows(r *http.Request) (any, error) {
-	return map[string]any{"flows": []map[string]string{{"type": uia.StagePassword}}}, nil
+	flows := []map[string]string{{"type": uia.StagePassword}}
+	if h.appServices != nil && len(h.appServices.Registrations) > 0 {
+		flows = append(flows, map[string]string{"type": LoginTypeAppService})
+	}
+	return map[string]any{"flows": flows}, nil
 }
 
 type loginRequest struct {
@@ -31,7 +35,7 @@ func (h *Handlers) Login(r *http.Request) (any, error) {
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
 	}
-	if req.Type != uia.StagePassword {
+	if req.Type != uia.StagePassword && req.Type != LoginTypeAppService {
 		return nil, httputil.Errorf(httputil.CodeUnknown, "unsupported login type %q", req.Type).WithStatus(http.StatusBadRequest)
 	}
 	user := req.User
@@ -43,6 +47,9 @@ func (h *Handlers) Login(r *http.Request) (any, error) {
 	}
 	if user == "" {
 		return nil, httputil.MissingParam("identifier.user is required")
+	}
+	if req.Type == LoginTypeAppService {
+		return h.loginAppServiceUser(r, req, user)
 	}
 	ip := clientIP(r)
 	if err := h.failedLogin.Blocked(ip); err != nil {

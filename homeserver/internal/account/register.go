@@ -14,6 +14,7 @@ import (
 )
 
 type registerRequest struct {
+	Type                     string          `json:"type"`
 	Username                 string          `json:"username"`
 	Password                 string          `json:"password"`
 	DeviceID                 string          `json:"device_id"`
@@ -34,6 +35,13 @@ func (h *Handlers) registrationFlows() [][]string {
 
 // Register is POST /register.
 func (h *Handlers) Register(r *http.Request) (any, error) {
+	var req registerRequest
+	if err := h.decode(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Type == LoginTypeAppService {
+		return h.registerAppServiceUser(r, req)
+	}
 	if err := h.register.Allow(clientIP(r)); err != nil {
 		return nil, err
 	}
@@ -44,10 +52,6 @@ func (h *Handlers) Register(r *http.Request) (any, error) {
 	}
 	if !h.cfg.Registration.Enabled {
 		return nil, httputil.Forbidden("registration is disabled")
-	}
-	var req registerRequest
-	if err := h.decode(r, &req); err != nil {
-		return nil, err
 	}
 	var userID string
 	if req.Username != "" {
@@ -82,6 +86,7 @@ func (h *Handlers) Register(r *http.Request) (any, error) {
 
 type createParams struct {
 	userID, password, token string
+	appServiceID            string
 	admin                   bool
 	login                   bool
 	deviceID                string
@@ -105,7 +110,7 @@ func (h *Handlers) createAccount(ctx context.Context, p createParams) (sessionRe
 	}
 	resp := sessionResponse{UserID: p.userID, HomeServer: h.global.ServerName}
 	na := storage.NewAccount{UserID: p.userID, Localpart: localpartOf(p.userID), PasswordHash: hash, IsAdmin: p.admin, RegistrationToken: p.token,
-		DisplayName: p.profileName}
+		DisplayName: p.profileName, AppServiceID: p.appServiceID}
 	if p.login {
 		s, err := h.prepareSession(p.userID, p.deviceID, p.displayName, p.ip, p.refresh)
 		if err != nil {
@@ -128,6 +133,9 @@ func (h *Handlers) createAccount(ctx context.Context, p createParams) (sessionRe
 func (h *Handlers) available(ctx context.Context, localpart string) (string, error) {
 	userID, err := h.validateLocalpart(localpart)
 	if err != nil {
+		return "", err
+	}
+	if err := h.checkNotExclusive(userID); err != nil {
 		return "", err
 	}
 	taken, err := h.store.LocalpartTaken(ctx, localpart)

@@ -8,17 +8,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 )
 
-// Authenticator resolves access tokens against the store.
+// Authenticator resolves access tokens against the store, and application
+// services' as_tokens against their registrations.
 type Authenticator struct {
 	store *storage.Store
 	// perUser limits requests per user; nil for no limit.
 	perUser *httputil.Limiter
 	now     func() time.Time
+	// appServices maps as_tokens to their registrations; read only after
+	// construction. Empty when no bridge is registered.
+	appServices map[string]*config.AppService
 
 	// sessions caches valid tokens' sessions by token hash: a client's
 	// requests (a /sync loop) would otherwise each make a query.
@@ -42,9 +47,25 @@ type cachedSession struct {
 }
 
 // NewAuthenticator returns an authenticator over store, limiting each user
-// to perUser (nil: no limit).
-func NewAuthenticator(store *storage.Store, perUser *httputil.Limiter) *Authenticator {
-	return &Authenticator{store: store, perUser: perUser, now: time.Now, sessions: map[string]cachedSession{}}
+// to perUser (nil: no limit), that also admits the as_tokens of apps (nil:
+// none).
+func NewAuthenticator(store *storage.Store, perUser *httputil.Limiter, apps *config.AppServices) *Authenticator {
+	a := &Authenticator{store: store, perUser: perUser, now: time.Now, appServices: map[string]*config.AppService{},
+		sessions: map[string]cachedSession{}}
+	if apps != nil {
+		for _, as := range apps.Registrations {
+			a.appServices[as.ASToken] = as
+		}
+	}
+	return a
+}
+
+// AppService returns the registration whose as_token token is, or nil.
+func (a *Authenticator) AppService(token string) *config.AppService {
+	if len(a.appServices) == 0 {
+		return nil
+	}
+	return a.appServices[token]
 }
 
 // QueryAccessToken implements api.TokenQuerier.
@@ -132,14 +153,26 @@ func (a *Authenticator) Require(next http.Handler) http.Handler {
 			httputil.WriteError(w, r, err)
 			return
 		}
-		dev, err := a.QueryAccessToken(r.Context(), token)
-		if err != nil {
+		limited := true
+		var dev api.Device
+		// One map lookup, and none at all without bridges: the normal
+		// path does not slow down.
+		if as := a.AppService(token); as != nil {
+			dev, err = a.appServiceDevice(r, as)
+			if err != nil {
+				httputil.WriteError(w, r, err)
+				return
+			}
+			limited = as.IsRateLimited()
+		} else if dev, err = a.QueryAccessToken(r.Context(), token); err != nil {
 			httputil.WriteError(w, r, TokenError(err))
 			return
 		}
-		if err := a.perUser.Allow(dev.UserID); err != nil {
-			httputil.WriteError(w, r, err)
-			return
+		if limited {
+			if err := a.perUser.Allow(dev.UserID); err != nil {
+				httputil.WriteError(w, r, err)
+				return
+			}
 		}
 		ctx := WithDevice(r.Context(), dev)
 		ctx = httputil.WithLog(ctx, httputil.Log(ctx).WithField(httputil.FieldUserID, dev.UserID).WithField(httputil.FieldDeviceID, dev.DeviceID))

@@ -75,6 +75,9 @@ func (h *Handlers) SetAlias(r *http.Request) (any, error) {
 	if _, err := spec.NewRoomID(req.RoomID); err != nil {
 		return nil, httputil.InvalidParam("room_id is not a valid room id")
 	}
+	if err := h.checkAliasNotReserved(ctx, alias); err != nil {
+		return nil, err
+	}
 	membership, _, err := h.rooms.Membership(ctx, req.RoomID, dev.UserID)
 	if errors.Is(err, api.ErrRoomNotFound) {
 		return nil, httputil.NotFound("unknown room %s", req.RoomID)
@@ -95,6 +98,19 @@ func (h *Handlers) SetAlias(r *http.Request) (any, error) {
 		return nil, fmt.Errorf("set alias: %w", err)
 	}
 	return struct{}{}, nil
+}
+
+// checkAliasNotReserved refuses (400 M_EXCLUSIVE) an alias of an
+// application service's exclusive alias namespace to anyone but that
+// application service (ctx carries the requester).
+func (h *Handlers) checkAliasNotReserved(ctx context.Context, alias string) error {
+	if h.appServices == nil {
+		return nil
+	}
+	if owner := h.appServices.ExclusiveAliasOwner(alias); owner != nil && owner.ID != auth.DeviceFrom(ctx).AppServiceID {
+		return httputil.Errorf(httputil.CodeExclusive, "room alias is reserved by an application service")
+	}
+	return nil
 }
 
 // GetAlias is GET /directory/room/{roomAlias}, open to anyone: the room an
@@ -264,6 +280,18 @@ func (h *Handlers) RoomIDOf(ctx context.Context, alias string) (string, error) {
 		return "", aliasNotFound(alias)
 	}
 	a, err := h.rooms.ResolveAlias(ctx, alias)
+	if errors.Is(err, api.ErrNotFound) && h.bridges != nil {
+		// An alias in a bridge's namespace may exist once the bridge
+		// is asked (it then creates the room and the alias).
+		var made bool
+		if made, err = h.bridges.QueryAlias(ctx, alias); err != nil {
+			return "", fmt.Errorf("query application services: %w", err)
+		}
+		err = api.ErrNotFound
+		if made {
+			a, err = h.rooms.ResolveAlias(ctx, alias)
+		}
+	}
 	if errors.Is(err, api.ErrNotFound) {
 		return "", aliasNotFound(alias)
 	}

@@ -27,6 +27,9 @@ func (h *Handlers) NewRoomAlias(ctx context.Context, localpart string) (string, 
 	if err := h.localAlias(alias); err != nil {
 		return "", err
 	}
+	if err := h.checkAliasNotReserved(ctx, alias); err != nil {
+		return "", err
+	}
 	_, err := h.rooms.ResolveAlias(ctx, alias)
 	if err == nil {
 		return "", roomInUse(alias)

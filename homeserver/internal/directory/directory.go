@@ -32,23 +32,36 @@ type Roomserver interface {
 	Membership(ctx context.Context, roomID, userID string) (membership string, pos int64, err error)
 }
 
+// AliasQuerier asks application services about aliases in their
+// namespaces that this server does not know.
+type AliasQuerier interface {
+	QueryAlias(ctx context.Context, alias string) (bool, error)
+}
+
 // Deps is what the directory handlers need.
 type Deps struct {
 	Global *config.Global
 	Config *config.Client
 	Rooms  Roomserver
+	// AppServices reserve their exclusive alias namespaces. Nil: none.
+	AppServices *config.AppServices
+	// Bridges are asked about unknown aliases. Nil: nobody is.
+	Bridges AliasQuerier
 }
 
 // Handlers serves the directory endpoints.
 type Handlers struct {
-	serverName spec.ServerName
-	cfg        *config.Client
-	rooms      Roomserver
+	serverName  spec.ServerName
+	cfg         *config.Client
+	rooms       Roomserver
+	appServices *config.AppServices
+	bridges     AliasQuerier
 }
 
 // New returns the directory handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{serverName: spec.ServerName(d.Global.ServerName), cfg: d.Config, rooms: d.Rooms}
+	return &Handlers{serverName: spec.ServerName(d.Global.ServerName), cfg: d.Config, rooms: d.Rooms,
+		appServices: d.AppServices, bridges: d.Bridges}
 }
 
 // Event types and values the package reads.

@@ -152,3 +152,30 @@ func (h *Handlers) SetVisibility(r *http.Request) (any, error) {
 	}
 	return struct{}{}, nil
 }
+
+// SetAppServiceVisibility is PUT
+// /directory/list/appservice/{networkID}/{roomID}: an application service
+// publishes a room it bridges (or withdraws it). The public list is not
+// split by network: the room is listed like any other.
+func (h *Handlers) SetAppServiceVisibility(r *http.Request) (any, error) {
+	dev := auth.DeviceFrom(r.Context())
+	if dev.AppServiceID == "" {
+		return nil, httputil.Forbidden("only application services may publish rooms per network")
+	}
+	roomID := httputil.PathParam(r, "roomID")
+	var req struct {
+		Visibility string `json:"visibility"`
+	}
+	if err := httputil.DecodeJSON(r, h.cfg.MaxRequestBytes, &req); err != nil {
+		return nil, err
+	}
+	if req.Visibility != visibilityPublic && req.Visibility != visibilityPrivate {
+		return nil, httputil.InvalidParam("visibility must be %q or %q", visibilityPublic, visibilityPrivate)
+	}
+	if err := h.rooms.SetVisibility(r.Context(), roomID, req.Visibility == visibilityPublic); errors.Is(err, api.ErrRoomNotFound) {
+		return nil, httputil.NotFound("unknown room %s", roomID)
+	} else if err != nil {
+		return nil, fmt.Errorf("set room visibility: %w", err)
+	}
+	return struct{}{}, nil
+}

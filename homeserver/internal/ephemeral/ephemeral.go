@@ -46,6 +46,17 @@ type Deps struct {
 	// IdleAfter turns online into unavailable without activity.
 	IdleAfter       time.Duration
 	MaxRequestBytes int64
+	// Bridges, when set, is told of every typing change, receipt and
+	// presence, for the application services that receive ephemeral
+	// events (MSC2409).
+	Bridges EDUSink
+}
+
+// EDUSink hands ephemeral events on to the application services.
+type EDUSink interface {
+	Typing(ctx context.Context, roomID string, userIDs []string)
+	Receipt(ctx context.Context, roomID, userID, typ, threadID, eventID string, ts int64)
+	Presence(ctx context.Context, userID, presence, statusMsg string)
 }
 
 // ReadReceipts hears that a user's read receipt in a room moved.
@@ -102,5 +113,8 @@ func (h *Handlers) SetTyping(r *http.Request) (any, error) {
 		timeout = time.Duration(*body.Timeout) * time.Millisecond
 	}
 	h.Typing.Set(roomID, userID, *body.Typing, timeout)
+	if h.Bridges != nil {
+		h.Bridges.Typing(r.Context(), roomID, h.Typing.Typing(roomID))
+	}
 	return struct{}{}, nil
 }

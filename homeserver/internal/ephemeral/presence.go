@@ -50,6 +50,9 @@ func (h *Handlers) SetPresence(r *http.Request) (any, error) {
 		return nil, err
 	}
 	h.Notifier.OnPresence(userID, pos)
+	if h.Bridges != nil {
+		h.Bridges.Presence(r.Context(), userID, p.State, p.StatusMsg)
+	}
 	return struct{}{}, nil
 }
 

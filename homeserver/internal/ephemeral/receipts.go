@@ -107,8 +107,9 @@ func (h *Handlers) putReceipt(ctx context.Context, userID, roomID, typ, thread, 
 	if err != nil {
 		return err
 	}
+	ts := h.now().UnixMilli()
 	pos, err := h.Store.PutReceipt(ctx, storage.Receipt{RoomID: roomID, UserID: userID, Type: typ, ThreadID: thread,
-		EventID: eventID, EventStreamPos: ev.StreamPos, TS: h.now().UnixMilli()})
+		EventID: eventID, EventStreamPos: ev.StreamPos, TS: ts})
 	if err != nil {
 		return err
 	}
@@ -117,6 +118,9 @@ func (h *Handlers) putReceipt(ctx context.Context, userID, roomID, typ, thread, 
 	}
 	if pos > 0 {
 		h.Notifier.OnReceipt(roomID, pos)
+		if h.Bridges != nil && typ != "m.read.private" {
+			h.Bridges.Receipt(ctx, roomID, userID, typ, thread, eventID, ts)
+		}
 	}
 	return nil
 }

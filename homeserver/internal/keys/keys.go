@@ -92,7 +92,16 @@ type Deps struct {
 	// change stream, for /keys/changes. Nil: tokens are taken to be that
 	// position in decimal. /sync, which mints the tokens, provides it.
 	DeviceListPos func(token string) (int64, error)
-	Log           *logrus.Entry
+	// Bridges, when set, is handed the to-device messages of local
+	// users, for the application services whose users they are
+	// (MSC2409).
+	Bridges ToDeviceSink
+	Log     *logrus.Entry
+}
+
+// ToDeviceSink hands to-device messages on to the application services.
+type ToDeviceSink interface {
+	ToDevice(ctx context.Context, sender, eventType string, msgs []storage.ToDeviceMessage)
 }
 
 // Handlers serves the E2EE endpoints.
@@ -106,6 +115,7 @@ type Handlers struct {
 	remote         RemoteKeys
 	remoteToDevice RemoteToDevice
 	listPos        func(token string) (int64, error)
+	bridges        ToDeviceSink
 	log            *logrus.Entry
 }
 
@@ -120,7 +130,7 @@ func New(d Deps) *Handlers {
 		notify = noNotifier{}
 	}
 	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, uia: d.UIA, notify: notify, rooms: d.Rooms,
-		remote: d.Remote, remoteToDevice: d.RemoteToDevice, listPos: d.DeviceListPos, log: log}
+		remote: d.Remote, remoteToDevice: d.RemoteToDevice, listPos: d.DeviceListPos, bridges: d.Bridges, log: log}
 }
 
 // noNotifier is the Notifier of Deps without one.

@@ -91,6 +91,9 @@ func (h *Handlers) SendToDevice(r *http.Request) (any, error) {
 	for _, u := range recipients {
 		h.notify.NotifyToDevice(u)
 	}
+	if h.bridges != nil {
+		h.bridges.ToDevice(r.Context(), dev.UserID, eventType, local)
+	}
 	for server, msgs := range remote {
 		log := h.log.WithFields(logrus.Fields{fieldServer: server, fieldEventType: eventType, fieldCount: len(msgs)})
 		if h.remoteToDevice == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
+	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -77,6 +78,9 @@ func (h *Handlers) Invite(r *http.Request) (any, error) {
 		return nil, errRemoteInvite()
 	}
 	dev := auth.DeviceFrom(r.Context())
+	if err := h.askBridges(r.Context(), req.UserID); err != nil {
+		return nil, err
+	}
 	if err := h.setMembership(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, req.UserID, membershipInvite, req.Reason); err != nil {
 		return nil, err
 	}
@@ -291,4 +295,19 @@ func sameJSON(a, b json.RawMessage) bool {
 	ca, err1 := json.Marshal(va)
 	cb, err2 := json.Marshal(vb)
 	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
+}
+
+// askBridges asks the application services about a local user who has no
+// account, so that a bridge whose namespace holds it creates it before it
+// is invited (GET /_matrix/app/v1/users/{userId}). The invite goes ahead
+// whatever they answer.
+func (h *Handlers) askBridges(ctx context.Context, userID string) error {
+	if h.bridges == nil {
+		return nil
+	}
+	if _, err := h.store.Account(ctx, userID); !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	_, err := h.bridges.QueryUser(ctx, userID)
+	return err
 }

@@ -56,12 +56,20 @@ type Deps struct {
 	// Profiles gives the display name and avatar that joins and invites
 	// carry in their member events; nil: none.
 	Profiles Profiles
+	// Bridges, when set, are asked about a local invitee who has no
+	// account (a bridge creates its users on demand).
+	Bridges UserQuerier
 }
 
 // Profiles reads the display name and avatar URL of a local user (nil
 // when unset).
 type Profiles interface {
 	MemberProfile(ctx context.Context, userID string) (displayName, avatarURL *string, err error)
+}
+
+// UserQuerier asks application services about users in their namespaces.
+type UserQuerier interface {
+	QueryUser(ctx context.Context, userID string) (bool, error)
 }
 
 // SyncWaiter waits for /sync's streams to reach an event.
@@ -92,12 +100,15 @@ type Handlers struct {
 	synced SyncWaiter
 	// profiles is nil when Deps.Profiles was.
 	profiles Profiles
-	now      func() time.Time
+	// bridges is nil when Deps.Bridges was.
+	bridges UserQuerier
+	now     func() time.Time
 }
 
 // New returns the room handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced, profiles: d.Profiles, now: time.Now}
+	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced,
+		profiles: d.Profiles, bridges: d.Bridges, now: time.Now}
 }
 
 // Event types and membership values the package names.
