@@ -275,6 +275,9 @@ func (s *Sender) deliver(ctx context.Context, q storage.QueuedPush) bool {
 		return true
 	}
 	if ctx.Err() != nil {
+		// Stopping mid-send: the row's lease would hold it for a while
+		// after the next start; due at once, it goes first then.
+		s.postpone(ctx, q, s.now(), log)
 		return false
 	}
 	if q.Attempts+1 >= maxAttempts {
@@ -287,10 +290,18 @@ func (s *Sender) deliver(ctx context.Context, q storage.QueuedPush) bool {
 	delay := backoffMin << min(q.Attempts, 20)
 	delay = min(delay, backoffMax)
 	log.WithError(err).WithField(fieldRetryIn, delay.String()).Info("push gateway failed, will retry")
-	if err := s.store.DelayPusher(ctx, q.Pusher.UserID, q.Pusher.AppID, q.Pusher.PushKey, s.now().Add(delay).UnixMilli()); err != nil {
+	s.postpone(ctx, q, s.now().Add(delay), log)
+	return false
+}
+
+// postpone makes q's pusher's notifications due at at, even while the
+// sender stops (the write outlives ctx, briefly).
+func (s *Sender) postpone(ctx context.Context, q storage.QueuedPush, at time.Time, log *logrus.Entry) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.store.DelayPusher(wctx, q.Pusher.UserID, q.Pusher.AppID, q.Pusher.PushKey, at.UnixMilli()); err != nil {
 		log.WithError(err).Warn("postpone push")
 	}
-	return false
 }
 
 // errPermanent marks a notification that no retry can deliver.
