@@ -74,6 +74,9 @@ func testConfig(t testing.TB, dbURL string, mutate ...func(*config.Config)) *con
 	cfg.Client.Auth.Argon2Time = 1
 	// Tests register and log in far faster than people do.
 	cfg.Client.RateLimits.Register = config.RateLimit{PerSecond: 1000, Burst: 1000}
+	// And set up hundreds of rooms in a second (tests of the limit set
+	// their own).
+	cfg.Client.RateLimits.Request = config.RateLimit{PerSecond: 1000, Burst: 1000}
 	cfg.Federation.Listen = "off"
 	cfg.Logging.Level = "warn"
 	for _, m := range mutate {
