@@ -1,0 +1,1 @@
+-- Placeholder on branch wip-fed only: another branch owns number 0013. DROP THIS FILE when merging.

@@ -1,0 +1,1 @@
+-- Placeholder on branch wip-fed only: another branch owns number 0015. DROP THIS FILE when merging.
