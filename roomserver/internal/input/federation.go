@@ -1,0 +1,168 @@
+package input
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+	"github.com/matrix-gouv/homeserver/roomserver/internal/state"
+	"github.com/matrix-gouv/homeserver/roomserver/storage"
+)
+
+// EventTemplate builds an unsigned event on the room's extremities and
+// checks it against current state (api.Federator).
+func (in *Inputter) EventTemplate(ctx context.Context, roomID string, p api.ProtoEvent) (api.EventTemplate, error) {
+	r := in.lock(roomID)
+	defer r.mu.Unlock()
+	if err := in.loadLocked(ctx, r); err != nil {
+		return api.EventTemplate{}, err
+	}
+	view := &roomTxn{in: in, ctx: ctx, nid: r.nid, version: r.version, snap: r.snap, state: r.state, ext: r.ext}
+	proto, err := in.protoLocal(ctx, view, p)
+	if err != nil {
+		return api.EventTemplate{}, err
+	}
+	// Built and signed by us only to run the auth rules on it: the
+	// other server builds and signs its own from the template.
+	pdu, err := view.version.NewEventBuilderFromProtoEvent(&proto).Build(time.Now(), in.deps.ServerName, in.deps.KeyID, in.deps.Key)
+	if err != nil {
+		return api.EventTemplate{}, buildError(err)
+	}
+	if err := in.authorise(ctx, view, pdu, r.state); err != nil {
+		return api.EventTemplate{}, err
+	}
+	js, err := json.Marshal(proto)
+	if err != nil {
+		return api.EventTemplate{}, fmt.Errorf("encode event template: %w", err)
+	}
+	return api.EventTemplate{RoomVersion: string(view.version.Version()), Proto: js}, nil
+}
+
+// ImportRoom stores a remote join's answer as a new room (api.Federator).
+func (in *Inputter) ImportRoom(ctx context.Context, req api.ImportRoomRequest) (api.InputResult, error) {
+	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(req.RoomVersion))
+	if err != nil {
+		return api.InputResult{}, api.ErrUnsupportedVersion
+	}
+	join, err := v.NewEventFromUntrustedJSON(req.Join)
+	if err != nil {
+		return api.InputResult{}, fmt.Errorf("%w: join event: %v", api.ErrInvalidEvent, err)
+	}
+	if join.RoomID().String() != req.RoomID {
+		return api.InputResult{}, fmt.Errorf("%w: join event is for room %s", api.ErrInvalidEvent, join.RoomID().String())
+	}
+	// The auth chain and the state, each once, parents first: an event's
+	// auth events are older, so depth orders them well enough, and
+	// checkAuthEvents rejects any whose auth events came later.
+	byID := map[string]gomatrixserverlib.PDU{}
+	stateIDs := map[string]bool{}
+	for i, raws := range [][]json.RawMessage{req.AuthChain, req.State} {
+		for _, raw := range raws {
+			pdu, err := v.NewEventFromUntrustedJSON(raw)
+			if err != nil {
+				return api.InputResult{}, fmt.Errorf("%w: state or auth event: %v", api.ErrInvalidEvent, err)
+			}
+			if pdu.RoomID().String() != req.RoomID {
+				return api.InputResult{}, fmt.Errorf("%w: event %s is for room %s", api.ErrInvalidEvent, pdu.EventID(), pdu.RoomID().String())
+			}
+			byID[pdu.EventID()] = pdu
+			if i == 1 {
+				if pdu.StateKey() == nil {
+					return api.InputResult{}, fmt.Errorf("%w: state event %s has no state key", api.ErrInvalidEvent, pdu.EventID())
+				}
+				stateIDs[pdu.EventID()] = true
+			}
+		}
+	}
+	outliers := make([]gomatrixserverlib.PDU, 0, len(byID))
+	for _, pdu := range byID {
+		outliers = append(outliers, pdu)
+	}
+	sort.Slice(outliers, func(i, j int) bool {
+		if outliers[i].Depth() != outliers[j].Depth() {
+			return outliers[i].Depth() < outliers[j].Depth()
+		}
+		return outliers[i].EventID() < outliers[j].EventID()
+	})
+
+	r := in.lock(req.RoomID)
+	defer r.mu.Unlock()
+	if err := in.loadLocked(ctx, r); err == nil {
+		return api.InputResult{}, fmt.Errorf("import room %s: %w", req.RoomID, storage.ErrRoomExists)
+	} else if err != api.ErrRoomNotFound {
+		return api.InputResult{}, err
+	}
+	res := api.InputResult{EventID: join.EventID()}
+	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
+		if t.nid, err = in.deps.Store.InsertRoom(ctx, t.tx, req.RoomID, req.RoomVersion); err != nil {
+			return err
+		}
+		t.version, t.state = v, storage.StateMap{}
+		known, err := in.deps.Events.ByID(ctx, idsOf(outliers))
+		if err != nil {
+			return err
+		}
+		before := storage.StateMap{}
+		for _, pdu := range outliers {
+			ev, ok := known[pdu.EventID()]
+			if !ok {
+				if ev, err = t.addOutlier(pdu, in.checkAuthEvents(ctx, pdu)); err != nil {
+					return err
+				}
+			}
+			if stateIDs[pdu.EventID()] && ev.Rejected == "" {
+				before[ev.Tuple] = ev.NID
+			}
+		}
+		snap, err := t.snapshot(storage.Snapshot{}, storage.StateMap{}, before)
+		if err != nil {
+			return err
+		}
+		if reason := in.checkAuthEvents(ctx, join); reason != "" {
+			return &api.NotAllowedError{Reason: reason}
+		}
+		if err := in.authorise(ctx, t, join, before); err != nil {
+			return err
+		}
+		_, err = t.addEvent(join, snap, before, "", false)
+		return err
+	})
+	if err != nil {
+		return api.InputResult{}, err
+	}
+	return res, nil
+}
+
+// addOutlier stores an event known only as state or auth event: no state
+// of its own, no place in the timeline, nothing published.
+func (t *roomTxn) addOutlier(pdu gomatrixserverlib.PDU, rejected string) (*state.Event, error) {
+	tuple, err := t.intern(pdu)
+	if err != nil {
+		return nil, err
+	}
+	row := storage.Event{
+		RoomNID: t.nid, EventID: pdu.EventID(), Tuple: tuple, Depth: pdu.Depth(),
+		OriginServerTS: int64(pdu.OriginServerTS()), Sender: string(pdu.SenderID()), JSON: pdu.JSON(),
+		Rejected: rejected, Outlier: true,
+	}
+	if row.NID, err = t.in.deps.Store.InsertEvent(t.ctx, t.tx, row); err != nil {
+		return nil, err
+	}
+	ev := &state.Event{Event: row, PDU: pdu}
+	t.in.deps.Events.Add(ev)
+	t.added = append(t.added, ev)
+	return ev, nil
+}
+
+func idsOf(pdus []gomatrixserverlib.PDU) []string {
+	ids := make([]string, len(pdus))
+	for i, p := range pdus {
+		ids[i] = p.EventID()
+	}
+	return ids
+}
