@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/matrix-org/gomatrix"
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -178,13 +180,6 @@ func isMemberEvent(e rsapi.Event) bool {
 	return json.Unmarshal(e.JSON, &head) == nil && head.Type == spec.MRoomMember
 }
 
-// Sentinel errors of outbound joins.
-var (
-	// ErrNoServer: none of the servers given could be asked (none
-	// allowed, or none but this one).
-	ErrNoServer = errors.New("no server to join through")
-)
-
 // JoinRemote joins userID, a local user, to a room this server is not in,
 // through the first of servers that lets it: make_join, the join event
 // built and signed here, send_join, the answer checked (signatures,
@@ -200,7 +195,7 @@ func (c *Component) JoinRemote(ctx context.Context, roomID, userID string, serve
 	if err != nil {
 		return fmt.Errorf("join as %s: %w", userID, err)
 	}
-	lastErr := ErrNoServer
+	lastErr := fedapi.ErrNoServer
 	for _, server := range servers {
 		if server == string(c.serverName) || !c.cfg.ServerAllowed(server) {
 			continue
@@ -226,6 +221,10 @@ func (c *Component) joinVia(ctx context.Context, roomID *spec.RoomID, userID *sp
 		UserIDQuerier: userIDForSender,
 	})
 	if ferr != nil {
+		var herr gomatrix.HTTPError
+		if errors.As(ferr.Err, &herr) && herr.Code >= 400 && herr.Code < 500 {
+			return fmt.Errorf("%w: %s: %s", fedapi.ErrRefused, server, remoteMessage(herr))
+		}
 		return ferr.Err
 	}
 	join := res.JoinEvent
@@ -276,3 +275,18 @@ func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, eve
 	}
 	return &res, nil
 }
+
+// remoteMessage is the Matrix error message of a remote server's answer,
+// or its status when there is none.
+func remoteMessage(herr gomatrix.HTTPError) string {
+	var body struct {
+		ErrCode string `json:"errcode"`
+		Error   string `json:"error"`
+	}
+	if json.Unmarshal(herr.Contents, &body) == nil && body.ErrCode != "" {
+		return body.ErrCode + " " + body.Error
+	}
+	return fmt.Sprintf("HTTP %d", herr.Code)
+}
+
+var _ fedapi.RemoteJoiner = (*Component)(nil)

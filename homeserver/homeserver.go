@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/config"
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/accountdata"
@@ -60,6 +61,9 @@ type Deps struct {
 	// Bus carries the roomserver's output to sync. Nil like Rooms: sync
 	// is then not mounted.
 	Bus *bus.Bus
+	// RemoteRooms joins rooms of other servers (the federation
+	// component). Nil: only rooms this server knows can be joined.
+	RemoteRooms fedapi.RemoteJoiner
 }
 
 // Component is the client-server API.
@@ -124,7 +128,7 @@ func New(deps Deps) (*Component, error) {
 		c.directory = directory.New(directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory})
 	}
 	if deps.Rooms != nil {
-		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms}
+		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms, Remote: deps.RemoteRooms}
 		if c.directory != nil {
 			rd.Directory = c.directory
 		}

@@ -52,6 +52,22 @@ func (a *App) buildLocked() (built, error) {
 			return built{}, fmt.Errorf("build %s: %w", Roomserver, err)
 		}
 	}
+	// The federation component is built before the client component,
+	// which joins remote rooms through it; it starts after the
+	// roomserver, whose output it sends. It needs the roomserver in its
+	// process (no NATS transport of api.Federator yet): without it, it
+	// serves only the key and version endpoints.
+	var fed *federation.Component
+	if a.run[Federation] {
+		var err error
+		fd := federation.Deps{Global: &cfg.Global, Config: &cfg.Federation, DB: a.db, Bus: a.bus, Log: a.componentLog(Federation)}
+		if rs != nil {
+			fd.Rooms = rs
+		}
+		if fed, err = federation.New(fd); err != nil {
+			return built{}, fmt.Errorf("build %s: %w", Federation, err)
+		}
+	}
 	if a.run[Client] {
 		// The roomserver itself when it runs here, else its NATS client,
 		// which the roomserver's process answers (roomserverService).
@@ -59,9 +75,13 @@ func (a *App) buildLocked() (built, error) {
 		if rs == nil {
 			rooms = rsremote.NewClient(a.bus)
 		}
-		hs, err := homeserver.New(homeserver.Deps{
+		hd := homeserver.Deps{
 			Global: &cfg.Global, Config: &cfg.Client, DB: a.db, Log: a.componentLog(Client), Rooms: rooms, Directory: rooms, Bus: a.bus,
-		})
+		}
+		if fed != nil && rs != nil {
+			hd.RemoteRooms = fed
+		}
+		hs, err := homeserver.New(hd)
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Client, err)
 		}
@@ -74,13 +94,7 @@ func (a *App) buildLocked() (built, error) {
 	if rs != nil {
 		b.parts = append(b.parts, part{name: Roomserver, start: rs.Start, stop: rs.Stop}, a.roomserverService(rs))
 	}
-	if a.run[Federation] {
-		fed, err := federation.New(federation.Deps{
-			Global: &cfg.Global, Config: &cfg.Federation, DB: a.db, Log: a.componentLog(Federation),
-		})
-		if err != nil {
-			return built{}, fmt.Errorf("build %s: %w", Federation, err)
-		}
+	if fed != nil {
 		b.parts = append(b.parts, part{name: Federation, start: fed.Start, stop: fed.Stop})
 		b.federationRoutes = append(b.federationRoutes, fed.Mount)
 	}
@@ -101,6 +115,11 @@ func (a *App) buildLocked() (built, error) {
 		}
 		b.parts = append(b.parts, part{name: Media, start: media.Start, stop: media.Stop})
 		b.clientRoutes = append(b.clientRoutes, media.Mount)
+		if fed != nil {
+			// Other servers fetch our media on the federation listener,
+			// behind the signature check and allow-list.
+			b.federationRoutes = append(b.federationRoutes, func(r chi.Router) { media.MountFederation(r.With(fed.RequireSignature)) })
+		}
 	}
 	if a.run[Appservices] {
 		as, err := appservices.New(appservices.Deps{Global: &cfg.Global, DB: a.db, Log: a.componentLog(Appservices)})

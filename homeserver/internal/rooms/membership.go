@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
@@ -27,8 +29,9 @@ func (h *Handlers) Join(r *http.Request) (any, error) {
 }
 
 // JoinByIDOrAlias is POST /join/{roomIDOrAlias}: a room id, or an alias
-// of this server (roomIDOrAlias). Only rooms this server knows are joined
-// for now: joins over federation come later.
+// of this server (roomIDOrAlias). A room this server is not in is joined
+// over federation through the servers of ?via= (or the older
+// ?server_name=) and the room id's own server, if it names one.
 func (h *Handlers) JoinByIDOrAlias(r *http.Request) (any, error) {
 	roomID, err := h.roomIDOrAlias(r.Context(), httputil.PathParam(r, "roomIDOrAlias"))
 	if err != nil {
@@ -43,6 +46,12 @@ func (h *Handlers) join(r *http.Request, roomID string) (any, error) {
 	var req membershipRequest
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
+	}
+	if joined, err := h.joinRemote(r, roomID, dev.UserID, req.Reason); joined || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"room_id": roomID}, nil
 	}
 	// A restricted room's join names who lets the user in (restricted.go).
 	via, err := h.restrictedJoinVia(r.Context(), roomID, dev.UserID)
@@ -262,4 +271,42 @@ func sameJSON(a, b json.RawMessage) bool {
 	ca, err1 := json.Marshal(va)
 	cb, err2 := json.Marshal(vb)
 	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
+}
+
+// joinRemote joins userID to roomID over federation when this server
+// does not know the room and can federate; joined is false when the
+// join is a local one.
+func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (joined bool, err error) {
+	if h.remote == nil {
+		return false, nil
+	}
+	ctx := r.Context()
+	if _, err := h.rooms.RoomVersion(ctx, roomID); !errors.Is(err, api.ErrRoomNotFound) {
+		return false, err
+	}
+	q := r.URL.Query()
+	servers := append(q["via"], q["server_name"]...)
+	if _, domain, ok := strings.Cut(roomID, ":"); ok {
+		servers = append(servers, domain)
+	}
+	if len(servers) == 0 {
+		return false, httputil.NotFound("unknown room, and no server to join it through")
+	}
+	content := map[string]any{}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	err = h.remote.JoinRemote(ctx, roomID, userID, servers, content)
+	switch {
+	case errors.Is(err, fedapi.ErrNoServer):
+		return false, httputil.NotFound("no server this one federates with can let you in")
+	case errors.Is(err, fedapi.ErrRefused):
+		return false, httputil.Forbidden("%v", err)
+	case err != nil:
+		return false, fmt.Errorf("join over federation: %w", err)
+	}
+	if err := h.store.UnforgetRoom(ctx, userID, roomID); err != nil {
+		return false, err
+	}
+	return true, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/matrix-gouv/homeserver/config"
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
@@ -53,6 +54,9 @@ type Deps struct {
 	// Synced, when set, lets a write return only once /sync has the event
 	// (read your writes), within syncWait.
 	Synced SyncWaiter
+	// Remote joins rooms this server is not in, over federation. Nil:
+	// joins of unknown rooms answer 404.
+	Remote fedapi.RemoteJoiner
 }
 
 // SyncWaiter waits for /sync's streams to reach an event.
@@ -81,6 +85,7 @@ type Handlers struct {
 	rooms  RoomReadWriter
 	dir    DirectoryHooks
 	synced SyncWaiter
+	remote fedapi.RemoteJoiner
 	// txns serialises the requests of one transaction id in this process
 	// (see send.go); the database serialises them across processes.
 	txns keyedMutex
@@ -89,7 +94,7 @@ type Handlers struct {
 
 // New returns the room handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced, now: time.Now}
+	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced, remote: d.Remote, now: time.Now}
 }
 
 // Event types and membership values the package names.

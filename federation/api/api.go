@@ -1,0 +1,28 @@
+// Package api is the federation component's face to the other
+// components: what the client API asks of it (joining rooms of other
+// servers) and its errors, and nothing else.
+package api
+
+import (
+	"context"
+	"errors"
+)
+
+// RemoteJoiner joins local users to rooms this server is not in.
+type RemoteJoiner interface {
+	// JoinRemote joins userID (a local user) to roomID through the first
+	// of servers that lets it, and returns once the room, with its state
+	// before the join, is in the roomserver. content is the join event's
+	// content besides membership (reason, display name...).
+	JoinRemote(ctx context.Context, roomID, userID string, servers []string, content map[string]any) error
+}
+
+// Sentinel errors of the federation component.
+var (
+	// ErrNoServer: none of the servers given could be asked (none
+	// allowed by the federation policy, or only this one).
+	ErrNoServer = errors.New("no server to join through")
+	// ErrRefused: the remote server refused (its answer's status was
+	// 4xx); the error's message says why.
+	ErrRefused = errors.New("refused by the remote server")
+)
