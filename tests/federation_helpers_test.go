@@ -23,6 +23,8 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
@@ -213,4 +215,64 @@ func (f *Federation) fedRequest(t testing.TB, at, origin, dest, method, path str
 	var body map[string]any
 	_ = json.Unmarshal(raw, &body)
 	return resp.StatusCode, body
+}
+
+// signingKey returns the signing key of server name.
+func (f *Federation) signingKey(t testing.TB, name string) config.SigningKey {
+	t.Helper()
+	k, err := config.ParseSigningKey(f.Servers[name].Cfg.Global.SigningKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// asServer sends a request to server at signed by origin's real key.
+func (f *Federation) asServer(t testing.TB, at, origin, method, path string, content any) (int, map[string]any) {
+	t.Helper()
+	k := f.signingKey(t, origin)
+	return f.fedRequest(t, at, origin, at, method, path, content, k.ID, k.Private)
+}
+
+// buildPDU builds an event of room (version 12) as server origin does,
+// signed with key, on prevs with the given auth events.
+func buildPDU(t testing.TB, origin string, key config.SigningKey, room id.RoomID, sender id.UserID, typ string, stateKey *string,
+	content any, prevs, auths []string) gomatrixserverlib.PDU {
+	t.Helper()
+	raw, err := json.Marshal(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := gomatrixserverlib.MustGetRoomVersion("12")
+	depth := int64(100)
+	pdu, err := v.NewEventBuilderFromProtoEvent(&gomatrixserverlib.ProtoEvent{
+		SenderID: sender.String(), RoomID: room.String(), Type: typ, StateKey: stateKey, Content: raw,
+		PrevEvents: prevs, AuthEvents: auths, Depth: depth,
+	}).Build(time.Now(), spec.ServerName(origin), gomatrixserverlib.KeyID(key.ID), key.Private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pdu
+}
+
+// stateEventID returns the id of a current state event of room as c sees
+// it through s's client API.
+func stateEventID(t testing.TB, s *Server, c *mautrix.Client, room id.RoomID, typ, key string) string {
+	t.Helper()
+	r := s.Do("GET", roomPath(room, "state"), c.AccessToken, nil).Expect(t, 200, "")
+	var evs []struct {
+		Type     string `json:"type"`
+		StateKey string `json:"state_key"`
+		EventID  string `json:"event_id"`
+	}
+	if err := json.Unmarshal(r.Raw, &evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Type == typ && e.StateKey == key {
+			return e.EventID
+		}
+	}
+	t.Fatalf("no %s/%s in the state of %s", typ, key, room)
+	return ""
 }

@@ -3,13 +3,20 @@ package tests
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/matrix-gouv/homeserver/config"
 	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 )
 
@@ -119,5 +126,102 @@ func TestFederationRefusals(t *testing.T) {
 	_, err := alice.JoinRoom(ctx(), "!room:"+fedC, &mautrix.ReqJoinRoom{Via: []string{fedC}})
 	if errcode(err) != "M_NOT_FOUND" {
 		t.Errorf("join through a server off the list: %v", err)
+	}
+}
+
+// TestFederationSendTransaction: B's transactions as A receives them:
+// per-PDU results, a bad signature refused, a bad content hash redacted,
+// the same transaction answered the same way twice, the spec's limits.
+func TestFederationSendTransaction(t *testing.T) {
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
+	a, b := f.Servers[fedA], f.Servers[fedB]
+	alice, bob := a.Register("alice"), b.Register("bob")
+	room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
+	if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+		t.Fatal(err)
+	}
+	bobJoin := stateEventID(t, a, alice, room, "m.room.member", bob.UserID.String())
+	pl := stateEventID(t, a, alice, room, "m.room.power_levels", "")
+	key := f.signingKey(t, fedB)
+	msg := func(body string, k config.SigningKey) gomatrixserverlib.PDU {
+		return buildPDU(t, fedB, k, room, bob.UserID, "m.room.message", nil,
+			map[string]string{"msgtype": "m.text", "body": body}, []string{bobJoin}, []string{pl, bobJoin})
+	}
+	good := msg("good", key)
+	tamperedPDU := msg("original", key)
+	var tampered map[string]any
+	if err := json.Unmarshal(tamperedPDU.JSON(), &tampered); err != nil {
+		t.Fatal(err)
+	}
+	tampered["content"].(map[string]any)["body"] = "tampered"
+	forgedKey, err := config.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := msg("forged", forgedKey)
+	unknownRoom := buildPDU(t, fedB, key, "!unknown", bob.UserID, "m.room.message", nil, map[string]string{"body": "x"}, []string{bobJoin}, nil)
+
+	txn := map[string]any{"origin": fedB, "origin_server_ts": time.Now().UnixMilli(),
+		"pdus": []any{json.RawMessage(good.JSON()), tampered, json.RawMessage(forged.JSON()), json.RawMessage(unknownRoom.JSON())}}
+	status, body := f.asServer(t, fedA, fedB, "PUT", "/_matrix/federation/v1/send/txn1", txn)
+	if status != 200 {
+		t.Fatalf("send: %d %v", status, body)
+	}
+	results, _ := body["pdus"].(map[string]any)
+	errorOf := func(eventID string) (string, bool) {
+		r, ok := results[eventID].(map[string]any)
+		if !ok {
+			return "", false
+		}
+		e, _ := r["error"].(string)
+		return e, true
+	}
+	if e, ok := errorOf(good.EventID()); !ok || e != "" {
+		t.Errorf("good PDU: %q (present %v)", e, ok)
+	}
+	if e, ok := errorOf(tamperedPDU.EventID()); !ok || e != "" {
+		t.Errorf("PDU with a bad content hash: %q (present %v); want accepted, redacted", e, ok)
+	}
+	if e, _ := errorOf(forged.EventID()); !strings.Contains(e, "signature") {
+		t.Errorf("forged PDU: %q, want a signature error", e)
+	}
+	if _, ok := errorOf(unknownRoom.EventID()); ok {
+		t.Errorf("a PDU of an unknown room has a result")
+	}
+	// The tampered event is kept redacted; the good one as sent.
+	r := a.Do("GET", roomPath(room, "event", tamperedPDU.EventID()), alice.AccessToken, nil).Expect(t, 200, "")
+	if c, _ := r.Body["content"].(map[string]any); len(c) != 0 {
+		t.Errorf("tampered event content = %v, want redacted", c)
+	}
+	r = a.Do("GET", roomPath(room, "event", good.EventID()), alice.AccessToken, nil).Expect(t, 200, "")
+	if c, _ := r.Body["content"].(map[string]any); c["body"] != "good" {
+		t.Errorf("good event content = %v", c)
+	}
+	a.Do("GET", roomPath(room, "event", forged.EventID()), alice.AccessToken, nil).Expect(t, 404, "M_NOT_FOUND")
+
+	// The same transaction again: the same answer, nothing done twice.
+	status2, body2 := f.asServer(t, fedA, fedB, "PUT", "/_matrix/federation/v1/send/txn1", map[string]any{"origin": fedB, "pdus": []any{}})
+	if status2 != 200 || !reflect.DeepEqual(body2, body) {
+		t.Errorf("repeated transaction: %d %v, want %v", status2, body2, body)
+	}
+
+	// Limits: 51 PDUs, 101 EDUs.
+	many := make([]any, 51)
+	for i := range many {
+		many[i] = json.RawMessage(good.JSON())
+	}
+	if status, body := f.asServer(t, fedA, fedB, "PUT", "/_matrix/federation/v1/send/txn2", map[string]any{"origin": fedB, "pdus": many}); status != 400 {
+		t.Errorf("51 PDUs: %d %v", status, body)
+	}
+	edus := make([]any, 101)
+	for i := range edus {
+		edus[i] = map[string]any{"edu_type": "m.typing", "content": map[string]any{}}
+	}
+	if status, body := f.asServer(t, fedA, fedB, "PUT", "/_matrix/federation/v1/send/txn3", map[string]any{"origin": fedB, "pdus": []any{}, "edus": edus}); status != 400 {
+		t.Errorf("101 EDUs: %d %v", status, body)
+	}
+	// Another server's transaction of the same id is its own.
+	if status, body := f.asServer(t, fedA, fedB, "PUT", "/_matrix/federation/v1/send/txn4", map[string]any{"origin": fedA, "pdus": []any{}}); status != 400 {
+		t.Errorf("a transaction claiming another origin: %d %v", status, body)
 	}
 }
