@@ -190,6 +190,8 @@ func (c *Component) Mount(r chi.Router) {
 			route{"GET", v1 + "/state/{roomID}", true, c.GetState},
 			route{"GET", v1 + "/state_ids/{roomID}", true, c.GetStateIDs},
 			route{"GET", v1 + "/event_auth/{roomID}/{eventID}", true, c.GetEventAuth},
+			route{"GET", v1 + "/backfill/{roomID}", true, c.Backfill},
+			route{"POST", v1 + "/get_missing_events/{roomID}", true, c.GetMissingEvents},
 			route{"GET", v1 + "/make_join/{roomID}/{userID}", true, c.MakeJoin},
 			route{"PUT", v2 + "/send_join/{roomID}/{eventID}", true, c.SendJoin},
 			route{"GET", v1 + "/make_leave/{roomID}/{userID}", true, c.MakeLeave},

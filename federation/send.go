@@ -81,6 +81,9 @@ func (c *Component) Send(r *http.Request) (any, error) {
 			resp.PDUs[pdu.EventID()] = fclient.PDUResult{Error: bad.reason}
 			continue
 		}
+		if err := c.fetchMissing(ctx, originOf(r), v, pdu); err != nil {
+			return nil, err
+		}
 		msg, err := c.inputOne(ctx, pdu)
 		if err != nil {
 			return nil, err

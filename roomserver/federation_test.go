@@ -151,6 +151,11 @@ func TestRemoteJoinImport(t *testing.T) {
 		if tl, _ := joiner.Timeline(ctx(), roomID, 0, api.Backward, 50); len(tl) != 2 || tl[0].EventID != msg.EventID {
 			t.Fatalf("timeline after the message: %d events", len(tl))
 		}
+		for _, rs := range []*roomserver.Component{resident, joiner} {
+			if ext, err := rs.ForwardExtremities(ctx(), roomID); err != nil || !slices.Equal(ext, []string{msg.EventID}) {
+				t.Errorf("forward extremities = %v, %v; want the message", ext, err)
+			}
+		}
 	})
 }
 

@@ -225,3 +225,47 @@ func TestFederationSendTransaction(t *testing.T) {
 		t.Errorf("a transaction claiming another origin: %d %v", status, body)
 	}
 }
+
+// TestFederationQueueSurvivesDowntime: with B down, A's messages still
+// reach C at once (a dead server holds up nobody), and reach B once it
+// is back, A having restarted meanwhile (the queue is on disk).
+func TestFederationQueueSurvivesDowntime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for retries")
+	}
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB, fedC}, nil)
+	a, b, c := f.Servers[fedA], f.Servers[fedB], f.Servers[fedC]
+	alice, bob, carol := a.Register("alice"), b.Register("bob"), c.Register("carol")
+	room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
+	for _, u := range []*mautrix.Client{bob, carol} {
+		if _, err := u.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+			t.Fatalf("%s joins: %v", u.UserID, err)
+		}
+	}
+	bobSync, _ := newSyncer(t, bob, "")
+	carolSync, _ := newSyncer(t, carol, "")
+
+	b.Stop()
+	sendText(t, alice, room, "while B is down")
+	carolSync.until("the message sent while B is down", func(r *mautrix.RespSync) bool {
+		return slices.Contains(timelineBodies(r, room), "while B is down")
+	})
+	a.Restart()
+	sendText(t, alice, room, "after A restarted")
+	carolSync.until("the message sent after A restarted", func(r *mautrix.RespSync) bool {
+		return slices.Contains(timelineBodies(r, room), "after A restarted")
+	})
+	b.Restart()
+	// A retries B with a growing backoff: give it time.
+	var got []string
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) && !(slices.Contains(got, "while B is down") && slices.Contains(got, "after A restarted")) {
+		got = append(got, timelineBodies(bobSync.next(2*time.Second), room)...)
+	}
+	if !slices.Contains(got, "while B is down") || !slices.Contains(got, "after A restarted") {
+		t.Fatalf("B got %q after coming back", got)
+	}
+	if i, j := slices.Index(got, "while B is down"), slices.Index(got, "after A restarted"); i > j {
+		t.Errorf("B got the messages out of order: %q", got)
+	}
+}

@@ -22,6 +22,11 @@ type Federator interface {
 	// another's auth events lead to it), in no particular order.
 	// Unknown events are left out.
 	AuthChain(ctx context.Context, eventIDs []string) ([]Event, error)
+	// ForwardExtremities returns the ids of the room's forward
+	// extremities (the events no accepted event follows yet), or
+	// ErrRoomNotFound: what this server has of the room's latest history,
+	// for /get_missing_events.
+	ForwardExtremities(ctx context.Context, roomID string) ([]string, error)
 	// JoinedServers returns the server names of the room's joined
 	// members, sorted, or ErrRoomNotFound.
 	JoinedServers(ctx context.Context, roomID string) ([]string, error)

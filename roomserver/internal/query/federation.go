@@ -73,3 +73,25 @@ func (q *Reader) JoinedServers(ctx context.Context, roomID string) ([]string, er
 	sort.Strings(out)
 	return out, nil
 }
+
+// ForwardExtremities implements api.Federator.
+func (q *Reader) ForwardExtremities(ctx context.Context, roomID string) ([]string, error) {
+	r, err := q.room(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	nids, err := q.store.Extremities(ctx, r.NID)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := q.events.ByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = e.EventID
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
