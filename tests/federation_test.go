@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -268,4 +270,119 @@ func TestFederationQueueSurvivesDowntime(t *testing.T) {
 	if i, j := slices.Index(got, "while B is down"), slices.Index(got, "after A restarted"); i > j {
 		t.Errorf("B got the messages out of order: %q", got)
 	}
+}
+
+// TestFederationReadEndpoints: what a server in the room may read of it
+// (event, state, auth chains, backfill, missing events), refused to a
+// server that is not in it; a partial-state join (omit_members, as
+// Synapse asks by default) made as B would make it.
+func TestFederationReadEndpoints(t *testing.T) {
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB, fedC}, nil)
+	a, b := f.Servers[fedA], f.Servers[fedB]
+	alice, bob := a.Register("alice"), b.Register("bob")
+	room := createRoom(t, a, alice, map[string]any{"preset": "public_chat", "name": "Read"})
+	if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for i := 0; i < 3; i++ {
+		msgs = append(msgs, sendText(t, alice, room, fmt.Sprintf("m%d", i)).String())
+	}
+	v1 := "/_matrix/federation/v1"
+	esc := url.PathEscape(room.String())
+
+	status, body := f.asServer(t, fedA, fedB, "GET", v1+"/event/"+url.PathEscape(msgs[2]), nil)
+	if pdus, _ := body["pdus"].([]any); status != 200 || len(pdus) != 1 {
+		t.Fatalf("event: %d %v", status, body)
+	}
+	status, body = f.asServer(t, fedA, fedB, "GET", v1+"/state_ids/"+esc+"?event_id="+url.QueryEscape(msgs[0]), nil)
+	if ids, _ := body["pdu_ids"].([]any); status != 200 || len(ids) < 5 {
+		t.Fatalf("state_ids: %d %v", status, body)
+	}
+	status, body = f.asServer(t, fedA, fedB, "GET", v1+"/state/"+esc+"?event_id="+url.QueryEscape(msgs[0]), nil)
+	if pdus, _ := body["pdus"].([]any); status != 200 || len(pdus) < 5 {
+		t.Fatalf("state: %d %v", status, body)
+	}
+	status, body = f.asServer(t, fedA, fedB, "GET", v1+"/event_auth/"+esc+"/"+url.PathEscape(msgs[0]), nil)
+	if chain, _ := body["auth_chain"].([]any); status != 200 || len(chain) < 3 {
+		t.Fatalf("event_auth: %d %v", status, body)
+	}
+	status, body = f.asServer(t, fedA, fedB, "GET", v1+"/backfill/"+esc+"?v="+url.QueryEscape(msgs[2])+"&limit=2", nil)
+	if pdus, _ := body["pdus"].([]any); status != 200 || len(pdus) != 2 {
+		t.Fatalf("backfill: %d %v", status, body)
+	}
+	status, body = f.asServer(t, fedA, fedB, "POST", v1+"/get_missing_events/"+esc,
+		map[string]any{"limit": 10, "earliest_events": []string{msgs[0]}, "latest_events": []string{msgs[2]}})
+	if evs, _ := body["events"].([]any); status != 200 || len(evs) != 1 {
+		t.Fatalf("get_missing_events: %d %v", status, body)
+	} else if id := eventIDOf(t, evs[0]); id != msgs[1] {
+		t.Errorf("missing event = %s, want %s", id, msgs[1])
+	}
+
+	// C federates with A but is not in the room.
+	for _, path := range []string{
+		v1 + "/event/" + url.PathEscape(msgs[2]),
+		v1 + "/state_ids/" + esc + "?event_id=" + url.QueryEscape(msgs[0]),
+		v1 + "/backfill/" + esc + "?v=" + url.QueryEscape(msgs[2]) + "&limit=2",
+	} {
+		if status, body := f.asServer(t, fedA, fedC, "GET", path, nil); status != 403 || body["errcode"] != "M_FORBIDDEN" {
+			t.Errorf("%s for a server not in the room: %d %v", path, status, body)
+		}
+	}
+
+	// A partial-state join as Synapse makes it: make_join, then
+	// send_join with omit_members=true.
+	dave := "@dave:" + fedB
+	status, body = f.asServer(t, fedA, fedB, "GET", v1+"/make_join/"+esc+"/"+url.PathEscape(dave)+"?ver=11&ver=12", nil)
+	if status != 200 || body["room_version"] != "12" {
+		t.Fatalf("make_join: %d %v", status, body)
+	}
+	if status, body := f.asServer(t, fedA, fedB, "GET", v1+"/make_join/"+esc+"/"+url.PathEscape(dave)+"?ver=10", nil); status != 400 || body["errcode"] != "M_INCOMPATIBLE_ROOM_VERSION" {
+		t.Errorf("make_join without the room's version: %d %v", status, body)
+	}
+	if status, body := f.asServer(t, fedA, fedB, "GET", v1+"/make_join/"+esc+"/"+url.PathEscape("@eve:"+fedC)+"?ver=12", nil); status != 403 {
+		t.Errorf("make_join for another server's user: %d %v", status, body)
+	}
+	raw, _ := json.Marshal(body["event"])
+	var proto gomatrixserverlib.ProtoEvent
+	if err := json.Unmarshal(raw, &proto); err != nil {
+		t.Fatal(err)
+	}
+	key := f.signingKey(t, fedB)
+	join, err := gomatrixserverlib.MustGetRoomVersion("12").NewEventBuilderFromProtoEvent(&proto).
+		Build(time.Now(), fedB, gomatrixserverlib.KeyID(key.ID), key.Private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body = f.asServer(t, fedA, fedB, "PUT", "/_matrix/federation/v2/send_join/"+esc+"/"+url.PathEscape(join.EventID())+"?omit_members=true", json.RawMessage(join.JSON()))
+	if status != 200 || body["members_omitted"] != true {
+		t.Fatalf("send_join: %d %v", status, body)
+	}
+	state, _ := body["state"].([]any)
+	for _, e := range state {
+		if m, _ := e.(map[string]any); m["type"] == "m.room.member" {
+			t.Errorf("a member event in the partial state: %v", m["state_key"])
+		}
+	}
+	if servers, _ := body["servers_in_room"].([]any); !slices.Contains(servers, any(fedA)) || !slices.Contains(servers, any(fedB)) {
+		t.Errorf("servers_in_room = %v", servers)
+	}
+	if signed, _ := body["event"].(map[string]any); signed["signatures"].(map[string]any)[fedA] == nil {
+		t.Errorf("the returned join is not signed by A: %v", signed["signatures"])
+	}
+	members, err := alice.JoinedMembers(ctx(), room)
+	if err != nil || len(members.Joined) != 3 {
+		t.Errorf("joined members on A after dave's join: %v %v", members, err)
+	}
+}
+
+// eventIDOf computes the id of a room version 12 event given as JSON.
+func eventIDOf(t testing.TB, ev any) string {
+	t.Helper()
+	raw, _ := json.Marshal(ev)
+	pdu, err := gomatrixserverlib.MustGetRoomVersion("12").NewEventFromTrustedJSON(raw, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pdu.EventID()
 }
