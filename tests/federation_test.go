@@ -60,6 +60,25 @@ func TestFederationJoinAndMessages(t *testing.T) {
 		bobSync.until("alice's message", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, room), "from A") })
 		sendText(t, bob, room, "from B")
 		aliceSync.until("bob's message", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, room), "from B") })
+		// State changes both ways: a topic set on A, bob leaving from B
+		// and coming back, then banned from A.
+		if _, err := alice.SendStateEvent(ctx(), room, event.StateTopic, "", map[string]string{"topic": "federated"}); err != nil {
+			t.Fatal(err)
+		}
+		bobSync.until("the topic", func(*mautrix.RespSync) bool {
+			r := b.Do("GET", roomPath(room, "state", "m.room.topic", ""), bob.AccessToken, nil)
+			return r.Status == 200 && r.Body["topic"] == "federated"
+		})
+		if _, err := bob.LeaveRoom(ctx(), room); err != nil {
+			t.Fatal(err)
+		}
+		aliceSync.until("bob's leave", func(r *mautrix.RespSync) bool { return hasMember(r, room, bob.UserID, event.MembershipLeave) })
+		if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+			t.Fatalf("bob joins again: %v", err)
+		}
+		aliceSync.until("bob's second join", func(r *mautrix.RespSync) bool { return hasMember(r, room, bob.UserID, event.MembershipJoin) })
+		sendText(t, bob, room, "back")
+		aliceSync.until("bob's message after his return", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, room), "back") })
 		// Both servers agree on who is in the room.
 		for _, s := range []struct {
 			srv *Server
@@ -385,4 +404,36 @@ func eventIDOf(t testing.TB, ev any) string {
 		t.Fatal(err)
 	}
 	return pdu.EventID()
+}
+
+// TestFederationBan: a ban of a remote user reaches that user's server,
+// which then refuses the user's messages itself.
+func TestFederationBan(t *testing.T) {
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
+	a, b := f.Servers[fedA], f.Servers[fedB]
+	alice, bob := a.Register("alice"), b.Register("bob")
+	room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
+	if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+		t.Fatal(err)
+	}
+	bobSync, _ := newSyncer(t, bob, "")
+	if _, err := alice.BanUser(ctx(), room, &mautrix.ReqBanUser{UserID: bob.UserID, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	bobSync.until("bob's ban", func(r *mautrix.RespSync) bool {
+		lr, ok := r.Rooms.Leave[room]
+		if !ok {
+			return false
+		}
+		for _, e := range lr.Timeline.Events {
+			_ = e.Content.ParseRaw(e.Type)
+			if e.Type == event.StateMember && e.StateKey != nil && *e.StateKey == bob.UserID.String() && e.Content.AsMember().Membership == event.MembershipBan {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := bob.SendText(ctx(), room, "still here?"); errcode(err) != "M_FORBIDDEN" {
+		t.Errorf("a banned user's message on his own server: %v", err)
+	}
 }
