@@ -196,6 +196,7 @@ func (c *Component) Mount(r chi.Router) {
 			route{"PUT", v2 + "/send_join/{roomID}/{eventID}", true, c.SendJoin},
 			route{"GET", v1 + "/make_leave/{roomID}/{userID}", true, c.MakeLeave},
 			route{"PUT", v2 + "/send_leave/{roomID}/{eventID}", true, c.SendLeave},
+			route{"PUT", v2 + "/invite/{roomID}/{eventID}", true, c.Invite},
 		)
 	}
 	for _, rt := range routes {

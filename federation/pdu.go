@@ -35,6 +35,15 @@ func (e *errPDU) Error() string { return e.reason }
 // roomserver's. The event returned is the one to store (redacted when
 // its hash did not match).
 func (c *Component) checkPDU(ctx context.Context, v gomatrixserverlib.IRoomVersion, raw json.RawMessage) (gomatrixserverlib.PDU, error) {
+	pdu, err := c.parsePDU(v, raw)
+	if err != nil {
+		return pdu, err
+	}
+	return pdu, c.checkSignatures(ctx, pdu)
+}
+
+// parsePDU is checkPDU's format checks alone.
+func (c *Component) parsePDU(v gomatrixserverlib.IRoomVersion, raw json.RawMessage) (gomatrixserverlib.PDU, error) {
 	if len(raw) > rsapi.MaxEventBytes {
 		return nil, &errPDU{"event too large"}
 	}
@@ -45,13 +54,20 @@ func (c *Component) checkPDU(ctx context.Context, v gomatrixserverlib.IRoomVersi
 	if len(pdu.PrevEventIDs()) > maxPrevEvents {
 		return pdu, &errPDU{"more than 20 prev_events"}
 	}
-	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, c.keyRing, userIDForSender); err != nil {
-		return pdu, &errPDU{fmt.Sprintf("signature check failed: %v", err)}
-	}
 	if pdu.Redacted() {
 		c.log.WithField(fieldEventID, pdu.EventID()).Warn("content hash mismatch: event redacted")
 	}
 	return pdu, nil
+}
+
+// checkSignatures is checkPDU's signature check alone: the servers the
+// spec requires have signed the event (the sender's; for invites also
+// the invitee's, so an invite is checked once countersigned).
+func (c *Component) checkSignatures(ctx context.Context, pdu gomatrixserverlib.PDU) error {
+	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, c.keyRing, userIDForSender); err != nil {
+		return &errPDU{fmt.Sprintf("signature check failed: %v", err)}
+	}
+	return nil
 }
 
 // roomVersionOf returns the version of a room this server knows.

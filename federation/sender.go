@@ -162,6 +162,9 @@ type eventHead struct {
 	Sender   string  `json:"sender"`
 	Type     string  `json:"type"`
 	StateKey *string `json:"state_key"`
+	Content  struct {
+		Membership string `json:"membership"`
+	} `json:"content"`
 }
 
 // handleOutput queues each event our users sent for the other servers
@@ -212,7 +215,9 @@ func (s *sender) destinations(ctx context.Context, head eventHead) ([]string, er
 	if err != nil {
 		return nil, err
 	}
-	if head.Type == spec.MRoomMember && head.StateKey != nil {
+	if head.Type == spec.MRoomMember && head.StateKey != nil && head.Content.Membership != spec.Invite {
+		// (Invites reach the invitee's server by /invite, before they
+		// are accepted here.)
 		servers = append(servers, serverOf(*head.StateKey))
 	}
 	seen := map[string]bool{string(s.c.serverName): true, "": true}

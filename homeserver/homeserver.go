@@ -61,9 +61,9 @@ type Deps struct {
 	// Bus carries the roomserver's output to sync. Nil like Rooms: sync
 	// is then not mounted.
 	Bus *bus.Bus
-	// RemoteRooms joins rooms of other servers (the federation
-	// component). Nil: only rooms this server knows can be joined.
-	RemoteRooms fedapi.RemoteJoiner
+	// RemoteRooms joins rooms of other servers and invites their users
+	// (the federation component). Nil: neither.
+	RemoteRooms fedapi.RemoteRooms
 }
 
 // Component is the client-server API.

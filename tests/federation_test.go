@@ -437,3 +437,45 @@ func TestFederationBan(t *testing.T) {
 		t.Errorf("a banned user's message on his own server: %v", err)
 	}
 }
+
+// TestFederationInvite: alice (A) invites bob (B) to a private room; bob
+// sees the invite with the room's name, joins with no via (through the
+// inviter's server), and they talk.
+func TestFederationInvite(t *testing.T) {
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB, fedC}, func(cfg *config.Config) {
+		if cfg.Global.ServerName == fedA {
+			cfg.Federation.AllowedServers = []string{fedB} // not C
+		}
+	})
+	a, b := f.Servers[fedA], f.Servers[fedB]
+	alice, bob := a.Register("alice"), b.Register("bob")
+	room := createRoom(t, a, alice, map[string]any{"preset": "private_chat", "name": "Secret"})
+	bobSync, _ := newSyncer(t, bob, "")
+	aliceSync, _ := newSyncer(t, alice, "")
+
+	if _, err := alice.InviteUser(ctx(), room, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
+		t.Fatalf("invite bob: %v", err)
+	}
+	resp := bobSync.until("the invite", func(r *mautrix.RespSync) bool { _, ok := r.Rooms.Invite[room]; return ok })
+	var name string
+	for _, e := range resp.Rooms.Invite[room].State.Events {
+		_ = e.Content.ParseRaw(e.Type)
+		if e.Type == event.StateRoomName {
+			name = e.Content.AsRoomName().Name
+		}
+	}
+	if name != "Secret" {
+		t.Errorf("invite state has room name %q", name)
+	}
+	if _, err := bob.JoinRoomByID(ctx(), room); err != nil {
+		t.Fatalf("bob accepts: %v", err)
+	}
+	aliceSync.until("bob's join", func(r *mautrix.RespSync) bool { return hasMember(r, room, bob.UserID, event.MembershipJoin) })
+	sendText(t, bob, room, "thanks")
+	aliceSync.until("bob's message", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, room), "thanks") })
+
+	// C is off A's list: no invite is sent there.
+	if _, err := alice.InviteUser(ctx(), room, &mautrix.ReqInviteUser{UserID: id.UserID("@carol:" + fedC)}); errcode(err) != "M_FORBIDDEN" {
+		t.Errorf("invite to a server off the list: %v", err)
+	}
+}

@@ -17,6 +17,20 @@ type RemoteJoiner interface {
 	JoinRemote(ctx context.Context, roomID, userID string, servers []string, content map[string]any) error
 }
 
+// RemoteInviter invites users of other servers.
+type RemoteInviter interface {
+	// InviteRemote invites target (a user of another server) to roomID
+	// on behalf of sender (a local user). The auth rules' refusal is a
+	// roomserver/api NotAllowedError.
+	InviteRemote(ctx context.Context, roomID, sender, target, reason string) error
+}
+
+// RemoteRooms is what the client API asks of the federation component.
+type RemoteRooms interface {
+	RemoteJoiner
+	RemoteInviter
+}
+
 // Sentinel errors of the federation component.
 var (
 	// ErrNoServer: none of the servers given could be asked (none

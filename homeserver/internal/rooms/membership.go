@@ -79,10 +79,16 @@ func (h *Handlers) Invite(r *http.Request) (any, error) {
 		return nil, err
 	}
 	u, _ := checkUserID("user_id", req.UserID)
-	if string(u.Domain()) != h.global.ServerName {
-		return nil, errRemoteInvite()
-	}
 	dev := auth.DeviceFrom(r.Context())
+	if string(u.Domain()) != h.global.ServerName {
+		if h.remote == nil {
+			return nil, errRemoteInvite()
+		}
+		if err := h.inviteRemote(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, req.UserID, req.Reason); err != nil {
+			return nil, err
+		}
+		return struct{}{}, nil
+	}
 	if err := h.setMembership(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, req.UserID, membershipInvite, req.Reason); err != nil {
 		return nil, err
 	}
@@ -281,13 +287,24 @@ func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (j
 		return false, nil
 	}
 	ctx := r.Context()
-	if _, err := h.rooms.RoomVersion(ctx, roomID); !errors.Is(err, api.ErrRoomNotFound) {
+	// This server is in the room when it has the room's create event; a
+	// room known only from an invite is joined through the inviter's
+	// server.
+	_, err = h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeCreate})
+	if err == nil || !errors.Is(err, api.ErrRoomNotFound) && !errors.Is(err, api.ErrNotFound) {
 		return false, err
 	}
 	q := r.URL.Query()
 	servers := append(q["via"], q["server_name"]...)
 	if _, domain, ok := strings.Cut(roomID, ":"); ok {
 		servers = append(servers, domain)
+	}
+	if ev, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeMember, StateKey: userID}); err == nil {
+		if e, err := events.Parse(ev); err == nil && e.Membership() == membershipInvite {
+			if _, domain, ok := strings.Cut(e.Sender, ":"); ok {
+				servers = append(servers, domain)
+			}
+		}
 	}
 	if len(servers) == 0 {
 		return false, httputil.NotFound("unknown room, and no server to join it through")
@@ -309,4 +326,29 @@ func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (j
 		return false, err
 	}
 	return true, nil
+}
+
+// inviteRemote invites a user of another server over federation.
+func (h *Handlers) inviteRemote(ctx context.Context, roomID, sender, target, reason string) error {
+	// The same answers as a local invite for who may not invite.
+	if m, err := h.currentMembership(ctx, roomID, target); err != nil {
+		return err
+	} else if m == membershipJoin || m == membershipBan {
+		return httputil.Forbidden("%s is already %s", target, m)
+	}
+	err := h.remote.InviteRemote(ctx, roomID, sender, target, reason)
+	var na *api.NotAllowedError
+	switch {
+	case errors.Is(err, api.ErrRoomNotFound):
+		return httputil.NotFound("room not found")
+	case errors.As(err, &na):
+		return httputil.Forbidden("%s", na.Reason)
+	case errors.Is(err, fedapi.ErrNoServer):
+		return httputil.Forbidden("this server does not federate with %s's server", target)
+	case errors.Is(err, fedapi.ErrRefused):
+		return httputil.Forbidden("%v", err)
+	case err != nil:
+		return fmt.Errorf("invite over federation: %w", err)
+	}
+	return nil
 }

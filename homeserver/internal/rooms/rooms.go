@@ -54,9 +54,10 @@ type Deps struct {
 	// Synced, when set, lets a write return only once /sync has the event
 	// (read your writes), within syncWait.
 	Synced SyncWaiter
-	// Remote joins rooms this server is not in, over federation. Nil:
-	// joins of unknown rooms answer 404.
-	Remote fedapi.RemoteJoiner
+	// Remote joins rooms this server is not in and invites users of
+	// other servers, over federation. Nil: joins of unknown rooms answer
+	// 404, remote invites 403.
+	Remote fedapi.RemoteRooms
 }
 
 // SyncWaiter waits for /sync's streams to reach an event.
@@ -85,7 +86,7 @@ type Handlers struct {
 	rooms  RoomReadWriter
 	dir    DirectoryHooks
 	synced SyncWaiter
-	remote fedapi.RemoteJoiner
+	remote fedapi.RemoteRooms
 	// txns serialises the requests of one transaction id in this process
 	// (see send.go); the database serialises them across processes.
 	txns keyedMutex

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -92,17 +93,27 @@ func (in *Inputter) ImportRoom(ctx context.Context, req api.ImportRoomRequest) (
 
 	r := in.lock(req.RoomID)
 	defer r.mu.Unlock()
+	stub := false
 	if err := in.loadLocked(ctx, r); err == nil {
-		return api.InputResult{}, fmt.Errorf("import room %s: %w", req.RoomID, storage.ErrRoomExists)
+		// Only a room known from an invite (no create event in its
+		// state, no extremities) may be imported into.
+		if stub, err = in.isStubLocked(ctx, r); err != nil {
+			return api.InputResult{}, err
+		}
+		if !stub {
+			return api.InputResult{}, fmt.Errorf("import room %s: %w", req.RoomID, storage.ErrRoomExists)
+		}
 	} else if err != api.ErrRoomNotFound {
 		return api.InputResult{}, err
 	}
 	res := api.InputResult{EventID: join.EventID()}
 	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
-		if t.nid, err = in.deps.Store.InsertRoom(ctx, t.tx, req.RoomID, req.RoomVersion); err != nil {
-			return err
+		if !stub {
+			if t.nid, err = in.deps.Store.InsertRoom(ctx, t.tx, req.RoomID, req.RoomVersion); err != nil {
+				return err
+			}
+			t.version, t.state = v, storage.StateMap{}
 		}
-		t.version, t.state = v, storage.StateMap{}
 		known, err := in.deps.Events.ByID(ctx, idsOf(outliers))
 		if err != nil {
 			return err
@@ -165,4 +176,126 @@ func idsOf(pdus []gomatrixserverlib.PDU) []string {
 		ids[i] = p.EventID()
 	}
 	return ids
+}
+
+// isStubLocked reports whether the room is known only from an invite:
+// no create event in its current state.
+func (in *Inputter) isStubLocked(ctx context.Context, r *room) (bool, error) {
+	k, ok, err := in.deps.Tuples.Lookup(ctx, "m.room.create", "")
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return true, nil
+	}
+	_, found := r.state[k]
+	return !found && len(r.ext) == 0, nil
+}
+
+// ImportInvite keeps an invite to a room this server is not in
+// (api.Federator).
+func (in *Inputter) ImportInvite(ctx context.Context, req api.ImportInviteRequest) (api.InputResult, error) {
+	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(req.RoomVersion))
+	if err != nil {
+		return api.InputResult{}, api.ErrUnsupportedVersion
+	}
+	invite, err := v.NewEventFromUntrustedJSON(req.Invite)
+	if err != nil {
+		return api.InputResult{}, fmt.Errorf("%w: invite: %v", api.ErrInvalidEvent, err)
+	}
+	// The inviting server's stripped state rides in the invite's
+	// unsigned section, where StrippedState finds it (unsigned is
+	// covered by neither hashes nor signatures).
+	if len(req.StrippedState) > 0 {
+		if invite, err = invite.SetUnsigned(map[string]any{"invite_room_state": req.StrippedState}); err != nil {
+			return api.InputResult{}, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
+		}
+	}
+	if m, _ := invite.Membership(); invite.Type() != "m.room.member" || m != "invite" || invite.StateKey() == nil || invite.RoomID().String() != req.RoomID {
+		return api.InputResult{}, fmt.Errorf("%w: not an invite of room %s", api.ErrInvalidEvent, req.RoomID)
+	}
+	r := in.lock(req.RoomID)
+	defer r.mu.Unlock()
+	exists := false
+	if err := in.loadLocked(ctx, r); err == nil {
+		stub, err := in.isStubLocked(ctx, r)
+		if err != nil {
+			return api.InputResult{}, err
+		}
+		if !stub {
+			return api.InputResult{}, fmt.Errorf("import invite to %s: %w", req.RoomID, storage.ErrRoomExists)
+		}
+		exists = true
+	} else if err != api.ErrRoomNotFound {
+		return api.InputResult{}, err
+	}
+	res := api.InputResult{EventID: invite.EventID()}
+	known, err := in.deps.Events.ByID(ctx, []string{invite.EventID()})
+	if err != nil {
+		return api.InputResult{}, err
+	}
+	if _, ok := known[invite.EventID()]; ok {
+		return res, nil
+	}
+	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
+		if !exists {
+			if t.nid, err = in.deps.Store.InsertRoom(ctx, t.tx, req.RoomID, req.RoomVersion); err != nil {
+				return err
+			}
+			t.version, t.state = v, storage.StateMap{}
+		}
+		return t.addInvite(invite, req.StrippedState)
+	})
+	if err != nil {
+		return api.InputResult{}, err
+	}
+	return res, nil
+}
+
+// addInvite stores an invite to a stub room as its state and publishes
+// it with the stripped state given. It is no forward extremity: its
+// prev_events are unknown here.
+func (t *roomTxn) addInvite(pdu gomatrixserverlib.PDU, stripped []json.RawMessage) error {
+	tuple, err := t.intern(pdu)
+	if err != nil {
+		return err
+	}
+	row := storage.Event{
+		RoomNID: t.nid, EventID: pdu.EventID(), Tuple: tuple, Depth: pdu.Depth(),
+		OriginServerTS: int64(pdu.OriginServerTS()), Sender: string(pdu.SenderID()), JSON: pdu.JSON(),
+		StateBeforeNID: t.snap.NID,
+	}
+	if row.NID, err = t.in.deps.Store.InsertEvent(t.ctx, t.tx, row); err != nil {
+		return err
+	}
+	after := maps.Clone(t.state)
+	after[tuple] = row.NID
+	snap, err := t.snapshot(t.snap, t.state, after)
+	if err != nil {
+		return err
+	}
+	row.StateAfterNID = snap.NID
+	if err := t.in.deps.Store.SetStateAfter(t.ctx, t.tx, row.NID, snap.NID); err != nil {
+		return err
+	}
+	ev := &state.Event{Event: row, PDU: pdu}
+	t.in.deps.Events.Add(ev)
+	t.added = append(t.added, ev)
+	out := api.OutputEvent{StrippedState: stripped}
+	if err := t.applyStateChange(diffStates(t.state, after), &out); err != nil {
+		return err
+	}
+	t.snap, t.state, t.stateChanged = snap, after, true
+	if out.Event, err = t.in.deps.Events.APIEvent(t.ctx, ev); err != nil {
+		return err
+	}
+	js, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("encode output event: %w", err)
+	}
+	if err := t.in.deps.Store.AddToOutbox(t.ctx, t.tx, row.NID, js); err != nil {
+		return err
+	}
+	t.queued = true
+	return nil
 }
