@@ -124,7 +124,7 @@ type Federation struct {
 // startFederation starts one server per name, on dbURL(t) databases,
 // each allowing the others (closed federation). mutate, when given,
 // adjusts a server's configuration (its server name is set).
-func startFederation(t *testing.T, dbURL func(testing.TB) string, names []string, mutate func(cfg *config.Config)) *Federation {
+func startFederation(t testing.TB, dbURL func(testing.TB) string, names []string, mutate func(cfg *config.Config)) *Federation {
 	t.Helper()
 	f := &Federation{CA: newTestCA(t), Servers: map[string]*Server{}, Addrs: map[string]string{}}
 	for _, n := range names {

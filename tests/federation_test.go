@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -477,5 +478,28 @@ func TestFederationInvite(t *testing.T) {
 	// C is off A's list: no invite is sent there.
 	if _, err := alice.InviteUser(ctx(), room, &mautrix.ReqInviteUser{UserID: id.UserID("@carol:" + fedC)}); errcode(err) != "M_FORBIDDEN" {
 		t.Errorf("invite to a server off the list: %v", err)
+	}
+}
+
+// TestFederationMedia: a file uploaded on A is downloaded by a user of B
+// through B (B fetches it over federation, signed); a server off A's
+// list gets nothing.
+func TestFederationMedia(t *testing.T) {
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
+	a, b := f.Servers[fedA], f.Servers[fedB]
+	alice, bob := a.Register("alice"), b.Register("bob")
+	data := []byte("ministry memo")
+	uri := upload(t, alice, data, "text/plain", "memo.txt")
+	r := b.mediaDo("GET", downloadPath(uri), bob.AccessToken, nil).expect(t, 200, "")
+	if !bytes.Equal(r.Body, data) || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+		t.Errorf("remote download: %q %q", r.Body, r.Header.Get("Content-Type"))
+	}
+	b.mediaDo("GET", "/_matrix/client/v1/media/download/"+fedA+"/nope", bob.AccessToken, nil).expect(t, 404, "M_NOT_FOUND")
+	// Unsigned, the federation endpoint refuses.
+	if status, _ := f.fedRequest(t, fedA, fedB, fedA, "GET", "/_matrix/federation/v1/media/download/"+uri.FileID, nil, "", nil); status != 401 {
+		t.Errorf("unsigned media download: %d", status)
+	}
+	if status, _ := f.fedRequest(t, fedA, fedC, fedA, "GET", "/_matrix/federation/v1/media/download/"+uri.FileID, nil, "ed25519:x", f.signingKey(t, fedB).Private); status != 403 {
+		t.Errorf("media download by a server off the list: %d", status)
 	}
 }

@@ -99,17 +99,21 @@ func (a *App) buildLocked() (built, error) {
 		b.federationRoutes = append(b.federationRoutes, fed.Mount)
 	}
 	if a.run[Media] {
-		// Remote is nil until the federation component can fetch media:
-		// remote media answer 404 M_NOT_FOUND meanwhile.
+		// Remote media are fetched by the federation component when it
+		// runs here; otherwise they answer 404 M_NOT_FOUND.
 		// The roomserver itself when it runs here, else its NATS client:
 		// the admin's room quarantine reads room timelines.
 		var timeline mediaapi.RoomTimeline = rs
 		if rs == nil {
 			timeline = rsremote.NewClient(a.bus)
 		}
-		media, err := mediaapi.New(mediaapi.Deps{
+		md := mediaapi.Deps{
 			Global: &cfg.Global, Config: &cfg.Media, DB: a.db, Tokens: tokens, Rooms: timeline, Log: a.componentLog(Media),
-		})
+		}
+		if fed != nil {
+			md.Remote = fed
+		}
+		media, err := mediaapi.New(md)
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Media, err)
 		}
