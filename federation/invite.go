@@ -81,8 +81,8 @@ func (c *Component) Invite(r *http.Request) (any, error) {
 			return nil, httputil.Forbidden("%s", msg)
 		}
 	} else {
-		_, err := c.rooms.ImportInvite(ctx, rsapi.ImportInviteRequest{
-			RoomID: roomID, RoomVersion: req.RoomVersion, Invite: signed.JSON(), StrippedState: req.InviteRoomState,
+		_, err := c.rooms.ImportMembership(ctx, rsapi.ImportMembershipRequest{
+			RoomID: roomID, RoomVersion: req.RoomVersion, Event: signed.JSON(), StrippedState: req.InviteRoomState,
 		})
 		if errors.Is(err, rsapi.ErrInvalidEvent) {
 			return nil, httputil.BadJSON("%v", err)
@@ -182,3 +182,58 @@ func (c *Component) InviteRemote(ctx context.Context, roomID, sender, target, re
 }
 
 var _ fedapi.RemoteInviter = (*Component)(nil)
+
+// LeaveRemote makes userID (a local user invited to a room this server is
+// not in) leave it, rejecting the invite, through the first of servers
+// that lets it: make_leave, the leave built and signed here, send_leave,
+// then the leave kept as the user's membership.
+func (c *Component) LeaveRemote(ctx context.Context, roomID, userID string, servers []string) error {
+	lastErr := fedapi.ErrNoServer
+	for _, server := range servers {
+		if server == string(c.serverName) || !c.cfg.ServerAllowed(server) {
+			continue
+		}
+		if err := c.leaveVia(ctx, roomID, userID, spec.ServerName(server)); err != nil {
+			c.log.WithError(err).WithFields(map[string]any{fieldRoomID: roomID, fieldServer: server}).Info("remote leave failed")
+			lastErr = err
+			continue
+		}
+		return nil
+	}
+	return lastErr
+}
+
+// leaveVia is one attempt of LeaveRemote.
+func (c *Component) leaveVia(ctx context.Context, roomID, userID string, server spec.ServerName) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	res, err := c.client.MakeLeave(ctx, c.serverName, server, roomID, userID)
+	if err != nil {
+		return refusal(server, err)
+	}
+	v, err := gomatrixserverlib.GetRoomVersion(res.RoomVersion)
+	if err != nil {
+		return rsapi.ErrUnsupportedVersion
+	}
+	proto := res.LeaveEvent
+	proto.Type, proto.RoomID, proto.SenderID, proto.StateKey, proto.Redacts = spec.MRoomMember, roomID, userID, &userID, ""
+	proto.Content, _ = json.Marshal(map[string]string{"membership": spec.Leave})
+	leave, err := v.NewEventBuilderFromProtoEvent(&proto).Build(c.now(), c.serverName, gomatrixserverlib.KeyID(c.keys.current.ID), c.keys.current.Private)
+	if err != nil {
+		return fmt.Errorf("build leave: %w", err)
+	}
+	if err := c.client.SendLeave(ctx, c.serverName, server, leave); err != nil {
+		return refusal(server, err)
+	}
+	_, err = c.rooms.ImportMembership(ctx, rsapi.ImportMembershipRequest{RoomID: roomID, RoomVersion: string(res.RoomVersion), Event: leave.JSON()})
+	return err
+}
+
+// refusal turns a remote server's 4xx answer into fedapi.ErrRefused.
+func refusal(server spec.ServerName, err error) error {
+	var herr gomatrix.HTTPError
+	if errors.As(err, &herr) && herr.Code >= 400 && herr.Code < 500 {
+		return fmt.Errorf("%w: %s: %s", fedapi.ErrRefused, server, remoteMessage(herr))
+	}
+	return err
+}

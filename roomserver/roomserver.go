@@ -139,9 +139,9 @@ func (c *Component) ImportRoom(ctx context.Context, req api.ImportRoomRequest) (
 	return c.input.ImportRoom(ctx, req)
 }
 
-// ImportInvite implements api.Federator.
-func (c *Component) ImportInvite(ctx context.Context, req api.ImportInviteRequest) (api.InputResult, error) {
-	return c.input.ImportInvite(ctx, req)
+// ImportMembership implements api.Federator.
+func (c *Component) ImportMembership(ctx context.Context, req api.ImportMembershipRequest) (api.InputResult, error) {
+	return c.input.ImportMembership(ctx, req)
 }
 
 var _ api.Federator = (*Component)(nil)

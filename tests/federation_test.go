@@ -475,6 +475,18 @@ func TestFederationInvite(t *testing.T) {
 	sendText(t, bob, room, "thanks")
 	aliceSync.until("bob's message", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, room), "thanks") })
 
+	// An invite rejected from B: make_leave and send_leave through A.
+	other := createRoom(t, a, alice, map[string]any{"preset": "private_chat", "name": "Declined"})
+	if _, err := alice.InviteUser(ctx(), other, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
+		t.Fatalf("second invite: %v", err)
+	}
+	bobSync.until("the second invite", func(r *mautrix.RespSync) bool { _, ok := r.Rooms.Invite[other]; return ok })
+	if _, err := bob.LeaveRoom(ctx(), other); err != nil {
+		t.Fatalf("bob rejects the invite: %v", err)
+	}
+	aliceSync.until("bob's rejection", func(r *mautrix.RespSync) bool { return hasMember(r, other, bob.UserID, event.MembershipLeave) })
+	bobSync.until("the rejected room among bob's left rooms", func(r *mautrix.RespSync) bool { _, ok := r.Rooms.Leave[other]; return ok })
+
 	// C is off A's list: no invite is sent there.
 	if _, err := alice.InviteUser(ctx(), room, &mautrix.ReqInviteUser{UserID: id.UserID("@carol:" + fedC)}); errcode(err) != "M_FORBIDDEN" {
 		t.Errorf("invite to a server off the list: %v", err)

@@ -25,10 +25,19 @@ type RemoteInviter interface {
 	InviteRemote(ctx context.Context, roomID, sender, target, reason string) error
 }
 
+// RemoteLeaver rejects invites to rooms this server is not in.
+type RemoteLeaver interface {
+	// LeaveRemote makes userID (a local user invited to roomID, which
+	// this server is not in) leave it through the first of servers that
+	// lets it.
+	LeaveRemote(ctx context.Context, roomID, userID string, servers []string) error
+}
+
 // RemoteRooms is what the client API asks of the federation component.
 type RemoteRooms interface {
 	RemoteJoiner
 	RemoteInviter
+	RemoteLeaver
 }
 
 // Sentinel errors of the federation component.

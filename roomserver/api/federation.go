@@ -37,23 +37,25 @@ type Federator interface {
 	// and the join event is accepted on that state and published as the
 	// room's first timeline event, the whole state becoming current.
 	ImportRoom(ctx context.Context, req ImportRoomRequest) (InputResult, error)
-	// ImportInvite keeps an invite of a local user, checked and
-	// countersigned by the federation component, to a room this server
-	// is not in: the room becomes known with the invite as its only
+	// ImportMembership keeps a membership event of a local user for a
+	// room this server is not in, checked and signed by the federation
+	// component: an invite received over federation, or the leave that
+	// rejects it. The room becomes known with these events as its only
 	// state (no m.room.create: this server is not in the room), the
-	// user's membership is invite, and the invite is published with the
-	// stripped state the inviting server gave (StrippedState answers
-	// it). A later ImportRoom of the room completes it.
-	ImportInvite(ctx context.Context, req ImportInviteRequest) (InputResult, error)
+	// user's membership follows, and the event is published, an invite
+	// with the stripped state the inviting server gave (StrippedState
+	// answers it). A later ImportRoom of the room completes it.
+	ImportMembership(ctx context.Context, req ImportMembershipRequest) (InputResult, error)
 }
 
-// ImportInviteRequest is an invite received over federation.
-type ImportInviteRequest struct {
+// ImportMembershipRequest is an invite received over federation, or the
+// leave rejecting it.
+type ImportMembershipRequest struct {
 	RoomID      string          `json:"room_id"`
 	RoomVersion string          `json:"room_version"`
-	Invite      json.RawMessage `json:"invite"`
+	Event       json.RawMessage `json:"event"`
 	// StrippedState is the inviting server's invite_room_state.
-	StrippedState []json.RawMessage `json:"stripped_state"`
+	StrippedState []json.RawMessage `json:"stripped_state,omitempty"`
 }
 
 // EventTemplate is an unsigned event: the JSON of a

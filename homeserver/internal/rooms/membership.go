@@ -102,10 +102,65 @@ func (h *Handlers) Leave(r *http.Request) (any, error) {
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
 	}
-	if err := h.setMembership(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, dev.UserID, membershipLeave, req.Reason); err != nil {
+	roomID := httputil.PathParam(r, "roomID")
+	if left, err := h.leaveRemote(r.Context(), roomID, dev.UserID); left || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return struct{}{}, nil
+	}
+	if err := h.setMembership(r.Context(), roomID, dev.UserID, dev.UserID, membershipLeave, req.Reason); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
+}
+
+// remoteInviter returns the server of whoever invited userID to roomID,
+// when this server is not in the room (it knows the room only from the
+// invite): "" otherwise.
+func (h *Handlers) remoteInviter(ctx context.Context, roomID, userID string) (string, error) {
+	_, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeCreate})
+	if err == nil || !errors.Is(err, api.ErrNotFound) {
+		if errors.Is(err, api.ErrRoomNotFound) {
+			err = nil
+		}
+		return "", err
+	}
+	ev, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeMember, StateKey: userID})
+	if errors.Is(err, api.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	e, err := events.Parse(ev)
+	if err != nil || e.Membership() != membershipInvite {
+		return "", err
+	}
+	_, domain, _ := strings.Cut(e.Sender, ":")
+	return domain, nil
+}
+
+// leaveRemote rejects, over federation, an invite to a room this server
+// is not in; left is false when the leave is a local one.
+func (h *Handlers) leaveRemote(ctx context.Context, roomID, userID string) (left bool, err error) {
+	if h.remote == nil {
+		return false, nil
+	}
+	server, err := h.remoteInviter(ctx, roomID, userID)
+	if err != nil || server == "" {
+		return false, err
+	}
+	err = h.remote.LeaveRemote(ctx, roomID, userID, []string{server})
+	switch {
+	case errors.Is(err, fedapi.ErrNoServer):
+		return false, httputil.Forbidden("this server no longer federates with the inviting server")
+	case errors.Is(err, fedapi.ErrRefused):
+		return false, httputil.Forbidden("%v", err)
+	case err != nil:
+		return false, fmt.Errorf("leave over federation: %w", err)
+	}
+	return true, nil
 }
 
 // Kick is POST /rooms/{roomID}/kick: only a user who is in the room (or
@@ -299,12 +354,10 @@ func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (j
 	if _, domain, ok := strings.Cut(roomID, ":"); ok {
 		servers = append(servers, domain)
 	}
-	if ev, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeMember, StateKey: userID}); err == nil {
-		if e, err := events.Parse(ev); err == nil && e.Membership() == membershipInvite {
-			if _, domain, ok := strings.Cut(e.Sender, ":"); ok {
-				servers = append(servers, domain)
-			}
-		}
+	if inviter, err := h.remoteInviter(ctx, roomID, userID); err != nil {
+		return false, err
+	} else if inviter != "" {
+		servers = append(servers, inviter)
 	}
 	if len(servers) == 0 {
 		return false, httputil.NotFound("unknown room, and no server to join it through")

@@ -192,16 +192,16 @@ func (in *Inputter) isStubLocked(ctx context.Context, r *room) (bool, error) {
 	return !found && len(r.ext) == 0, nil
 }
 
-// ImportInvite keeps an invite to a room this server is not in
-// (api.Federator).
-func (in *Inputter) ImportInvite(ctx context.Context, req api.ImportInviteRequest) (api.InputResult, error) {
+// ImportMembership keeps an invite to a room this server is not in, or
+// the leave rejecting it (api.Federator).
+func (in *Inputter) ImportMembership(ctx context.Context, req api.ImportMembershipRequest) (api.InputResult, error) {
 	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(req.RoomVersion))
 	if err != nil {
 		return api.InputResult{}, api.ErrUnsupportedVersion
 	}
-	invite, err := v.NewEventFromUntrustedJSON(req.Invite)
+	invite, err := v.NewEventFromUntrustedJSON(req.Event)
 	if err != nil {
-		return api.InputResult{}, fmt.Errorf("%w: invite: %v", api.ErrInvalidEvent, err)
+		return api.InputResult{}, fmt.Errorf("%w: membership event: %v", api.ErrInvalidEvent, err)
 	}
 	// The inviting server's stripped state rides in the invite's
 	// unsigned section, where StrippedState finds it (unsigned is
@@ -211,8 +211,9 @@ func (in *Inputter) ImportInvite(ctx context.Context, req api.ImportInviteReques
 			return api.InputResult{}, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
 		}
 	}
-	if m, _ := invite.Membership(); invite.Type() != "m.room.member" || m != "invite" || invite.StateKey() == nil || invite.RoomID().String() != req.RoomID {
-		return api.InputResult{}, fmt.Errorf("%w: not an invite of room %s", api.ErrInvalidEvent, req.RoomID)
+	m, _ := invite.Membership()
+	if invite.Type() != "m.room.member" || (m != "invite" && m != "leave") || invite.StateKey() == nil || invite.RoomID().String() != req.RoomID {
+		return api.InputResult{}, fmt.Errorf("%w: not an invite or leave of room %s", api.ErrInvalidEvent, req.RoomID)
 	}
 	r := in.lock(req.RoomID)
 	defer r.mu.Unlock()
@@ -223,11 +224,14 @@ func (in *Inputter) ImportInvite(ctx context.Context, req api.ImportInviteReques
 			return api.InputResult{}, err
 		}
 		if !stub {
-			return api.InputResult{}, fmt.Errorf("import invite to %s: %w", req.RoomID, storage.ErrRoomExists)
+			return api.InputResult{}, fmt.Errorf("import membership in %s: %w", req.RoomID, storage.ErrRoomExists)
 		}
 		exists = true
 	} else if err != api.ErrRoomNotFound {
 		return api.InputResult{}, err
+	}
+	if m == "leave" && !exists {
+		return api.InputResult{}, fmt.Errorf("leave of %s: %w", req.RoomID, api.ErrRoomNotFound)
 	}
 	res := api.InputResult{EventID: invite.EventID()}
 	known, err := in.deps.Events.ByID(ctx, []string{invite.EventID()})
@@ -244,7 +248,7 @@ func (in *Inputter) ImportInvite(ctx context.Context, req api.ImportInviteReques
 			}
 			t.version, t.state = v, storage.StateMap{}
 		}
-		return t.addInvite(invite, req.StrippedState)
+		return t.addOutOfRoomMember(invite, req.StrippedState)
 	})
 	if err != nil {
 		return api.InputResult{}, err
@@ -252,10 +256,10 @@ func (in *Inputter) ImportInvite(ctx context.Context, req api.ImportInviteReques
 	return res, nil
 }
 
-// addInvite stores an invite to a stub room as its state and publishes
-// it with the stripped state given. It is no forward extremity: its
-// prev_events are unknown here.
-func (t *roomTxn) addInvite(pdu gomatrixserverlib.PDU, stripped []json.RawMessage) error {
+// addOutOfRoomMember stores a member event of a stub room as its state
+// and publishes it (with the stripped state given, for an invite). It is
+// no forward extremity: its prev_events are unknown here.
+func (t *roomTxn) addOutOfRoomMember(pdu gomatrixserverlib.PDU, stripped []json.RawMessage) error {
 	tuple, err := t.intern(pdu)
 	if err != nil {
 		return err
