@@ -224,6 +224,15 @@ type Federation struct {
 	// Open federates with every server: allowed_servers must then be
 	// empty. Default: false (closed).
 	Open bool `yaml:"open"`
+	// DeniedServers are refused and never contacted whatever
+	// allowed_servers and open say. Default: none.
+	DeniedServers []string `yaml:"denied_servers"`
+	// AllowPrivateAddresses lets discovery (.well-known, SRV, DNS) lead
+	// to loopback, private and link-local addresses; by default they are
+	// refused, so that a server name cannot point the server at its own
+	// network (SSRF). Addresses of server_addresses are always allowed.
+	// Default: false.
+	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
 	// TrustedCAFile is a PEM bundle of certificate authorities trusted
 	// for federation TLS in addition to the system's, for private
 	// federations whose servers hold certificates of an organisation's

@@ -21,11 +21,17 @@ func (k OldSigningKey) ExpiredAt() (time.Time, error) {
 	return time.Parse(time.RFC3339, k.Expired)
 }
 
-// ServerAllowed reports whether this server may federate with name: open
-// federation allows everyone, closed federation the names on
-// allowed_servers (an empty list: nobody). Names compare exactly, port
+// ServerAllowed reports whether this server may federate with name: never
+// with a server of denied_servers; otherwise open federation allows
+// everyone, closed federation the names on allowed_servers (an empty
+// list: nobody). Names compare exactly, port
 // included, as Matrix server names do.
 func (f *Federation) ServerAllowed(name string) bool {
+	for _, s := range f.DeniedServers {
+		if s == name {
+			return false
+		}
+	}
 	if f.Open {
 		return true
 	}
@@ -47,6 +53,9 @@ func (f *Federation) defaults() {
 	if f.ServerAddresses == nil {
 		f.ServerAddresses = map[string]string{}
 	}
+	if f.DeniedServers == nil {
+		f.DeniedServers = []string{}
+	}
 	if f.OldSigningKeys == nil {
 		f.OldSigningKeys = []OldSigningKey{}
 	}
@@ -60,6 +69,11 @@ func (f *Federation) verify(errs *Errors) {
 	for i, s := range f.AllowedServers {
 		if !validServerName(s) {
 			errs.Add(fmt.Sprintf("federation.allowed_servers[%d]", i), fmt.Sprintf("%q is not a server name", s))
+		}
+	}
+	for i, s := range f.DeniedServers {
+		if !validServerName(s) {
+			errs.Add(fmt.Sprintf("federation.denied_servers[%d]", i), fmt.Sprintf("%q is not a server name", s))
 		}
 	}
 	for name, addr := range f.ServerAddresses {

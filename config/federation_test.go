@@ -29,6 +29,7 @@ func TestFederationDefaultsAndVerify(t *testing.T) {
 		{"bad allowed", func(f *Federation) { f.AllowedServers = []string{"a.example/x"} }, "federation.allowed_servers[0]"},
 		{"wildcard refused", func(f *Federation) { f.AllowedServers = []string{"*"} }, "federation.allowed_servers[0]"},
 		{"open", func(f *Federation) { f.Open = true }, ""},
+		{"bad denied", func(f *Federation) { f.DeniedServers = []string{"x y"} }, "federation.denied_servers[0]"},
 		{"open and list", func(f *Federation) { f.Open = true; f.AllowedServers = []string{"a.example"} }, "federation.open"},
 		{"address", func(f *Federation) { f.ServerAddresses = map[string]string{"a.example": "127.0.0.1:8448"} }, ""},
 		{"bad address", func(f *Federation) { f.ServerAddresses = map[string]string{"a.example": "127.0.0.1"} }, "federation.server_addresses.a.example"},
@@ -62,8 +63,15 @@ func TestServerAllowed(t *testing.T) {
 			t.Errorf("closed ServerAllowed(%q) = %v, want %v", name, got, want)
 		}
 	}
-	open := Federation{Open: true}
+	open := Federation{Open: true, DeniedServers: []string{"bad.example"}}
 	if !open.ServerAllowed("anyone.example") {
 		t.Error("open federation refuses a server")
+	}
+	if open.ServerAllowed("bad.example") {
+		t.Error("open federation allows a denied server")
+	}
+	closed.DeniedServers = []string{"a.example"}
+	if closed.ServerAllowed("a.example") {
+		t.Error("a denied server on the allow-list is allowed")
 	}
 }

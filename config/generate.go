@@ -273,6 +273,11 @@ federation:
   #allowed_servers: []
   # Federate with every server instead (allowed_servers must be empty).
   #open: false
+  # Servers always refused and never contacted, whatever the above say.
+  #denied_servers: []
+  # Let discovery (.well-known, SRV, DNS) lead to loopback or private
+  # addresses; refused by default (server_addresses are always allowed).
+  #allow_private_addresses: false
   # A PEM bundle of CAs trusted for federation TLS besides the system's
   # (a private federation's CA). Certificates are always checked.
   #trusted_ca_file: ""

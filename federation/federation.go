@@ -125,7 +125,7 @@ func New(deps Deps) (*Component, error) {
 	}
 	c.tripper, err = transport.New(transport.Options{
 		Allowed: deps.Config.ServerAllowed, Addresses: deps.Config.ServerAddresses,
-		TrustedCAFile: deps.Global.Path(deps.Config.TrustedCAFile),
+		TrustedCAFile: deps.Global.Path(deps.Config.TrustedCAFile), AllowPrivate: deps.Config.AllowPrivateAddresses,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("federation: %w", err)

@@ -18,8 +18,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/fclient"
@@ -40,6 +42,9 @@ type Options struct {
 	// TrustedCAFile is a PEM bundle trusted besides the system's roots;
 	// empty for none.
 	TrustedCAFile string
+	// AllowPrivate lets discovery lead to non-public addresses
+	// (loopback, private, link-local...). Addresses are always allowed.
+	AllowPrivate bool
 	// Resolve finds a server's addresses; nil means
 	// fclient.ResolveServer. Tests set it.
 	Resolve func(ctx context.Context, serverName spec.ServerName) ([]fclient.ResolutionResult, error)
@@ -52,8 +57,9 @@ type Tripper struct {
 
 	mu sync.Mutex // guards transports
 	// transports holds one transport per TLS server name (SNI differs
-	// per destination; a transport has one TLS configuration).
-	transports map[string]*http.Transport
+	// per destination; a transport has one TLS configuration) and per
+	// address policy (public addresses only, or any).
+	transports map[transportKey]*http.Transport
 }
 
 // New returns a tripper; it fails when the CA file cannot be read or
@@ -75,7 +81,7 @@ func New(opts Options) (*Tripper, error) {
 	if opts.Resolve == nil {
 		opts.Resolve = fclient.ResolveServer
 	}
-	return &Tripper{opts: opts, roots: roots, transports: map[string]*http.Transport{}}, nil
+	return &Tripper{opts: opts, roots: roots, transports: map[transportKey]*http.Transport{}}, nil
 }
 
 // RoundTrip sends r to the server its URL names, trying each address
@@ -92,6 +98,8 @@ func (t *Tripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", serverName, err)
 	}
+	_, configured := t.opts.Addresses[serverName]
+	publicOnly := !configured && !t.opts.AllowPrivate
 	var lastErr error
 	for i, res := range results {
 		req := r.Clone(r.Context())
@@ -103,7 +111,7 @@ func (t *Tripper) RoundTrip(r *http.Request) (*http.Response, error) {
 			break // the body is spent and cannot be read again
 		}
 		req.URL.Scheme, req.URL.Host, req.Host = "https", res.Destination, string(res.Host)
-		resp, err := t.transport(res.TLSServerName).RoundTrip(req)
+		resp, err := t.transport(transportKey{res.TLSServerName, publicOnly}).RoundTrip(req)
 		if err == nil {
 			return resp, nil
 		}
@@ -134,22 +142,53 @@ const (
 	idleConnTimeout = 90 * time.Second
 )
 
-// transport returns the transport for one TLS server name.
-func (t *Tripper) transport(tlsServerName string) *http.Transport {
+// transportKey names a transport: the TLS server name, and whether it
+// may reach only public addresses.
+type transportKey struct {
+	tlsServerName string
+	publicOnly    bool
+}
+
+// ErrPrivateAddress: discovery led to an address that is not public.
+var ErrPrivateAddress = errors.New("federation to a non-public address is not allowed")
+
+// transport returns the transport for one key.
+func (t *Tripper) transport(key transportKey) *http.Transport {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tr, ok := t.transports[tlsServerName]
+	tr, ok := t.transports[key]
 	if !ok {
+		dialer := &net.Dialer{Timeout: dialTimeout}
+		if key.publicOnly {
+			// Checked on the address actually dialled, after DNS: a name
+			// that resolves to a private address is caught too.
+			dialer.Control = func(_, address string, _ syscall.RawConn) error {
+				ap, err := netip.ParseAddrPort(address)
+				if err != nil || !isPublic(ap.Addr()) {
+					return fmt.Errorf("%s: %w", address, ErrPrivateAddress)
+				}
+				return nil
+			}
+		}
 		tr = &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: dialTimeout}).DialContext,
-			TLSClientConfig:     &tls.Config{ServerName: tlsServerName, RootCAs: t.roots, MinVersion: tls.VersionTLS12},
+			DialContext:         dialer.DialContext,
+			TLSClientConfig:     &tls.Config{ServerName: key.tlsServerName, RootCAs: t.roots, MinVersion: tls.VersionTLS12},
 			ForceAttemptHTTP2:   true,
 			MaxIdleConnsPerHost: 4,
 			IdleConnTimeout:     idleConnTimeout,
 		}
-		t.transports[tlsServerName] = tr
+		t.transports[key] = tr
 	}
 	return tr
+}
+
+// sharedAddressSpace is 100.64.0.0/10 (carrier-grade NAT), not public.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// isPublic reports whether a is a public unicast address.
+func isPublic(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !sharedAddressSpace.Contains(a)
 }
 
 // CloseIdleConnections closes the idle connections of every transport.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,7 @@ func TestTripper(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "https://")
 	resolved := 0
 	tr, err := New(Options{
+		AllowPrivate:  true, // httptest listens on loopback
 		Allowed:       func(s string) bool { return s == "example.com" || s == "other.example" },
 		Addresses:     map[string]string{"example.com": addr},
 		TrustedCAFile: writeCA(t, srv),
@@ -113,6 +115,46 @@ func TestNewRejectsBadCAFile(t *testing.T) {
 	for _, path := range []string{bad, filepath.Join(t.TempDir(), "absent.pem")} {
 		if _, err := New(Options{Allowed: func(string) bool { return true }, TrustedCAFile: path}); err == nil {
 			t.Errorf("New accepted CA file %s", path)
+		}
+	}
+}
+
+func TestTripperRefusesPrivateAddresses(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	tr, err := New(Options{
+		Allowed:       func(string) bool { return true },
+		Addresses:     map[string]string{"example.com": addr},
+		TrustedCAFile: writeCA(t, srv),
+		Resolve: func(ctx context.Context, s spec.ServerName) ([]fclient.ResolutionResult, error) {
+			return []fclient.ResolutionResult{{Destination: addr, Host: s, TLSServerName: "example.com"}}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: tr}
+	// Discovered: loopback is refused before any byte is sent.
+	if _, err := client.Get("matrix://discovered.example/x"); !errors.Is(err, ErrPrivateAddress) {
+		t.Errorf("discovery to loopback: %v", err)
+	}
+	// Configured: the operator chose it.
+	if resp, err := client.Get("matrix://example.com/x"); err != nil {
+		t.Errorf("configured loopback address: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+func TestIsPublic(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"8.8.8.8": true, "2001:4860:4860::8888": true,
+		"127.0.0.1": false, "10.1.2.3": false, "192.168.0.1": false, "172.16.0.1": false, "169.254.1.1": false,
+		"100.64.0.1": false, "::1": false, "fd00::1": false, "fe80::1": false, "0.0.0.0": false, "::ffff:127.0.0.1": false,
+	} {
+		if got := isPublic(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("isPublic(%s) = %v, want %v", addr, got, want)
 		}
 	}
 }
