@@ -23,9 +23,8 @@ type transactionBody struct {
 // checkInRoom refuses (403) a server that has no joined member in the
 // room, and answers 404 for a room this server does not know.
 //
-// Filtering by history visibility (what a server may see of the time
-// before its users joined) is not done yet: a server in the room sees
-// all of it.
+// What a server in the room may see of the time before its users joined
+// is forServer's business (the event endpoints).
 func (c *Component) checkInRoom(ctx context.Context, roomID string, origin spec.ServerName) error {
 	servers, err := c.rooms.JoinedServers(ctx, roomID)
 	if errors.Is(err, rsapi.ErrRoomNotFound) {
@@ -52,7 +51,11 @@ func (c *Component) GetEvent(r *http.Request) (any, error) {
 	if err := c.checkInRoom(r.Context(), ev.RoomID, originOf(r)); err != nil {
 		return nil, err
 	}
-	return transactionBody{Origin: string(c.serverName), OriginServerTS: c.now().UnixMilli(), PDUs: []json.RawMessage{ev.JSON}}, nil
+	evs, err := c.forServer(r.Context(), originOf(r), []rsapi.Event{ev})
+	if err != nil {
+		return nil, err
+	}
+	return transactionBody{Origin: string(c.serverName), OriginServerTS: c.now().UnixMilli(), PDUs: jsonsOf(evs)}, nil
 }
 
 // stateAt returns the state before eventID of roomID and its auth chain,

@@ -79,10 +79,8 @@ func prevEventsOf(ev rsapi.Event) []string {
 }
 
 // Backfill answers GET /_matrix/federation/v1/backfill/{roomId}?v=&limit=:
-// the events before (and including) the v events, newest first.
-//
-// History visibility is not applied yet: a server in the room gets all
-// of the room's history.
+// the events before (and including) the v events, newest first, those
+// the server may not read redacted (forServer).
 func (c *Component) Backfill(r *http.Request) (any, error) {
 	ctx, roomID := r.Context(), httputil.PathParam(r, "roomID")
 	q := r.URL.Query()
@@ -99,6 +97,9 @@ func (c *Component) Backfill(r *http.Request) (any, error) {
 	}
 	evs, err := c.walkBack(ctx, roomID, from, nil, true, 0, min(limit, maxBackfill))
 	if err != nil {
+		return nil, err
+	}
+	if evs, err = c.forServer(ctx, originOf(r), evs); err != nil {
 		return nil, err
 	}
 	return transactionBody{Origin: string(c.serverName), OriginServerTS: c.now().UnixMilli(), PDUs: jsonsOf(evs)}, nil
@@ -120,6 +121,9 @@ func (c *Component) GetMissingEvents(r *http.Request) (any, error) {
 	}
 	evs, err := c.walkBack(ctx, roomID, req.LatestEvents, req.EarliestEvents, false, int64(req.MinDepth), req.Limit)
 	if err != nil {
+		return nil, err
+	}
+	if evs, err = c.forServer(ctx, originOf(r), evs); err != nil {
 		return nil, err
 	}
 	sortByDepth(evs)

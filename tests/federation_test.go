@@ -515,3 +515,44 @@ func TestFederationMedia(t *testing.T) {
 		t.Errorf("media download by a server off the list: %d", status)
 	}
 }
+
+// TestFederationHistoryVisibility: in a room whose history is visible to
+// members only since they joined, a server whose users joined later gets
+// the earlier messages redacted (event, backfill), and later ones whole.
+func TestFederationHistoryVisibility(t *testing.T) {
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
+	a, b := f.Servers[fedA], f.Servers[fedB]
+	alice, bob := a.Register("alice"), b.Register("bob")
+	room := createRoom(t, a, alice, map[string]any{"preset": "public_chat", "initial_state": []any{
+		map[string]any{"type": "m.room.history_visibility", "state_key": "", "content": map[string]string{"history_visibility": "joined"}},
+	}})
+	before := sendText(t, alice, room, "before bob").String()
+	if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+		t.Fatal(err)
+	}
+	after := sendText(t, alice, room, "after bob").String()
+	bodyOf := func(pdu any) any {
+		c, _ := pdu.(map[string]any)["content"].(map[string]any)
+		return c["body"]
+	}
+	v1 := "/_matrix/federation/v1"
+	_, body := f.asServer(t, fedA, fedB, "GET", v1+"/event/"+url.PathEscape(before), nil)
+	if pdus, _ := body["pdus"].([]any); len(pdus) != 1 || bodyOf(pdus[0]) != nil {
+		t.Errorf("an event from before B's users joined: %v", body)
+	}
+	_, body = f.asServer(t, fedA, fedB, "GET", v1+"/event/"+url.PathEscape(after), nil)
+	if pdus, _ := body["pdus"].([]any); len(pdus) != 1 || bodyOf(pdus[0]) != "after bob" {
+		t.Errorf("an event from after B's users joined: %v", body)
+	}
+	_, body = f.asServer(t, fedA, fedB, "GET", v1+"/backfill/"+url.PathEscape(room.String())+"?v="+url.QueryEscape(after)+"&limit=20", nil)
+	pdus, _ := body["pdus"].([]any)
+	var bodies []any
+	for _, p := range pdus {
+		if b := bodyOf(p); b != nil {
+			bodies = append(bodies, b)
+		}
+	}
+	if len(pdus) < 3 || !slices.Equal(bodies, []any{"after bob"}) {
+		t.Errorf("backfill: %d events, readable bodies %v", len(pdus), bodies)
+	}
+}
