@@ -173,3 +173,80 @@ func stateIDs(t *testing.T, rs *roomserver.Component, roomID string) []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// TestImportMembership: an invite to a room this server is not in makes
+// a stub room (the invite its only state, the inviter's stripped state
+// answered by StrippedState), the leave rejecting it follows, and a stub
+// room can still be imported by a join.
+func TestImportMembership(t *testing.T) {
+	storagetest.DBs(t, func(t *testing.T, db *storage.DB) {
+		resident := newRoomserver(t, db, bustest.Embedded(t), testKey(t))
+		roomID := publicRoom(t, resident, "12")
+		invited := "@ivy:" + serverName
+		local := newRoomserver(t, storagetest.Open(t, storagetest.SQLiteURL(t)), bustest.Embedded(t), testKey(t))
+
+		invite := send(t, resident, roomID, alice, "m.room.member", sk(invited), map[string]string{"membership": "invite"})
+		stripped, err := resident.StrippedState(ctx(), roomID)
+		if err != nil || len(stripped) == 0 {
+			t.Fatalf("resident's stripped state: %v %v", stripped, err)
+		}
+		res, err := local.ImportMembership(ctx(), api.ImportMembershipRequest{RoomID: roomID, RoomVersion: "12", Event: invite.JSON, StrippedState: stripped})
+		if err != nil || res.EventID != invite.EventID {
+			t.Fatalf("ImportMembership(invite) = %+v, %v", res, err)
+		}
+		if m, _, err := local.Membership(ctx(), roomID, invited); err != nil || m != "invite" {
+			t.Fatalf("membership after the invite = %q, %v", m, err)
+		}
+		got, err := local.StrippedState(ctx(), roomID)
+		if err != nil || len(got) != len(stripped) {
+			t.Fatalf("stub room's stripped state = %d events, %v; want %d", len(got), err, len(stripped))
+		}
+		if _, err := local.CurrentStateEvent(ctx(), roomID, api.StateKey{Type: "m.room.create"}); !errors.Is(err, api.ErrNotFound) {
+			t.Fatalf("a stub room has a create event: %v", err)
+		}
+		// A message of a stub room is no invite.
+		msg := send(t, resident, roomID, alice, "m.room.message", nil, map[string]string{"body": "x"})
+		if _, err := local.ImportMembership(ctx(), api.ImportMembershipRequest{RoomID: roomID, RoomVersion: "12", Event: msg.JSON}); !errors.Is(err, api.ErrInvalidEvent) {
+			t.Fatalf("ImportMembership(message) = %v", err)
+		}
+		// The event must be of the room named.
+		if _, err := local.ImportMembership(ctx(), api.ImportMembershipRequest{RoomID: "!other", RoomVersion: "12", Event: invite.JSON}); err == nil {
+			t.Fatal("an invite whose room id differs was kept")
+		}
+		leave := send(t, resident, roomID, invited, "m.room.member", sk(invited), map[string]string{"membership": "leave"})
+		if _, err := local.ImportMembership(ctx(), api.ImportMembershipRequest{RoomID: roomID, RoomVersion: "12", Event: leave.JSON}); err != nil {
+			t.Fatalf("ImportMembership(leave) = %v", err)
+		}
+		if m, _, err := local.Membership(ctx(), roomID, invited); err != nil || m != "leave" {
+			t.Fatalf("membership after the leave = %q, %v", m, err)
+		}
+		// The user joins after all: the stub room is imported into.
+		join := send(t, resident, roomID, invited, "m.room.member", sk(invited), map[string]string{"membership": "join"})
+		before, err := resident.StateBefore(ctx(), join.EventID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var state, chain []json.RawMessage
+		ids := []string{join.EventID}
+		for _, e := range before {
+			state = append(state, e.JSON)
+			ids = append(ids, e.EventID)
+		}
+		authChain, err := resident.AuthChain(ctx(), ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range authChain {
+			chain = append(chain, e.JSON)
+		}
+		if _, err := local.ImportRoom(ctx(), api.ImportRoomRequest{RoomID: roomID, RoomVersion: "12", State: state, AuthChain: chain, Join: join.JSON}); err != nil {
+			t.Fatalf("ImportRoom into a stub room: %v", err)
+		}
+		if m, _, err := local.Membership(ctx(), roomID, invited); err != nil || m != "join" {
+			t.Fatalf("membership after the join = %q, %v", m, err)
+		}
+		if got, want := stateIDs(t, local, roomID), stateIDs(t, resident, roomID); !slices.Equal(got, want) {
+			t.Fatalf("imported state %v, resident's %v", got, want)
+		}
+	})
+}
