@@ -53,6 +53,9 @@ type Rooms interface {
 	rsapi.Writer
 	rsapi.Reader
 	rsapi.Federator
+	// ResolveAlias and PublicRooms are the room directory's (rsapi.Directory).
+	ResolveAlias(ctx context.Context, alias string) (rsapi.RoomAlias, error)
+	PublicRooms(ctx context.Context, q rsapi.PublicRoomsQuery) (rsapi.PublicRoomsPage, error)
 }
 
 // Deps is what the federation component needs from cmd/.
@@ -197,6 +200,10 @@ func (c *Component) Mount(r chi.Router) {
 			route{"GET", v1 + "/make_leave/{roomID}/{userID}", true, c.MakeLeave},
 			route{"PUT", v2 + "/send_leave/{roomID}/{eventID}", true, c.SendLeave},
 			route{"PUT", v2 + "/invite/{roomID}/{eventID}", true, c.Invite},
+			route{"GET", v1 + "/query/directory", true, c.QueryDirectory},
+			route{"GET", v1 + "/publicRooms", true, c.PublicRooms},
+			route{"POST", v1 + "/publicRooms", true, c.PublicRooms},
+			route{"GET", v1 + "/timestamp_to_event/{roomID}", true, c.TimestampToEvent},
 		)
 	}
 	for _, rt := range routes {

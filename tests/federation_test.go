@@ -556,3 +556,44 @@ func TestFederationHistoryVisibility(t *testing.T) {
 		t.Errorf("backfill: %d events, readable bodies %v", len(pdus), bodies)
 	}
 }
+
+// TestFederationDirectory: another server resolves our aliases, reads our
+// public room list, and finds events by time.
+func TestFederationDirectory(t *testing.T) {
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
+	a, b := f.Servers[fedA], f.Servers[fedB]
+	alice, bob := a.Register("alice"), b.Register("bob")
+	room := createRoom(t, a, alice, map[string]any{"preset": "public_chat", "room_alias_name": "gov", "visibility": "public", "name": "Gov"})
+	v1 := "/_matrix/federation/v1"
+	status, body := f.asServer(t, fedA, fedB, "GET", v1+"/query/directory?room_alias="+url.QueryEscape("#gov:"+fedA), nil)
+	if status != 200 || body["room_id"] != room.String() || !reflect.DeepEqual(body["servers"], []any{fedA}) {
+		t.Errorf("query/directory: %d %v", status, body)
+	}
+	if status, body := f.asServer(t, fedA, fedB, "GET", v1+"/query/directory?room_alias="+url.QueryEscape("#nope:"+fedA), nil); status != 404 {
+		t.Errorf("unknown alias: %d %v", status, body)
+	}
+	for _, method := range []string{"GET", "POST"} {
+		var content any
+		if method == "POST" {
+			content = map[string]any{"limit": 10, "filter": map[string]any{"generic_search_term": "gov"}}
+		}
+		status, body := f.asServer(t, fedA, fedB, method, v1+"/publicRooms", content)
+		chunk, _ := body["chunk"].([]any)
+		if status != 200 || len(chunk) != 1 || chunk[0].(map[string]any)["name"] != "Gov" {
+			t.Errorf("%s publicRooms: %d %v", method, status, body)
+		}
+	}
+	// timestamp_to_event: for servers in the room only.
+	msg := sendText(t, alice, room, "noon")
+	time.Sleep(5 * time.Millisecond)
+	path := v1 + "/timestamp_to_event/" + url.PathEscape(room.String()) + "?dir=b&ts=" + fmt.Sprint(time.Now().UnixMilli())
+	if status, _ := f.asServer(t, fedA, fedB, "GET", path, nil); status != 403 {
+		t.Errorf("timestamp_to_event before joining: %d", status)
+	}
+	if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := f.asServer(t, fedA, fedB, "GET", path, nil); status != 200 || body["event_id"] != msg.String() {
+		t.Errorf("timestamp_to_event: %d %v, want %s", status, body, msg)
+	}
+}
