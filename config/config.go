@@ -223,6 +223,40 @@ type Federation struct {
 	// KeyValidity is how long other servers may cache our signing key.
 	// Default: "24h".
 	KeyValidity Duration `yaml:"key_validity"`
+	// AllowedServers are the server names this server federates with
+	// (closed federation): every other server is refused inbound (403)
+	// and never contacted. Empty (the default) federates with nobody,
+	// unless open is set. Checks and defaults in federation.go.
+	AllowedServers []string `yaml:"allowed_servers"`
+	// Open federates with every server: allowed_servers must then be
+	// empty. Default: false (closed).
+	Open bool `yaml:"open"`
+	// DeniedServers are refused and never contacted whatever
+	// allowed_servers and open say. Default: none.
+	DeniedServers []string `yaml:"denied_servers"`
+	// AllowPrivateAddresses lets discovery (.well-known, SRV, DNS) lead
+	// to loopback, private and link-local addresses; by default they are
+	// refused, so that a server name cannot point the server at its own
+	// network (SSRF). Addresses of server_addresses are always allowed.
+	// Default: false.
+	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
+	// TrustedCAFile is a PEM bundle of certificate authorities trusted
+	// for federation TLS in addition to the system's, for private
+	// federations whose servers hold certificates of an organisation's
+	// CA (and for tests). Certificates are always checked. Default: ""
+	// (the system's roots only).
+	TrustedCAFile string `yaml:"trusted_ca_file"`
+	// ServerAddresses maps server names to "host:port", bypassing
+	// .well-known and SRV discovery: for private deployments without
+	// DNS, and for tests. The TLS certificate must still be valid for
+	// the server name. Default: none (discovery as the spec says).
+	ServerAddresses map[string]string `yaml:"server_addresses"`
+	// OldSigningKeys are signing keys this server used before: each is
+	// the old global.signing_key line moved here when the key is
+	// rotated, with the time it stopped being used. Only their public
+	// halves are published (old_verify_keys), so that events signed
+	// with them still verify. Default: none.
+	OldSigningKeys []OldSigningKey `yaml:"old_signing_keys"`
 }
 
 // Media configures the media repository. Its defaults and checks are in
@@ -386,6 +420,7 @@ func (c *Config) Defaults() {
 	if c.Federation.KeyValidity == 0 {
 		c.Federation.KeyValidity = Duration(24 * time.Hour)
 	}
+	c.Federation.defaults()
 	if c.Media.MaxUploadBytes == 0 {
 		c.Media.MaxUploadBytes = 50 << 20
 	}
@@ -449,6 +484,7 @@ func (c *Config) Verify() error {
 			errs.Add("client.rate_limits."+name, "per_second and burst must be positive (per_second 0 disables)")
 		}
 	}
+	c.Federation.verify(&errs)
 	c.Media.verify(&errs)
 	c.Client.Push.verify(&errs)
 	c.Client.Calls.verify(&errs)

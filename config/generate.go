@@ -286,6 +286,26 @@ federation:
   tls_key: {{q .TLSKey}}
   # How long other servers may cache the signing key.
   #key_validity: 24h
+  # Closed federation: the server names this server federates with.
+  # Every other server is refused (inbound) and never contacted
+  # (outbound). Empty (the default): federate with nobody.
+  #allowed_servers: []
+  # Federate with every server instead (allowed_servers must be empty).
+  #open: false
+  # Servers always refused and never contacted, whatever the above say.
+  #denied_servers: []
+  # Let discovery (.well-known, SRV, DNS) lead to loopback or private
+  # addresses; refused by default (server_addresses are always allowed).
+  #allow_private_addresses: false
+  # A PEM bundle of CAs trusted for federation TLS besides the system's
+  # (a private federation's CA). Certificates are always checked.
+  #trusted_ca_file: ""
+  # Fixed addresses ("host:port") of server names, bypassing
+  # .well-known and SRV discovery: for private deployments without DNS.
+  #server_addresses: {}
+  # Keys this server signed with before a rotation: move the old
+  # global.signing_key line here as {key: "...", expired: RFC 3339 time}.
+  #old_signing_keys: []
 
 media:
   # The largest file accepted, in bytes (50 MiB).

@@ -1,37 +1,64 @@
-// Package federation is the server-server API, in and out. It will own the
-// server's signing keys and key notary, request signing and verification
-// (X-Matrix), inbound /send transactions, joins, invites and backfill,
-// per-destination outbound queues fed from the roomserver's output stream,
-// and the allow-list of server names federation is limited to.
+// Package federation is the server-server API, in and out: the server's
+// signing keys and key notary, other servers' keys (fetched, checked,
+// cached), request signing and verification (X-Matrix), inbound /send
+// transactions, joins and leaves in both directions, the event and state
+// endpoints other servers read rooms with, and the per-destination
+// outbound queues fed from the roomserver's output stream. Every request
+// in or out passes the allow-list of server names (config.Federation).
 //
-// Today it serves what other servers ask first: the server's version and
-// its signed signing keys (/_matrix/key/v2/server). Only cmd/ builds it and
-// puts its routes on the TLS federation listener.
+// Inbound events enter the roomserver through the same path as local
+// ones (roomserver/api.Writer.InputEvents) once their format, signatures
+// and content hashes are checked here; the roomserver checks the auth
+// rules. Only cmd/ builds the component and puts its routes on the TLS
+// federation listener.
 package federation
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/federation/internal/transport"
+	fedstorage "github.com/matrix-gouv/homeserver/federation/storage"
 	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
+	"github.com/matrix-gouv/homeserver/internal/bus"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/internal/storage"
 	"github.com/matrix-gouv/homeserver/internal/version"
+	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
 // ServerSoftware is the server name reported by the version endpoint.
 const ServerSoftware = "homeserver"
+
+// Log field names of the component.
+const (
+	fieldServer  = "server"
+	fieldOrigin  = "origin"
+	fieldRoomID  = "room_id"
+	fieldEventID = "event_id"
+	fieldTxnID   = "txn_id"
+)
+
+// Rooms is what the component asks of the roomserver.
+type Rooms interface {
+	rsapi.Writer
+	rsapi.Reader
+	rsapi.Federator
+	// ResolveAlias and PublicRooms are the room directory's (rsapi.Directory).
+	ResolveAlias(ctx context.Context, alias string) (rsapi.RoomAlias, error)
+	PublicRooms(ctx context.Context, q rsapi.PublicRoomsQuery) (rsapi.PublicRoomsPage, error)
+}
 
 // Deps is what the federation component needs from cmd/.
 type Deps struct {
@@ -39,8 +66,15 @@ type Deps struct {
 	Global *config.Global
 	// Config is the federation section.
 	Config *config.Federation
-	// DB will hold the federation tables (remote keys, outbound queues).
+	// DB holds the federation tables (remote keys, inbound transactions,
+	// destinations).
 	DB *storage.DB
+	// Rooms is the roomserver. Nil serves only the key and version
+	// endpoints (a process without the roomserver).
+	Rooms Rooms
+	// Bus carries the roomserver's output and the outbound queue. Nil:
+	// nothing is sent to other servers.
+	Bus *bus.Bus
 	// Log is already tagged with component=federation.
 	Log *logrus.Entry
 	// Now is the clock; nil means time.Now. Tests set it.
@@ -53,62 +87,142 @@ type Deps struct {
 // Component is the server-server API.
 type Component struct {
 	serverName spec.ServerName
-	key        config.SigningKey
+	keys       ownKeys
 	validity   time.Duration
-	db         *storage.DB
+	cfg        *config.Federation
+	store      *fedstorage.Store
+	rooms      Rooms
+	bus        *bus.Bus
 	log        *logrus.Entry
 	now        func() time.Time
 	openID     hsapi.OpenIDQuerier
+	// tripper and client send every outbound request.
+	tripper *transport.Tripper
+	client  fclient.FederationClient
+	// keyRing verifies other servers' signatures.
+	keyRing *gomatrixserverlib.KeyRing
+	// txns serialises the handling of one inbound transaction id.
+	txns keyedMutex
+	// sender is the outbound queue (nil without a bus).
+	sender *sender
 }
 
-// New builds the component from the server's signing key; it fails when
-// the key does not parse. It does no I/O.
+// New builds the component from the server's signing keys and the
+// federation section; it fails when a key or the trusted CA file does
+// not parse. It does no network I/O.
 func New(deps Deps) (*Component, error) {
-	key, err := config.ParseSigningKey(deps.Global.SigningKey)
+	keys, err := loadOwnKeys(deps.Global.SigningKey, deps.Config.OldSigningKeys)
 	if err != nil {
-		return nil, fmt.Errorf("federation: parse signing key: %w", err)
+		return nil, fmt.Errorf("federation: %w", err)
 	}
 	now := deps.Now
 	if now == nil {
 		now = time.Now
 	}
-	return &Component{
+	c := &Component{
 		serverName: spec.ServerName(deps.Global.ServerName),
-		key:        key,
+		keys:       keys,
 		validity:   deps.Config.KeyValidity.Std(),
-		db:         deps.DB,
+		cfg:        deps.Config,
+		rooms:      deps.Rooms,
+		bus:        deps.Bus,
 		log:        deps.Log,
 		now:        now,
 		openID:     deps.OpenID,
-	}, nil
+	}
+	if deps.DB != nil {
+		c.store = fedstorage.New(deps.DB)
+	}
+	c.tripper, err = transport.New(transport.Options{
+		Allowed: deps.Config.ServerAllowed, Addresses: deps.Config.ServerAddresses,
+		TrustedCAFile: deps.Global.Path(deps.Config.TrustedCAFile), AllowPrivate: deps.Config.AllowPrivateAddresses,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
+	c.client = fclient.NewFederationClient([]*fclient.SigningIdentity{{
+		ServerName: c.serverName, KeyID: gomatrixserverlib.KeyID(keys.current.ID), PrivateKey: keys.current.Private,
+	}}, fclient.WithTransport(c.tripper), fclient.WithTimeout(requestTimeout), fclient.WithUserAgent(ServerSoftware+"/"+version.String()))
+	c.keyRing = &gomatrixserverlib.KeyRing{
+		KeyDatabase: keyDatabase{c},
+		KeyFetchers: []gomatrixserverlib.KeyFetcher{directFetcher{c}},
+	}
+	if deps.Bus != nil && deps.Rooms != nil && c.store != nil {
+		c.sender = newSender(c)
+	}
+	return c, nil
 }
 
-// Start starts the federation's background work (none yet). Call it once,
-// before serving requests.
-func (c *Component) Start(ctx context.Context) error { return nil }
+// requestTimeout bounds one outbound request.
+const requestTimeout = 30 * time.Second
 
-// Stop stops the background work Start began and waits for it.
-func (c *Component) Stop(ctx context.Context) error { return nil }
+// Start starts the outbound queue: the consumer of the roomserver's
+// output and a sender per destination already known. Call it once,
+// before serving requests.
+func (c *Component) Start(ctx context.Context) error {
+	if c.sender != nil {
+		return c.sender.start(ctx)
+	}
+	return nil
+}
+
+// Stop stops the outbound queue and waits for it.
+func (c *Component) Stop(ctx context.Context) error {
+	if c.sender != nil {
+		c.sender.stop()
+	}
+	c.tripper.CloseIdleConnections()
+	return nil
+}
 
 // route is one line of the federation API's route table.
 type route struct {
 	method, path string
-	h            httputil.HandlerFunc
+	// signed routes require an X-Matrix signature from an allowed server.
+	signed bool
+	h      httputil.HandlerFunc
 }
 
 // Mount adds the federation API's routes to r, which cmd/ serves on the
 // TLS federation listener.
 func (c *Component) Mount(r chi.Router) {
+	const v1, v2 = "/_matrix/federation/v1", "/_matrix/federation/v2"
 	routes := []route{
-		{"GET", "/_matrix/federation/v1/version", c.Version},
-		{"GET", "/_matrix/key/v2/server", c.ServerKeys},
+		{"GET", v1 + "/version", false, c.Version},
+		{"GET", "/_matrix/key/v2/server", false, c.ServerKeys},
+		{"GET", "/_matrix/key/v2/query/{serverName}", false, c.NotaryQueryServer},
+		{"POST", "/_matrix/key/v2/query", false, c.NotaryQuery},
 		// Called by services that are not Matrix servers (Element Call's
 		// LiveKit JWT service): no X-Matrix signature is asked for, and
 		// the server allow-list must not apply to it.
-		{"GET", "/_matrix/federation/v1/openid/userinfo", c.OpenIDUserInfo},
+		{"GET", v1 + "/openid/userinfo", false, c.OpenIDUserInfo},
+	}
+	if c.rooms != nil && c.store != nil {
+		routes = append(routes,
+			route{"PUT", v1 + "/send/{txnID}", true, c.Send},
+			route{"GET", v1 + "/event/{eventID}", true, c.GetEvent},
+			route{"GET", v1 + "/state/{roomID}", true, c.GetState},
+			route{"GET", v1 + "/state_ids/{roomID}", true, c.GetStateIDs},
+			route{"GET", v1 + "/event_auth/{roomID}/{eventID}", true, c.GetEventAuth},
+			route{"GET", v1 + "/backfill/{roomID}", true, c.Backfill},
+			route{"POST", v1 + "/get_missing_events/{roomID}", true, c.GetMissingEvents},
+			route{"GET", v1 + "/make_join/{roomID}/{userID}", true, c.MakeJoin},
+			route{"PUT", v2 + "/send_join/{roomID}/{eventID}", true, c.SendJoin},
+			route{"GET", v1 + "/make_leave/{roomID}/{userID}", true, c.MakeLeave},
+			route{"PUT", v2 + "/send_leave/{roomID}/{eventID}", true, c.SendLeave},
+			route{"PUT", v2 + "/invite/{roomID}/{eventID}", true, c.Invite},
+			route{"GET", v1 + "/query/directory", true, c.QueryDirectory},
+			route{"GET", v1 + "/publicRooms", true, c.PublicRooms},
+			route{"POST", v1 + "/publicRooms", true, c.PublicRooms},
+			route{"GET", v1 + "/timestamp_to_event/{roomID}", true, c.TimestampToEvent},
+		)
 	}
 	for _, rt := range routes {
-		r.Method(rt.method, rt.path, httputil.Handle(rt.h))
+		h := httputil.Handle(rt.h)
+		if rt.signed {
+			h = c.RequireSignature(h)
+		}
+		r.Method(rt.method, rt.path, h)
 	}
 }
 
@@ -148,37 +262,37 @@ func (c *Component) Version(r *http.Request) (any, error) {
 	return v, nil
 }
 
-// ServerKeys answers GET /_matrix/key/v2/server with the server's current
-// verify key, valid for the configured key validity from now, signed by
-// that key so that other servers (and notaries) can check it.
-func (c *Component) ServerKeys(r *http.Request) (any, error) {
-	signed, err := c.SignedServerKeys()
-	if err != nil {
-		return nil, err
-	}
-	return json.RawMessage(signed), nil
+// keyedMutex serialises work per key (here: origin and transaction id).
+type keyedMutex struct {
+	mu    sync.Mutex // guards locks
+	locks map[string]*keyedLock
 }
 
-// SignedServerKeys returns the server's key response as canonical JSON
-// signed with its signing key. There are no old keys yet: the key in the
-// configuration is the only one the server has ever had.
-func (c *Component) SignedServerKeys() ([]byte, error) {
-	keyID := gomatrixserverlib.KeyID(c.key.ID)
-	fields := gomatrixserverlib.ServerKeyFields{
-		ServerName: c.serverName,
-		VerifyKeys: map[gomatrixserverlib.KeyID]gomatrixserverlib.VerifyKey{
-			keyID: {Key: spec.Base64Bytes(c.key.Private.Public().(ed25519.PublicKey))},
-		},
-		ValidUntilTS:  spec.AsTimestamp(c.now().Add(c.validity)),
-		OldVerifyKeys: map[gomatrixserverlib.KeyID]gomatrixserverlib.OldVerifyKey{},
+type keyedLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
 	}
-	raw, err := json.Marshal(fields)
-	if err != nil {
-		return nil, fmt.Errorf("encode server keys: %w", err)
+	l, ok := k.locks[key]
+	if !ok {
+		l = &keyedLock{}
+		k.locks[key] = l
 	}
-	signed, err := gomatrixserverlib.SignJSON(string(c.serverName), keyID, c.key.Private, raw)
-	if err != nil {
-		return nil, fmt.Errorf("sign server keys: %w", err)
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
 	}
-	return signed, nil
 }

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"io"
@@ -120,5 +121,117 @@ func TestNewRejectsBadKey(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("New accepted a bad signing key")
+	}
+}
+
+func TestServerKeysOldKeys(t *testing.T) {
+	now := time.Now()
+	current, _ := config.NewSigningKey()
+	old, _ := config.NewSigningKey()
+	expired := now.Add(-48 * time.Hour).UTC().Truncate(time.Second)
+	c, err := New(Deps{
+		Global: &config.Global{ServerName: testServerName, SigningKey: current.String()},
+		Config: &config.Federation{KeyValidity: config.Duration(time.Hour),
+			OldSigningKeys: []config.OldSigningKey{{Key: old.String(), Expired: expired.Format(time.RFC3339)}}},
+		Log: logrus.NewEntry(logrus.New()),
+		Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, c, "/_matrix/key/v2/server")
+	var keys gomatrixserverlib.ServerKeys
+	if err := json.Unmarshal(body, &keys); err != nil {
+		t.Fatal(err)
+	}
+	if checks, _ := gomatrixserverlib.CheckKeys(testServerName, now, keys); !checks.AllChecksOK {
+		t.Fatalf("CheckKeys failed: %+v", checks)
+	}
+	o, ok := keys.OldVerifyKeys[gomatrixserverlib.KeyID(old.ID)]
+	if !ok || !ed25519.PublicKey(o.Key).Equal(old.Private.Public()) || o.ExpiredTS != spec.AsTimestamp(expired) {
+		t.Fatalf("old_verify_keys = %+v", keys.OldVerifyKeys)
+	}
+	if _, ok := keys.VerifyKeys[gomatrixserverlib.KeyID(old.ID)]; ok {
+		t.Error("the old key is published as current")
+	}
+	// The key ring finds both of our keys without asking anyone.
+	res, err := keyDatabase{c}.FetchKeys(context.Background(), map[gomatrixserverlib.PublicKeyLookupRequest]spec.Timestamp{
+		{ServerName: testServerName, KeyID: gomatrixserverlib.KeyID(current.ID)}: 0,
+		{ServerName: testServerName, KeyID: gomatrixserverlib.KeyID(old.ID)}:     0,
+	})
+	if err != nil || len(res) != 2 {
+		t.Fatalf("own keys = %v, %v", res, err)
+	}
+	for req, r := range res {
+		if req.KeyID == gomatrixserverlib.KeyID(old.ID) && r.WasValidAt(spec.AsTimestamp(now), gomatrixserverlib.StrictValiditySignatureCheck) {
+			t.Error("the old key is valid now")
+		}
+		if req.KeyID == gomatrixserverlib.KeyID(old.ID) && !r.WasValidAt(spec.AsTimestamp(expired.Add(-time.Hour)), gomatrixserverlib.StrictValiditySignatureCheck) {
+			t.Error("the old key was not valid before it expired")
+		}
+	}
+
+	// The old key's id may not be the current key's.
+	if _, err := New(Deps{
+		Global: &config.Global{ServerName: testServerName, SigningKey: current.String()},
+		Config: &config.Federation{OldSigningKeys: []config.OldSigningKey{{Key: current.String(), Expired: expired.Format(time.RFC3339)}}},
+		Log:    logrus.NewEntry(logrus.New()),
+	}); err == nil {
+		t.Error("New accepted an old key with the current key's id")
+	}
+}
+
+func TestNotaryOwnKeys(t *testing.T) {
+	now := time.Now()
+	c, key := newTestComponent(t, now)
+	// Our own keys, countersigned (by the same key): a notary query
+	// about this server needs no database.
+	status, body := get(t, c, "/_matrix/key/v2/query/"+testServerName)
+	if status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	var resp struct {
+		ServerKeys []json.RawMessage `json:"server_keys"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil || len(resp.ServerKeys) != 1 {
+		t.Fatalf("notary answer %s: %v", body, err)
+	}
+	if err := gomatrixserverlib.VerifyJSON(testServerName, gomatrixserverlib.KeyID(key.ID), key.Private.Public().(ed25519.PublicKey), resp.ServerKeys[0]); err != nil {
+		t.Errorf("notary answer does not verify: %v", err)
+	}
+}
+
+func TestRequireSignature(t *testing.T) {
+	c, _ := newTestComponent(t, time.Now())
+	c.cfg.AllowedServers = []string{"friend.example"}
+	called := false
+	h := c.RequireSignature(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called = true }))
+	tests := []struct {
+		name, auth string
+		status     int
+		errcode    string
+	}{
+		{"no header", "", 401, "M_UNAUTHORIZED"},
+		{"bearer", "Bearer abc", 401, "M_UNAUTHORIZED"},
+		{"not allowed", `X-Matrix origin="stranger.example",key="ed25519:1",sig="abc"`, 403, "M_FORBIDDEN"},
+		{"other destination", `X-Matrix origin="friend.example",destination="other.example",key="ed25519:1",sig="abc"`, 401, "M_UNAUTHORIZED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/_matrix/federation/v1/event/$x", nil)
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			var body map[string]any
+			_ = json.Unmarshal(rec.Body.Bytes(), &body)
+			if rec.Code != tt.status || body["errcode"] != tt.errcode {
+				t.Errorf("%d %v, want %d %s", rec.Code, body, tt.status, tt.errcode)
+			}
+		})
+	}
+	if called {
+		t.Error("the handler ran for a refused request")
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	asapi "github.com/matrix-gouv/homeserver/appservices/api"
 	"github.com/matrix-gouv/homeserver/config"
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/account"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/accountdata"
@@ -74,6 +75,9 @@ type Deps struct {
 	// Bridges asks application services about users and aliases this
 	// server does not know, and pings them. Nil: nobody is asked.
 	Bridges asapi.Querier
+	// RemoteRooms joins rooms of other servers and invites their users
+	// (the federation component). Nil: neither.
+	RemoteRooms fedapi.RemoteRooms
 }
 
 // Component is the client-server API.
@@ -182,7 +186,7 @@ func New(deps Deps) (*Component, error) {
 		c.directory = directory.New(dd)
 	}
 	if deps.Rooms != nil {
-		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms, Profiles: c.profile}
+		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms, Profiles: c.profile, Remote: deps.RemoteRooms}
 		if deps.Bridges != nil {
 			rd.Bridges = deps.Bridges
 		}

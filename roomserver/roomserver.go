@@ -128,3 +128,20 @@ var (
 	_ api.Reader    = (*Component)(nil)
 	_ api.Relations = (*Component)(nil)
 )
+
+// EventTemplate implements api.Federator.
+func (c *Component) EventTemplate(ctx context.Context, roomID string, ev api.ProtoEvent) (api.EventTemplate, error) {
+	return c.input.EventTemplate(ctx, roomID, ev)
+}
+
+// ImportRoom implements api.Federator.
+func (c *Component) ImportRoom(ctx context.Context, req api.ImportRoomRequest) (api.InputResult, error) {
+	return c.input.ImportRoom(ctx, req)
+}
+
+// ImportMembership implements api.Federator.
+func (c *Component) ImportMembership(ctx context.Context, req api.ImportMembershipRequest) (api.InputResult, error) {
+	return c.input.ImportMembership(ctx, req)
+}
+
+var _ api.Federator = (*Component)(nil)

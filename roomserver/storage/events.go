@@ -24,19 +24,24 @@ type Event struct {
 	Rejected       string
 	SoftFailed     bool
 	RedactedBy     string
+	// Outlier events are known only as part of a room's state or auth
+	// chain (a remote join's answer): they authorise later events and
+	// are state, but have no place in the timeline and no state of
+	// their own (StateBeforeNID and StateAfterNID are 0).
+	Outlier bool
 }
 
 // IsState reports whether the event is a state event.
 func (e Event) IsState() bool { return e.Tuple.StateKeyNID != 0 }
 
 const eventColumns = `event_nid, room_nid, event_id, type_nid, state_key_nid, depth, origin_server_ts, sender, event_json,
-	state_before_nid, state_after_nid, rejected, soft_failed, redacted_by`
+	state_before_nid, state_after_nid, rejected, soft_failed, redacted_by, outlier`
 
 func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
 	var e Event
 	var js string
 	err := sc.Scan(&e.NID, &e.RoomNID, &e.EventID, &e.Tuple.TypeNID, &e.Tuple.StateKeyNID, &e.Depth, &e.OriginServerTS, &e.Sender, &js,
-		&e.StateBeforeNID, &e.StateAfterNID, &e.Rejected, &e.SoftFailed, &e.RedactedBy)
+		&e.StateBeforeNID, &e.StateAfterNID, &e.Rejected, &e.SoftFailed, &e.RedactedBy, &e.Outlier)
 	e.JSON = []byte(js)
 	return e, err
 }
@@ -45,9 +50,9 @@ func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
 func (s *Store) InsertEvent(ctx context.Context, tx *sql.Tx, e Event) (int64, error) {
 	var nid int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO roomserver_events (room_nid, event_id, type_nid, state_key_nid, depth, origin_server_ts, sender,
-		event_json, state_before_nid, state_after_nid, rejected, soft_failed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING event_nid`,
+		event_json, state_before_nid, state_after_nid, rejected, soft_failed, outlier) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING event_nid`,
 		e.RoomNID, e.EventID, e.Tuple.TypeNID, e.Tuple.StateKeyNID, e.Depth, e.OriginServerTS, e.Sender, string(e.JSON),
-		e.StateBeforeNID, e.StateAfterNID, e.Rejected, e.SoftFailed).Scan(&nid)
+		e.StateBeforeNID, e.StateAfterNID, e.Rejected, e.SoftFailed, e.Outlier).Scan(&nid)
 	if err != nil {
 		return 0, fmt.Errorf("insert event %s: %w", e.EventID, err)
 	}
@@ -142,7 +147,7 @@ func (s *Store) Timeline(ctx context.Context, roomNID, from int64, forward bool,
 		}
 	}
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT `+eventColumns+` FROM roomserver_events
-		WHERE room_nid = $1 AND `+cond+` AND rejected = '' AND NOT soft_failed ORDER BY event_nid `+order+` LIMIT $3`, roomNID, from, limit)
+		WHERE room_nid = $1 AND `+cond+` AND rejected = '' AND NOT soft_failed AND NOT outlier ORDER BY event_nid `+order+` LIMIT $3`, roomNID, from, limit)
 	if err != nil {
 		return nil, fmt.Errorf("load timeline: %w", err)
 	}
@@ -176,7 +181,7 @@ func (s *Store) EventNearTS(ctx context.Context, roomNID, ts int64, forward bool
 		cmp, order = ">=", "ASC"
 	}
 	e, err := scanEvent(s.db.Read().QueryRowContext(ctx, `SELECT `+eventColumns+` FROM roomserver_events
-		WHERE room_nid = $1 AND origin_server_ts `+cmp+` $2 AND rejected = '' AND NOT soft_failed
+		WHERE room_nid = $1 AND origin_server_ts `+cmp+` $2 AND rejected = '' AND NOT soft_failed AND NOT outlier
 		ORDER BY origin_server_ts `+order+`, event_nid `+order+` LIMIT 1`, roomNID, ts))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Event{}, ErrNotFound

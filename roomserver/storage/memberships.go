@@ -58,3 +58,22 @@ func (s *Store) RoomsOf(ctx context.Context, userID, m string) ([]string, error)
 	}
 	return out, rows.Err()
 }
+
+// MembersWith returns the user ids of the room's members whose current
+// membership is m.
+func (s *Store) MembersWith(ctx context.Context, roomNID int64, m string) ([]string, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT user_id FROM roomserver_memberships WHERE room_nid = $1 AND membership = $2`, roomNID, m)
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan member: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

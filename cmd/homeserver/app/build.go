@@ -43,6 +43,9 @@ func (a *App) buildLocked() (built, error) {
 	// openID resolves OpenID tokens for the federation component the same
 	// way.
 	var openID api.OpenIDQuerier
+	// openIDLater hands openID to the federation component, built before
+	// it is known.
+	openIDLater := &openIDRef{}
 	// The roomserver is built first: the client component holds it when
 	// both run here. It still starts after the client component
 	// (AllComponents' order); requests only arrive once every part has
@@ -55,6 +58,23 @@ func (a *App) buildLocked() (built, error) {
 			return built{}, fmt.Errorf("build %s: %w", Roomserver, err)
 		}
 	}
+	// The federation component is built before the client component,
+	// which joins remote rooms through it; it starts after the
+	// roomserver, whose output it sends. It needs the roomserver in its
+	// process (no NATS transport of api.Federator yet): without it, it
+	// serves only the key and version endpoints.
+	var fed *federation.Component
+	if a.run[Federation] {
+		var err error
+		fd := federation.Deps{Global: &cfg.Global, Config: &cfg.Federation, DB: a.db, Bus: a.bus, Log: a.componentLog(Federation),
+			OpenID: openIDLater}
+		if rs != nil {
+			fd.Rooms = rs
+		}
+		if fed, err = federation.New(fd); err != nil {
+			return built{}, fmt.Errorf("build %s: %w", Federation, err)
+		}
+	}
 	if a.run[Client] {
 		// The roomserver itself when it runs here, else its NATS client,
 		// which the roomserver's process answers (roomserverService).
@@ -62,52 +82,61 @@ func (a *App) buildLocked() (built, error) {
 		if rs == nil {
 			rooms = rsremote.NewClient(a.bus)
 		}
-		hs, err := homeserver.New(homeserver.Deps{
+		hd := homeserver.Deps{
 			Global: &cfg.Global, Config: &cfg.Client, DB: a.db, Log: a.componentLog(Client), Rooms: rooms, Directory: rooms, Bus: a.bus,
 			// The bridges' questions are plain HTTP calls: every client
 			// process asks them itself.
 			AppServices: &cfg.AppServices, Bridges: appservices.NewQuerier(&cfg.AppServices, a.componentLog(Appservices)),
-		})
+		}
+		if fed != nil && rs != nil {
+			hd.RemoteRooms = fed
+		}
+		hs, err := homeserver.New(hd)
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Client, err)
 		}
 		tokens, openID = hs.Tokens(), hs.OpenID()
+		openIDLater.q = openID
 		b.parts = append(b.parts, part{name: Client, start: hs.Start, stop: hs.Stop}, a.tokenService(hs.Tokens(), hs.OpenID()))
 		b.clientRoutes = append(b.clientRoutes, hs.Mount)
 	} else {
 		client := remote.NewTokenClient(a.bus)
 		tokens, openID = client, client
+		openIDLater.q = openID
 	}
 	if rs != nil {
 		b.parts = append(b.parts, part{name: Roomserver, start: rs.Start, stop: rs.Stop}, a.roomserverService(rs))
 	}
-	if a.run[Federation] {
-		fed, err := federation.New(federation.Deps{
-			Global: &cfg.Global, Config: &cfg.Federation, DB: a.db, Log: a.componentLog(Federation), OpenID: openID,
-		})
-		if err != nil {
-			return built{}, fmt.Errorf("build %s: %w", Federation, err)
-		}
+	if fed != nil {
 		b.parts = append(b.parts, part{name: Federation, start: fed.Start, stop: fed.Stop})
 		b.federationRoutes = append(b.federationRoutes, fed.Mount)
 	}
 	if a.run[Media] {
-		// Remote is nil until the federation component can fetch media:
-		// remote media answer 404 M_NOT_FOUND meanwhile.
+		// Remote media are fetched by the federation component when it
+		// runs here; otherwise they answer 404 M_NOT_FOUND.
 		// The roomserver itself when it runs here, else its NATS client:
 		// the admin's room quarantine reads room timelines.
 		var timeline mediaapi.RoomTimeline = rs
 		if rs == nil {
 			timeline = rsremote.NewClient(a.bus)
 		}
-		media, err := mediaapi.New(mediaapi.Deps{
+		md := mediaapi.Deps{
 			Global: &cfg.Global, Config: &cfg.Media, DB: a.db, Tokens: tokens, Rooms: timeline, Log: a.componentLog(Media),
-		})
+		}
+		if fed != nil {
+			md.Remote = fed
+		}
+		media, err := mediaapi.New(md)
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Media, err)
 		}
 		b.parts = append(b.parts, part{name: Media, start: media.Start, stop: media.Stop})
 		b.clientRoutes = append(b.clientRoutes, media.Mount)
+		if fed != nil {
+			// Other servers fetch our media on the federation listener,
+			// behind the signature check and allow-list.
+			b.federationRoutes = append(b.federationRoutes, func(r chi.Router) { media.MountFederation(r.With(fed.RequireSignature)) })
+		}
 	}
 	if a.run[Appservices] {
 		var rooms rsremote.Roomserver = rs
@@ -171,4 +200,16 @@ func (a *App) busService(name string, serve func() (stop func(), err error)) par
 			return nil
 		},
 	}
+}
+
+// openIDRef is an OpenID querier known after its user is built: set before
+// the parts start, read only after.
+type openIDRef struct{ q api.OpenIDQuerier }
+
+// QueryOpenIDToken implements api.OpenIDQuerier.
+func (r *openIDRef) QueryOpenIDToken(ctx context.Context, token string) (string, error) {
+	if r.q == nil {
+		return "", api.ErrUnknownToken
+	}
+	return r.q.QueryOpenIDToken(ctx, token)
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
@@ -28,8 +30,9 @@ func (h *Handlers) Join(r *http.Request) (any, error) {
 }
 
 // JoinByIDOrAlias is POST /join/{roomIDOrAlias}: a room id, or an alias
-// of this server (roomIDOrAlias). Only rooms this server knows are joined
-// for now: joins over federation come later.
+// of this server (roomIDOrAlias). A room this server is not in is joined
+// over federation through the servers of ?via= (or the older
+// ?server_name=) and the room id's own server, if it names one.
 func (h *Handlers) JoinByIDOrAlias(r *http.Request) (any, error) {
 	roomID, err := h.roomIDOrAlias(r.Context(), httputil.PathParam(r, "roomIDOrAlias"))
 	if err != nil {
@@ -44,6 +47,12 @@ func (h *Handlers) join(r *http.Request, roomID string) (any, error) {
 	var req membershipRequest
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
+	}
+	if joined, err := h.joinRemote(r, roomID, dev.UserID, req.Reason); joined || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"room_id": roomID}, nil
 	}
 	// A restricted room's join names who lets the user in (restricted.go).
 	via, err := h.restrictedJoinVia(r.Context(), roomID, dev.UserID)
@@ -74,10 +83,16 @@ func (h *Handlers) Invite(r *http.Request) (any, error) {
 		return nil, err
 	}
 	u, _ := checkUserID("user_id", req.UserID)
-	if string(u.Domain()) != h.global.ServerName {
-		return nil, errRemoteInvite()
-	}
 	dev := auth.DeviceFrom(r.Context())
+	if string(u.Domain()) != h.global.ServerName {
+		if h.remote == nil {
+			return nil, errRemoteInvite()
+		}
+		if err := h.inviteRemote(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, req.UserID, req.Reason); err != nil {
+			return nil, err
+		}
+		return struct{}{}, nil
+	}
 	if err := h.askBridges(r.Context(), req.UserID); err != nil {
 		return nil, err
 	}
@@ -94,10 +109,65 @@ func (h *Handlers) Leave(r *http.Request) (any, error) {
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
 	}
-	if err := h.setMembership(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, dev.UserID, membershipLeave, req.Reason); err != nil {
+	roomID := httputil.PathParam(r, "roomID")
+	if left, err := h.leaveRemote(r.Context(), roomID, dev.UserID); left || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return struct{}{}, nil
+	}
+	if err := h.setMembership(r.Context(), roomID, dev.UserID, dev.UserID, membershipLeave, req.Reason); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
+}
+
+// remoteInviter returns the server of whoever invited userID to roomID,
+// when this server is not in the room (it knows the room only from the
+// invite): "" otherwise.
+func (h *Handlers) remoteInviter(ctx context.Context, roomID, userID string) (string, error) {
+	_, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeCreate})
+	if err == nil || !errors.Is(err, api.ErrNotFound) {
+		if errors.Is(err, api.ErrRoomNotFound) {
+			err = nil
+		}
+		return "", err
+	}
+	ev, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeMember, StateKey: userID})
+	if errors.Is(err, api.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	e, err := events.Parse(ev)
+	if err != nil || e.Membership() != membershipInvite {
+		return "", err
+	}
+	_, domain, _ := strings.Cut(e.Sender, ":")
+	return domain, nil
+}
+
+// leaveRemote rejects, over federation, an invite to a room this server
+// is not in; left is false when the leave is a local one.
+func (h *Handlers) leaveRemote(ctx context.Context, roomID, userID string) (left bool, err error) {
+	if h.remote == nil {
+		return false, nil
+	}
+	server, err := h.remoteInviter(ctx, roomID, userID)
+	if err != nil || server == "" {
+		return false, err
+	}
+	err = h.remote.LeaveRemote(ctx, roomID, userID, []string{server})
+	switch {
+	case errors.Is(err, fedapi.ErrNoServer):
+		return false, httputil.Forbidden("this server no longer federates with the inviting server")
+	case errors.Is(err, fedapi.ErrRefused):
+		return false, httputil.Forbidden("%v", err)
+	case err != nil:
+		return false, fmt.Errorf("leave over federation: %w", err)
+	}
+	return true, nil
 }
 
 // Kick is POST /rooms/{roomID}/kick: only a user who is in the room (or
@@ -310,4 +380,76 @@ func (h *Handlers) askBridges(ctx context.Context, userID string) error {
 	}
 	_, err := h.bridges.QueryUser(ctx, userID)
 	return err
+}
+
+// joinRemote joins userID to roomID over federation when this server
+// does not know the room and can federate; joined is false when the
+// join is a local one.
+func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (joined bool, err error) {
+	if h.remote == nil {
+		return false, nil
+	}
+	ctx := r.Context()
+	// This server is in the room when it has the room's create event; a
+	// room known only from an invite is joined through the inviter's
+	// server.
+	_, err = h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeCreate})
+	if err == nil || !errors.Is(err, api.ErrRoomNotFound) && !errors.Is(err, api.ErrNotFound) {
+		return false, err
+	}
+	q := r.URL.Query()
+	servers := append(q["via"], q["server_name"]...)
+	if _, domain, ok := strings.Cut(roomID, ":"); ok {
+		servers = append(servers, domain)
+	}
+	if inviter, err := h.remoteInviter(ctx, roomID, userID); err != nil {
+		return false, err
+	} else if inviter != "" {
+		servers = append(servers, inviter)
+	}
+	if len(servers) == 0 {
+		return false, httputil.NotFound("unknown room, and no server to join it through")
+	}
+	content := map[string]any{}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	err = h.remote.JoinRemote(ctx, roomID, userID, servers, content)
+	switch {
+	case errors.Is(err, fedapi.ErrNoServer):
+		return false, httputil.NotFound("no server this one federates with can let you in")
+	case errors.Is(err, fedapi.ErrRefused):
+		return false, httputil.Forbidden("%v", err)
+	case err != nil:
+		return false, fmt.Errorf("join over federation: %w", err)
+	}
+	if err := h.store.UnforgetRoom(ctx, userID, roomID); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// inviteRemote invites a user of another server over federation.
+func (h *Handlers) inviteRemote(ctx context.Context, roomID, sender, target, reason string) error {
+	// The same answers as a local invite for who may not invite.
+	if m, err := h.currentMembership(ctx, roomID, target); err != nil {
+		return err
+	} else if m == membershipJoin || m == membershipBan {
+		return httputil.Forbidden("%s is already %s", target, m)
+	}
+	err := h.remote.InviteRemote(ctx, roomID, sender, target, reason)
+	var na *api.NotAllowedError
+	switch {
+	case errors.Is(err, api.ErrRoomNotFound):
+		return httputil.NotFound("room not found")
+	case errors.As(err, &na):
+		return httputil.Forbidden("%s", na.Reason)
+	case errors.Is(err, fedapi.ErrNoServer):
+		return httputil.Forbidden("this server does not federate with %s's server", target)
+	case errors.Is(err, fedapi.ErrRefused):
+		return httputil.Forbidden("%v", err)
+	case err != nil:
+		return fmt.Errorf("invite over federation: %w", err)
+	}
+	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/matrix-gouv/homeserver/config"
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
@@ -59,6 +60,10 @@ type Deps struct {
 	// Bridges, when set, are asked about a local invitee who has no
 	// account (a bridge creates its users on demand).
 	Bridges UserQuerier
+	// Remote joins rooms this server is not in and invites users of
+	// other servers, over federation. Nil: joins of unknown rooms answer
+	// 404, remote invites 403.
+	Remote fedapi.RemoteRooms
 }
 
 // Profiles reads the display name and avatar URL of a local user (nil
@@ -102,13 +107,14 @@ type Handlers struct {
 	profiles Profiles
 	// bridges is nil when Deps.Bridges was.
 	bridges UserQuerier
+	remote  fedapi.RemoteRooms
 	now     func() time.Time
 }
 
 // New returns the room handlers.
 func New(d Deps) *Handlers {
 	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced,
-		profiles: d.Profiles, bridges: d.Bridges, now: time.Now}
+		profiles: d.Profiles, bridges: d.Bridges, remote: d.Remote, now: time.Now}
 }
 
 // Event types and membership values the package names.

@@ -177,6 +177,23 @@ func (in *Inputter) createTime() time.Time {
 // buildLocal builds and signs a local event on the extremities of t, with
 // the auth events its type needs from t's current state.
 func (in *Inputter) buildLocal(ctx context.Context, t *roomTxn, p api.ProtoEvent, now time.Time) (gomatrixserverlib.PDU, error) {
+	proto, err := in.protoLocal(ctx, t, p)
+	if err != nil {
+		return nil, err
+	}
+	pdu, err := t.version.NewEventBuilderFromProtoEvent(&proto).Build(now, in.deps.ServerName, in.deps.KeyID, in.deps.Key)
+	if err != nil {
+		return nil, buildError(err)
+	}
+	if len(pdu.JSON()) > api.MaxEventBytes {
+		return nil, api.ErrTooLarge
+	}
+	return pdu, nil
+}
+
+// protoLocal is the unsigned event buildLocal signs: on the extremities
+// of t, with the auth events its type needs from t's current state.
+func (in *Inputter) protoLocal(ctx context.Context, t *roomTxn, p api.ProtoEvent) (gomatrixserverlib.ProtoEvent, error) {
 	if len(p.Content) == 0 {
 		p.Content = json.RawMessage("{}")
 	}
@@ -197,24 +214,18 @@ func (in *Inputter) buildLocal(ctx context.Context, t *roomTxn, p api.ProtoEvent
 	}
 	needed, err := gomatrixserverlib.StateNeededForProtoEvent(&proto)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
+		return proto, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
 	}
 	provider, err := in.authProvider(ctx, t, t.state, needed.Tuples())
 	if err != nil {
-		return nil, err
+		return proto, err
 	}
 	b := t.version.NewEventBuilderFromProtoEvent(&proto)
 	if err := b.AddAuthEvents(provider); err != nil {
-		return nil, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
+		return proto, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
 	}
-	pdu, err := b.Build(now, in.deps.ServerName, in.deps.KeyID, in.deps.Key)
-	if err != nil {
-		return nil, buildError(err)
-	}
-	if len(pdu.JSON()) > api.MaxEventBytes {
-		return nil, api.ErrTooLarge
-	}
-	return pdu, nil
+	proto.AuthEvents = b.AuthEvents
+	return proto, nil
 }
 
 // roomIDOf returns the room id of the room t changes, from its create

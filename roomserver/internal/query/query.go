@@ -224,9 +224,36 @@ func (q *Reader) StrippedState(ctx context.Context, roomID string) ([]json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	return q.events.StrippedState(ctx, st, func(typ, sk string) (storage.StateKeyNIDs, bool, error) {
+	stripped, err := q.events.StrippedState(ctx, st, func(typ, sk string) (storage.StateKeyNIDs, bool, error) {
 		return q.tuples.Lookup(ctx, typ, sk)
 	})
+	if err != nil || len(stripped) > 0 {
+		return stripped, err
+	}
+	return q.invitedStrippedState(ctx, st)
+}
+
+// invitedStrippedState is the stripped state of a room known only from
+// an invite over federation: what the inviting server gave, kept in the
+// invite's unsigned section (input.ImportInvite).
+func (q *Reader) invitedStrippedState(ctx context.Context, st storage.StateMap) ([]json.RawMessage, error) {
+	nids := make([]int64, 0, len(st))
+	for _, nid := range st {
+		nids = append(nids, nid)
+	}
+	evs, err := q.events.ByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		var u struct {
+			InviteRoomState []json.RawMessage `json:"invite_room_state"`
+		}
+		if json.Unmarshal(e.PDU.Unsigned(), &u) == nil && len(u.InviteRoomState) > 0 {
+			return u.InviteRoomState, nil
+		}
+	}
+	return nil, nil
 }
 
 // EventNearTimestamp implements api.Reader.

@@ -26,6 +26,9 @@ func (c *Events) apiEvent(ctx context.Context, e *Event, roomID string) (api.Eve
 		JSON:        e.JSON,
 		StreamPos:   e.NID,
 	}
+	if e.Outlier {
+		out.StreamPos = 0
+	}
 	if e.RedactedBy == "" {
 		return out, nil
 	}

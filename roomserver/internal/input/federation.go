@@ -1,0 +1,305 @@
+package input
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"sort"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+	"github.com/matrix-gouv/homeserver/roomserver/internal/state"
+	"github.com/matrix-gouv/homeserver/roomserver/storage"
+)
+
+// EventTemplate builds an unsigned event on the room's extremities and
+// checks it against current state (api.Federator).
+func (in *Inputter) EventTemplate(ctx context.Context, roomID string, p api.ProtoEvent) (api.EventTemplate, error) {
+	r := in.lock(roomID)
+	defer r.mu.Unlock()
+	if err := in.loadLocked(ctx, r); err != nil {
+		return api.EventTemplate{}, err
+	}
+	view := &roomTxn{in: in, ctx: ctx, nid: r.nid, version: r.version, snap: r.snap, state: r.state, ext: r.ext}
+	proto, err := in.protoLocal(ctx, view, p)
+	if err != nil {
+		return api.EventTemplate{}, err
+	}
+	// Built and signed by us only to run the auth rules on it: the
+	// other server builds and signs its own from the template.
+	pdu, err := view.version.NewEventBuilderFromProtoEvent(&proto).Build(time.Now(), in.deps.ServerName, in.deps.KeyID, in.deps.Key)
+	if err != nil {
+		return api.EventTemplate{}, buildError(err)
+	}
+	if err := in.authorise(ctx, view, pdu, r.state); err != nil {
+		return api.EventTemplate{}, err
+	}
+	js, err := json.Marshal(proto)
+	if err != nil {
+		return api.EventTemplate{}, fmt.Errorf("encode event template: %w", err)
+	}
+	return api.EventTemplate{RoomVersion: string(view.version.Version()), Proto: js}, nil
+}
+
+// ImportRoom stores a remote join's answer as a new room (api.Federator).
+func (in *Inputter) ImportRoom(ctx context.Context, req api.ImportRoomRequest) (api.InputResult, error) {
+	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(req.RoomVersion))
+	if err != nil {
+		return api.InputResult{}, api.ErrUnsupportedVersion
+	}
+	join, err := v.NewEventFromUntrustedJSON(req.Join)
+	if err != nil {
+		return api.InputResult{}, fmt.Errorf("%w: join event: %v", api.ErrInvalidEvent, err)
+	}
+	if join.RoomID().String() != req.RoomID {
+		return api.InputResult{}, fmt.Errorf("%w: join event is for room %s", api.ErrInvalidEvent, join.RoomID().String())
+	}
+	// The auth chain and the state, each once, parents first: an event's
+	// auth events are older, so depth orders them well enough, and
+	// checkAuthEvents rejects any whose auth events came later.
+	byID := map[string]gomatrixserverlib.PDU{}
+	stateIDs := map[string]bool{}
+	for i, raws := range [][]json.RawMessage{req.AuthChain, req.State} {
+		for _, raw := range raws {
+			pdu, err := v.NewEventFromUntrustedJSON(raw)
+			if err != nil {
+				return api.InputResult{}, fmt.Errorf("%w: state or auth event: %v", api.ErrInvalidEvent, err)
+			}
+			if pdu.RoomID().String() != req.RoomID {
+				return api.InputResult{}, fmt.Errorf("%w: event %s is for room %s", api.ErrInvalidEvent, pdu.EventID(), pdu.RoomID().String())
+			}
+			byID[pdu.EventID()] = pdu
+			if i == 1 {
+				if pdu.StateKey() == nil {
+					return api.InputResult{}, fmt.Errorf("%w: state event %s has no state key", api.ErrInvalidEvent, pdu.EventID())
+				}
+				stateIDs[pdu.EventID()] = true
+			}
+		}
+	}
+	outliers := make([]gomatrixserverlib.PDU, 0, len(byID))
+	for _, pdu := range byID {
+		outliers = append(outliers, pdu)
+	}
+	sort.Slice(outliers, func(i, j int) bool {
+		if outliers[i].Depth() != outliers[j].Depth() {
+			return outliers[i].Depth() < outliers[j].Depth()
+		}
+		return outliers[i].EventID() < outliers[j].EventID()
+	})
+
+	r := in.lock(req.RoomID)
+	defer r.mu.Unlock()
+	stub := false
+	if err := in.loadLocked(ctx, r); err == nil {
+		// Only a room known from an invite (no create event in its
+		// state, no extremities) may be imported into.
+		if stub, err = in.isStubLocked(ctx, r); err != nil {
+			return api.InputResult{}, err
+		}
+		if !stub {
+			return api.InputResult{}, fmt.Errorf("import room %s: %w", req.RoomID, storage.ErrRoomExists)
+		}
+	} else if err != api.ErrRoomNotFound {
+		return api.InputResult{}, err
+	}
+	res := api.InputResult{EventID: join.EventID()}
+	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
+		if !stub {
+			if t.nid, err = in.deps.Store.InsertRoom(ctx, t.tx, req.RoomID, req.RoomVersion); err != nil {
+				return err
+			}
+			t.version, t.state = v, storage.StateMap{}
+		}
+		known, err := in.deps.Events.ByID(ctx, idsOf(outliers))
+		if err != nil {
+			return err
+		}
+		before := storage.StateMap{}
+		for _, pdu := range outliers {
+			ev, ok := known[pdu.EventID()]
+			if !ok {
+				if ev, err = t.addOutlier(pdu, in.checkAuthEvents(ctx, pdu)); err != nil {
+					return err
+				}
+			}
+			if stateIDs[pdu.EventID()] && ev.Rejected == "" {
+				before[ev.Tuple] = ev.NID
+			}
+		}
+		snap, err := t.snapshot(storage.Snapshot{}, storage.StateMap{}, before)
+		if err != nil {
+			return err
+		}
+		if reason := in.checkAuthEvents(ctx, join); reason != "" {
+			return &api.NotAllowedError{Reason: reason}
+		}
+		if err := in.authorise(ctx, t, join, before); err != nil {
+			return err
+		}
+		_, err = t.addEvent(join, snap, before, "", false)
+		return err
+	})
+	if err != nil {
+		return api.InputResult{}, err
+	}
+	return res, nil
+}
+
+// addOutlier stores an event known only as state or auth event: no state
+// of its own, no place in the timeline, nothing published.
+func (t *roomTxn) addOutlier(pdu gomatrixserverlib.PDU, rejected string) (*state.Event, error) {
+	tuple, err := t.intern(pdu)
+	if err != nil {
+		return nil, err
+	}
+	row := storage.Event{
+		RoomNID: t.nid, EventID: pdu.EventID(), Tuple: tuple, Depth: pdu.Depth(),
+		OriginServerTS: int64(pdu.OriginServerTS()), Sender: string(pdu.SenderID()), JSON: pdu.JSON(),
+		Rejected: rejected, Outlier: true,
+	}
+	if row.NID, err = t.in.deps.Store.InsertEvent(t.ctx, t.tx, row); err != nil {
+		return nil, err
+	}
+	ev := &state.Event{Event: row, PDU: pdu}
+	t.in.deps.Events.Add(ev)
+	t.added = append(t.added, ev)
+	return ev, nil
+}
+
+func idsOf(pdus []gomatrixserverlib.PDU) []string {
+	ids := make([]string, len(pdus))
+	for i, p := range pdus {
+		ids[i] = p.EventID()
+	}
+	return ids
+}
+
+// isStubLocked reports whether the room is known only from an invite:
+// no create event in its current state.
+func (in *Inputter) isStubLocked(ctx context.Context, r *room) (bool, error) {
+	k, ok, err := in.deps.Tuples.Lookup(ctx, "m.room.create", "")
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return true, nil
+	}
+	_, found := r.state[k]
+	return !found && len(r.ext) == 0, nil
+}
+
+// ImportMembership keeps an invite to a room this server is not in, or
+// the leave rejecting it (api.Federator).
+func (in *Inputter) ImportMembership(ctx context.Context, req api.ImportMembershipRequest) (api.InputResult, error) {
+	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(req.RoomVersion))
+	if err != nil {
+		return api.InputResult{}, api.ErrUnsupportedVersion
+	}
+	invite, err := v.NewEventFromUntrustedJSON(req.Event)
+	if err != nil {
+		return api.InputResult{}, fmt.Errorf("%w: membership event: %v", api.ErrInvalidEvent, err)
+	}
+	// The inviting server's stripped state rides in the invite's
+	// unsigned section, where StrippedState finds it (unsigned is
+	// covered by neither hashes nor signatures).
+	if len(req.StrippedState) > 0 {
+		if invite, err = invite.SetUnsigned(map[string]any{"invite_room_state": req.StrippedState}); err != nil {
+			return api.InputResult{}, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
+		}
+	}
+	m, _ := invite.Membership()
+	if invite.Type() != "m.room.member" || (m != "invite" && m != "leave") || invite.StateKey() == nil || invite.RoomID().String() != req.RoomID {
+		return api.InputResult{}, fmt.Errorf("%w: not an invite or leave of room %s", api.ErrInvalidEvent, req.RoomID)
+	}
+	r := in.lock(req.RoomID)
+	defer r.mu.Unlock()
+	exists := false
+	if err := in.loadLocked(ctx, r); err == nil {
+		stub, err := in.isStubLocked(ctx, r)
+		if err != nil {
+			return api.InputResult{}, err
+		}
+		if !stub {
+			return api.InputResult{}, fmt.Errorf("import membership in %s: %w", req.RoomID, storage.ErrRoomExists)
+		}
+		exists = true
+	} else if err != api.ErrRoomNotFound {
+		return api.InputResult{}, err
+	}
+	if m == "leave" && !exists {
+		return api.InputResult{}, fmt.Errorf("leave of %s: %w", req.RoomID, api.ErrRoomNotFound)
+	}
+	res := api.InputResult{EventID: invite.EventID()}
+	known, err := in.deps.Events.ByID(ctx, []string{invite.EventID()})
+	if err != nil {
+		return api.InputResult{}, err
+	}
+	if _, ok := known[invite.EventID()]; ok {
+		return res, nil
+	}
+	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
+		if !exists {
+			if t.nid, err = in.deps.Store.InsertRoom(ctx, t.tx, req.RoomID, req.RoomVersion); err != nil {
+				return err
+			}
+			t.version, t.state = v, storage.StateMap{}
+		}
+		return t.addOutOfRoomMember(invite, req.StrippedState)
+	})
+	if err != nil {
+		return api.InputResult{}, err
+	}
+	return res, nil
+}
+
+// addOutOfRoomMember stores a member event of a stub room as its state
+// and publishes it (with the stripped state given, for an invite). It is
+// no forward extremity: its prev_events are unknown here.
+func (t *roomTxn) addOutOfRoomMember(pdu gomatrixserverlib.PDU, stripped []json.RawMessage) error {
+	tuple, err := t.intern(pdu)
+	if err != nil {
+		return err
+	}
+	row := storage.Event{
+		RoomNID: t.nid, EventID: pdu.EventID(), Tuple: tuple, Depth: pdu.Depth(),
+		OriginServerTS: int64(pdu.OriginServerTS()), Sender: string(pdu.SenderID()), JSON: pdu.JSON(),
+		StateBeforeNID: t.snap.NID,
+	}
+	if row.NID, err = t.in.deps.Store.InsertEvent(t.ctx, t.tx, row); err != nil {
+		return err
+	}
+	after := maps.Clone(t.state)
+	after[tuple] = row.NID
+	snap, err := t.snapshot(t.snap, t.state, after)
+	if err != nil {
+		return err
+	}
+	row.StateAfterNID = snap.NID
+	if err := t.in.deps.Store.SetStateAfter(t.ctx, t.tx, row.NID, snap.NID); err != nil {
+		return err
+	}
+	ev := &state.Event{Event: row, PDU: pdu}
+	t.in.deps.Events.Add(ev)
+	t.added = append(t.added, ev)
+	out := api.OutputEvent{StrippedState: stripped}
+	if err := t.applyStateChange(diffStates(t.state, after), &out); err != nil {
+		return err
+	}
+	t.snap, t.state, t.stateChanged = snap, after, true
+	if out.Event, err = t.in.deps.Events.APIEvent(t.ctx, ev); err != nil {
+		return err
+	}
+	js, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("encode output event: %w", err)
+	}
+	if err := t.in.deps.Store.AddToOutbox(t.ctx, t.tx, row.NID, js); err != nil {
+		return err
+	}
+	t.queued = true
+	return nil
+}
