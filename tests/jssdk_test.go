@@ -3,16 +3,7 @@
 package tests
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,22 +31,11 @@ type jssdkResult struct {
 	Errors            []string `json:"errors"`
 }
 
-// nodeForJSSDK returns the node binary to run exchange.mjs with, or skips
-// the test saying what is missing.
+// nodeForJSSDK returns the node binary to run the matrix-js-sdk scripts
+// with, or skips the test saying what is missing.
 func nodeForJSSDK(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("matrix-js-sdk test skipped: node is not installed (Node 20 or later is needed)")
-	}
-	out, err := exec.Command(node, "-p", "process.versions.node.split('.')[0]").Output()
-	if major, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || major < 20 {
-		t.Skipf("matrix-js-sdk test skipped: node %s is older than 20 (err %v)", strings.TrimSpace(string(out)), err)
-	}
-	if _, err := os.Stat(filepath.Join(jssdkDir, "node_modules", "matrix-js-sdk", "package.json")); err != nil {
-		t.Skip("matrix-js-sdk test skipped: its packages are not installed; run `npm ci` in tests/jssdk")
-	}
-	return node
+	return requireNode(t, "matrix-js-sdk", jssdkDir, "matrix-js-sdk")
 }
 
 // TestJSSDK: a second real client. matrix-js-sdk (Element Web's SDK)
@@ -76,52 +56,10 @@ func TestJSSDK(t *testing.T) {
 		room := createRoom(t, s, alice.c, map[string]any{"preset": "private_chat", "invite": []string{js.UserID.String()}})
 		const jsBody, goBody = "Bonjour depuis matrix-js-sdk", "Bonjour depuis mautrix-go"
 
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, node, "exchange.mjs")
-		cmd.Dir = jssdkDir
-		cmd.Env = append(os.Environ(), "HS_URL="+s.URL, "JS_USER="+js.UserID.String(), "JS_PASSWORD="+testPassword,
-			"ROOM_ID="+room.String(), "JS_BODY="+jsBody, "GO_BODY="+goBody, "GO_USER="+alice.c.UserID.String(),
-			"DEADLINE_MS=60000")
-		cmd.Stderr = testLogLines{t}
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start node: %v", err)
-		}
-		// lines carries exchange.mjs's stdout; it is closed at its end.
-		lines := make(chan string, 16)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(stdout)
-			sc.Buffer(nil, 1<<20)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
-		var res *jssdkResult
-		// step waits for the script's next STEP line and returns it; a
-		// RESULT line before it (the script gave up) fails the test.
-		step := func(want string) string {
-			t.Helper()
-			for line := range lines {
-				if raw, ok := strings.CutPrefix(line, "RESULT "); ok {
-					res = parseJSSDKResult(t, raw)
-					t.Fatalf("exchange.mjs ended before %s: %+v", want, *res)
-				}
-				if rest, ok := strings.CutPrefix(line, "STEP "+want); ok {
-					return strings.TrimSpace(rest)
-				}
-			}
-			t.Fatalf("exchange.mjs ended before %s", want)
-			return ""
-		}
+		prog := startNode(t, node, jssdkDir, "RESULT", []string{"HS_URL=" + s.URL, "JS_USER=" + js.UserID.String(),
+			"JS_PASSWORD=" + testPassword, "ROOM_ID=" + room.String(), "JS_BODY=" + jsBody, "GO_BODY=" + goBody,
+			"GO_USER=" + alice.c.UserID.String(), "DEADLINE_MS=60000"}, "exchange.mjs")
+		step := func(want string) string { t.Helper(); return prog.next("STEP " + want) }
 
 		// 1. The SDK's message to the Go client, the Go client's answer.
 		alice.waitJoined(room, alice.c.UserID, js.UserID)
@@ -134,24 +72,16 @@ func TestJSSDK(t *testing.T) {
 		alice2 := startE2EEDevice(t, "alice2", s.Login(alice.c.UserID))
 		alice2.waitJoined(room, alice.c.UserID, js.UserID)
 		const jsBody2 = "Deuxième message depuis matrix-js-sdk"
-		if _, err := io.WriteString(stdin, "send2 "+alice2.c.DeviceID.String()+" "+jsBody2+"\n"); err != nil {
-			t.Fatal(err)
-		}
+		prog.send("send2 " + alice2.c.DeviceID.String() + " " + jsBody2)
 		sent2 := id.EventID(step("sent2"))
 		alice2.waitDecrypted(sent2, jsBody2)
 		alice.waitDecrypted(sent2, jsBody2)
-		if _, err := io.WriteString(stdin, "done\n"); err != nil {
-			t.Fatal(err)
-		}
-		for line := range lines {
-			if raw, ok := strings.CutPrefix(line, "RESULT "); ok {
-				res = parseJSSDKResult(t, raw)
-			}
-		}
-		runErr := cmd.Wait()
-		if res == nil {
+		prog.send("done")
+		raw, runErr := prog.wait()
+		if raw == "" {
 			t.Fatalf("exchange.mjs printed no RESULT line (%v)", runErr)
 		}
+		res := parseJSSDKResult(t, raw)
 		if runErr != nil || len(res.Errors) > 0 {
 			t.Fatalf("exchange.mjs: %v; result %+v", runErr, *res)
 		}
@@ -188,16 +118,4 @@ func parseJSSDKResult(t *testing.T, raw string) *jssdkResult {
 		t.Fatalf("RESULT line %q: %v", raw, err)
 	}
 	return &res
-}
-
-// testLogLines sends a child process's output to the test log, a line at
-// a time.
-type testLogLines struct{ t *testing.T }
-
-func (w testLogLines) Write(p []byte) (int, error) {
-	sc := bufio.NewScanner(bytes.NewReader(p))
-	for sc.Scan() {
-		w.t.Log(sc.Text())
-	}
-	return len(p), nil
 }

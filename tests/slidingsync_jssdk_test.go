@@ -3,17 +3,10 @@
 package tests
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"slices"
-	"strings"
 	"testing"
-	"time"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -41,51 +34,10 @@ func TestSlidingSyncJSSDK(t *testing.T) {
 			sendText(t, js, r, "recent")
 		}
 
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, node, "slidingsync.mjs")
-		cmd.Dir = jssdkDir
-		cmd.Env = append(os.Environ(), "HS_URL="+s.URL, "JS_USER="+js.UserID.String(), "JS_PASSWORD="+testPassword, "DEADLINE_MS=60000")
-		cmd.Stderr = testLogLines{t}
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start node: %v", err)
-		}
-		lines := make(chan string, 16)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(stdout)
-			sc.Buffer(nil, 1<<20)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
-		step := func(want string) string {
-			t.Helper()
-			for line := range lines {
-				if raw, ok := strings.CutPrefix(line, "RESULT "); ok {
-					t.Fatalf("slidingsync.mjs ended before %s: %s", want, raw)
-				}
-				if rest, ok := strings.CutPrefix(line, "STEP "+want); ok {
-					return strings.TrimSpace(rest)
-				}
-			}
-			t.Fatalf("slidingsync.mjs ended before %s", want)
-			return ""
-		}
-		send := func(line string) {
-			t.Helper()
-			if _, err := io.WriteString(stdin, line+"\n"); err != nil {
-				t.Fatal(err)
-			}
-		}
+		prog := startNode(t, node, jssdkDir, "RESULT", []string{"HS_URL=" + s.URL, "JS_USER=" + js.UserID.String(),
+			"JS_PASSWORD=" + testPassword, "DEADLINE_MS=60000"}, "slidingsync.mjs")
+		step := func(want string) string { t.Helper(); return prog.next("STEP " + want) }
+		send := prog.send
 
 		var ready struct {
 			Count int      `json:"count"`
@@ -122,13 +74,8 @@ func TestSlidingSyncJSSDK(t *testing.T) {
 			t.Errorf("subscribed room's messages %v", got)
 		}
 		send("done")
-		var res string
-		for line := range lines {
-			if raw, ok := strings.CutPrefix(line, "RESULT "); ok {
-				res = raw
-			}
-		}
-		if err := cmd.Wait(); err != nil {
+		res, err := prog.wait()
+		if err != nil {
 			t.Fatalf("slidingsync.mjs: %v; result %s", err, res)
 		}
 		t.Logf("matrix-js-sdk result: %s", res)
