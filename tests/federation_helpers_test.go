@@ -12,10 +12,12 @@ import (
 	"encoding/pem"
 	"io"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,16 +101,23 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 	}
 }
 
-// freePort returns a loopback address nobody listens on (closed again at
-// once: the server binds it a moment later).
+// freePort returns a loopback address nobody listens on. The server binds
+// it a moment later, so it is taken below Linux's ephemeral range
+// (32768–60999): an address handed out for ":0" by another test, or used
+// as the source port of a connection, cannot take it meanwhile.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+mathrand.IntN(12000)))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback port between 20000 and 32000")
+	return ""
 }
 
 // Federation is a set of servers of this project federating on loopback,
