@@ -30,7 +30,7 @@ type inviteRequest struct {
 // checked, countersigned and kept (with the room's stripped state when
 // this server is not in the room), so that the user sees it in /sync.
 func (c *Component) Invite(r *http.Request) (any, error) {
-	ctx, roomID, eventID := r.Context(), httputil.PathParam(r, "roomID"), httputil.PathParam(r, "eventID")
+	ctx, roomID := r.Context(), httputil.PathParam(r, "roomID")
 	var req inviteRequest
 	if err := decodeContent(r, &req); err != nil {
 		return nil, err
@@ -43,26 +43,13 @@ func (c *Component) Invite(r *http.Request) (any, error) {
 	// The signatures are checked once the invite is countersigned: the
 	// spec requires the invitee's server's too.
 	pdu, err := c.parsePDU(v, req.Event)
-	var bad *errPDU
-	switch {
-	case errors.As(err, &bad):
-		return nil, httputil.BadJSON("%s", bad.reason)
-	case err != nil:
+	if err := checkMembershipPDU(r, pdu, err, spec.Invite, "an invite", "inviter", func(k string) error {
+		if serverOf(k) != string(c.serverName) {
+			return httputil.BadJSON("the invited user is not of this server")
+		}
+		return nil
+	}); err != nil {
 		return nil, err
-	}
-	m, _ := pdu.Membership()
-	sender, serr := userIDForSender(pdu.RoomID(), pdu.SenderID())
-	switch {
-	case pdu.EventID() != eventID || pdu.RoomID().String() != roomID:
-		return nil, httputil.BadJSON("the event is not the one of the path")
-	case pdu.Type() != spec.MRoomMember || m != spec.Invite || pdu.StateKey() == nil:
-		return nil, httputil.BadJSON("not an invite")
-	case serverOf(*pdu.StateKey()) != string(c.serverName):
-		return nil, httputil.BadJSON("the invited user is not of this server")
-	case serr != nil || sender.Domain() != originOf(r):
-		return nil, httputil.Forbidden("the inviter is not of the requesting server")
-	case pdu.Redacted():
-		return nil, httputil.BadJSON("the event's content hash does not match")
 	}
 	signed := pdu.Sign(string(c.serverName), gomatrixserverlib.KeyID(c.keys.current.ID), c.keys.current.Private)
 	if err := c.checkSignatures(ctx, signed); err != nil {

@@ -71,7 +71,7 @@ func (c *Component) MakeLeave(r *http.Request) (any, error) { return c.makeMembe
 // about themselves, signed by it. It returns the event countersigned by
 // this server, accepted by the roomserver.
 func (c *Component) receiveMembership(r *http.Request, membership string) (gomatrixserverlib.PDU, error) {
-	ctx, roomID, eventID := r.Context(), httputil.PathParam(r, "roomID"), httputil.PathParam(r, "eventID")
+	ctx, roomID := r.Context(), httputil.PathParam(r, "roomID")
 	v, err := c.roomVersionOf(ctx, roomID)
 	if errors.Is(err, rsapi.ErrRoomNotFound) {
 		return nil, httputil.NotFound("unknown room")
@@ -81,24 +81,13 @@ func (c *Component) receiveMembership(r *http.Request, membership string) (gomat
 	}
 	fr := verified(r)
 	pdu, err := c.checkPDU(ctx, v, fr.Content())
-	var bad *errPDU
-	switch {
-	case errors.As(err, &bad):
-		return nil, httputil.BadJSON("%s", bad.reason)
-	case err != nil:
+	if err := checkMembershipPDU(r, pdu, err, membership, "a "+membership+" event of its sender", "sender", func(k string) error {
+		if k != string(pdu.SenderID()) {
+			return httputil.BadJSON("not a %s event of its sender", membership)
+		}
+		return nil
+	}); err != nil {
 		return nil, err
-	}
-	m, _ := pdu.Membership()
-	sender, err := userIDForSender(pdu.RoomID(), pdu.SenderID())
-	switch {
-	case pdu.EventID() != eventID || pdu.RoomID().String() != roomID:
-		return nil, httputil.BadJSON("the event is not the one of the path")
-	case pdu.Type() != spec.MRoomMember || m != membership || pdu.StateKey() == nil || *pdu.StateKey() != string(pdu.SenderID()):
-		return nil, httputil.BadJSON("not a %s event of its sender", membership)
-	case err != nil || sender.Domain() != originOf(r):
-		return nil, httputil.Forbidden("the sender is not of the requesting server")
-	case pdu.Redacted():
-		return nil, httputil.BadJSON("the event's content hash does not match")
 	}
 	signed := pdu.Sign(string(c.serverName), gomatrixserverlib.KeyID(c.keys.current.ID), c.keys.current.Private)
 	msg, err := c.inputOne(ctx, signed)
@@ -109,6 +98,39 @@ func (c *Component) receiveMembership(r *http.Request, membership string) (gomat
 		return nil, httputil.Forbidden("%s", msg)
 	}
 	return signed, nil
+}
+
+// checkMembershipPDU checks what every membership event another server
+// sends must be: parsed (err is the parse's error), the event and room of
+// the path, a member event of membership (what names it in the refusal)
+// whose state key stateKey accepts, sent by a user (the role's) of the
+// asking server, its content hash intact.
+func checkMembershipPDU(r *http.Request, pdu gomatrixserverlib.PDU, err error, membership, what, role string, stateKey func(string) error) error {
+	var bad *errPDU
+	switch {
+	case errors.As(err, &bad):
+		return httputil.BadJSON("%s", bad.reason)
+	case err != nil:
+		return err
+	}
+	m, _ := pdu.Membership()
+	sender, serr := userIDForSender(pdu.RoomID(), pdu.SenderID())
+	switch {
+	case pdu.EventID() != httputil.PathParam(r, "eventID") || pdu.RoomID().String() != httputil.PathParam(r, "roomID"):
+		return httputil.BadJSON("the event is not the one of the path")
+	case pdu.Type() != spec.MRoomMember || m != membership || pdu.StateKey() == nil:
+		return httputil.BadJSON("not %s", what)
+	}
+	if err := stateKey(*pdu.StateKey()); err != nil {
+		return err
+	}
+	switch {
+	case serr != nil || sender.Domain() != originOf(r):
+		return httputil.Forbidden("the %s is not of the requesting server", role)
+	case pdu.Redacted():
+		return httputil.BadJSON("the event's content hash does not match")
+	}
+	return nil
 }
 
 // sendJoinResponse is the answer of send_join (v2).
