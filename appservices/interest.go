@@ -32,17 +32,11 @@ type pdu struct {
 }
 
 // clientEvent is an event as the spec's client format (and so the
-// Application Service API) shows it.
+// Application Service API) shows it: the PDU's fields a client sees, and
+// the event id.
 type clientEvent struct {
-	EventID        string          `json:"event_id"`
-	Type           string          `json:"type"`
-	Sender         string          `json:"sender"`
-	RoomID         string          `json:"room_id"`
-	StateKey       *string         `json:"state_key,omitempty"`
-	Content        json.RawMessage `json:"content"`
-	OriginServerTS int64           `json:"origin_server_ts"`
-	Unsigned       json.RawMessage `json:"unsigned,omitempty"`
-	Redacts        string          `json:"redacts,omitempty"`
+	EventID string `json:"event_id"`
+	pdu
 }
 
 // parseEvent reads an output event's PDU.
@@ -57,8 +51,7 @@ func parseEvent(ev rsapi.Event) (pdu, error) {
 
 // clientJSON is the event in the client format.
 func clientJSON(ev rsapi.Event, p pdu) (string, error) {
-	ce := clientEvent{EventID: ev.EventID, Type: p.Type, Sender: p.Sender, RoomID: p.RoomID, StateKey: p.StateKey,
-		Content: p.Content, OriginServerTS: p.OriginServerTS, Unsigned: p.Unsigned, Redacts: p.Redacts}
+	ce := clientEvent{EventID: ev.EventID, pdu: p}
 	if len(ce.Content) == 0 {
 		ce.Content = json.RawMessage(`{}`)
 	}
