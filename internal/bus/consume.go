@@ -72,6 +72,7 @@ type consumeOptions struct {
 	maxAckPending          int
 	maxBatch               int
 	backoffMin, backoffMax time.Duration
+	replayPending          bool
 }
 
 // WithMaxAckPending lets n messages be in flight at once. The default, 1,
@@ -85,6 +86,17 @@ func WithMaxAckPending(n int) ConsumeOption {
 			o.maxAckPending = n
 		}
 	}
+}
+
+// WithReplayPendingFirst makes messages left unacknowledged by an earlier
+// run (a crash, a kill) come back first, in stream order, before anything
+// newer, and marked as redelivered (Delivery > 1). Without it the server
+// redelivers them only after their ack wait, behind newer messages. It is
+// for a consumer whose handling depends on the order across a crash (the
+// sync feeder numbers events in the order it sees them) and that no other
+// process consumes: the consumer is recreated at its ack floor.
+func WithReplayPendingFirst() ConsumeOption {
+	return func(o *consumeOptions) { o.replayPending = true }
 }
 
 // WithBackoff sets the redelivery delay after a failure: min at first,
@@ -155,6 +167,14 @@ func (b *Bus) consume(ctx context.Context, stream, durable, filterSubject string
 		c.cfg.FilterSubject = b.subject(filterSubject)
 	}
 	c.log = b.log.WithFields(logrus.Fields{fieldStream: c.stream, fieldConsumer: durable})
+	if err := c.keepDeliverPolicy(ctx); err != nil {
+		return nil, err
+	}
+	if o.replayPending {
+		if err := c.replayFromAckFloor(ctx); err != nil {
+			return nil, err
+		}
+	}
 	// Create it now, so that a bad stream or configuration fails here and
 	// not in the background.
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg)
@@ -194,6 +214,11 @@ type consumer struct {
 	handler BatchHandler
 	opts    consumeOptions
 	log     *logrus.Entry
+
+	// replayedUpTo is the last stream sequence delivered before the
+	// consumer was recreated at its ack floor (WithReplayPendingFirst):
+	// messages up to it may have been seen before.
+	replayedUpTo uint64
 
 	// mu guards current.
 	mu sync.Mutex
@@ -281,6 +306,9 @@ func (c *consumer) handle(ctx context.Context, jms []jetstream.Msg) {
 		msg := Message{Subject: c.b.relSubject(jm.Subject()), ID: jm.Headers().Get(jetstream.MsgIDHeader), Data: jm.Data()}
 		if md, err := jm.Metadata(); err == nil {
 			msg.Sequence, msg.Delivery, msg.Time = md.Sequence.Stream, md.NumDelivered, md.Timestamp
+		}
+		if msg.Sequence <= c.replayedUpTo {
+			msg.Delivery = max(msg.Delivery, 2)
 		}
 		msgs[i] = msg
 	}
@@ -384,4 +412,46 @@ func (c *consumer) keepAlive(ctx context.Context) {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// keepDeliverPolicy copies an existing consumer's deliver policy into the
+// configuration: it only says where a new consumer starts, and the server
+// refuses to change it on an existing one (recreated at its ack floor, see
+// replayFromAckFloor).
+func (c *consumer) keepDeliverPolicy(ctx context.Context) error {
+	cons, err := c.b.js.Consumer(ctx, c.stream, c.cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read consumer %s on %s: %w", c.cfg.Durable, c.stream, err)
+	}
+	old := cons.CachedInfo().Config
+	c.cfg.DeliverPolicy, c.cfg.OptStartSeq, c.cfg.OptStartTime = old.DeliverPolicy, old.OptStartSeq, old.OptStartTime
+	return nil
+}
+
+// replayFromAckFloor recreates the consumer at its ack floor when an
+// earlier run left messages unacknowledged, so that they are delivered
+// again at once and in order (WithReplayPendingFirst).
+func (c *consumer) replayFromAckFloor(ctx context.Context) error {
+	cons, err := c.b.js.Consumer(ctx, c.stream, c.cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read consumer %s on %s: %w", c.cfg.Durable, c.stream, err)
+	}
+	info := cons.CachedInfo()
+	if info.Delivered.Stream <= info.AckFloor.Stream {
+		return nil
+	}
+	c.log.WithFields(logrus.Fields{"ack_floor": info.AckFloor.Stream, "delivered": info.Delivered.Stream}).
+		Info("replaying messages an earlier run left unacknowledged")
+	if err := c.b.js.DeleteConsumer(ctx, c.stream, c.cfg.Durable); err != nil {
+		return fmt.Errorf("recreate consumer %s on %s at its ack floor: %w", c.cfg.Durable, c.stream, err)
+	}
+	c.cfg.DeliverPolicy, c.cfg.OptStartSeq, c.cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1, nil
+	c.replayedUpTo = info.Delivered.Stream
+	return nil
 }

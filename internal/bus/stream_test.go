@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func streamMsgs(t *testing.T, b *Bus, stream string) uint64 {
@@ -280,6 +282,109 @@ func TestConsumeBatchKeepsOrderAcrossFailures(t *testing.T) {
 			if v != i {
 				t.Fatalf("message %d is %d: order lost (%v)", i, v, got)
 			}
+		}
+	})
+}
+
+func TestConsumeBatchReplaysPendingFirst(t *testing.T) {
+	eachBus(t, func(t *testing.T, b *Bus) {
+		ctx := context.Background()
+		publish := func(from, to int) {
+			for i := from; i < to; i++ {
+				if err := b.Publish(ctx, Subject(SubjectRoomserverOutput, strconv.Itoa(i%4)), fmt.Sprint("m", i), i); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		const durable = "replay"
+		publish(0, 10)
+		// An earlier run that died: it took five messages, acknowledged
+		// the first two and never answered for the other three.
+		stream := b.StreamName(StreamRoomserverOutput)
+		cons, err := b.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: durable,
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: -1, MaxAckPending: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := cons.FetchNoWait(5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			if n < 2 {
+				if err := m.DoubleAck(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n++
+		}
+		if n != 5 {
+			t.Fatalf("the earlier run took %d messages, want 5", n)
+		}
+		publish(10, 15)
+
+		type seen struct{ v, delivery int }
+		var mu sync.Mutex
+		var got []seen
+		done := make(chan struct{}, 1)
+		handler := func(ctx context.Context, msgs []Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range msgs {
+				var v int
+				if err := m.Decode(&v); err != nil {
+					return err
+				}
+				got = append(got, seen{v, int(m.Delivery)})
+			}
+			if len(got) >= 13 {
+				select {
+				case done <- struct{}{}:
+				default:
+				}
+			}
+			return nil
+		}
+		stop, err := b.ConsumeBatch(ctx, StreamRoomserverOutput, durable, "", handler, 64, WithReplayPendingFirst())
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %v, want messages 2 to 14", got)
+		}
+		stop()
+		mu.Lock()
+		for i, s := range got {
+			if s.v != i+2 {
+				t.Fatalf("message %d is %d, want %d: pending messages must come first, in order (%v)", i, s.v, i+2, got)
+			}
+			if again := s.v < 5; again != (s.delivery > 1) {
+				t.Errorf("message %d delivered with count %d; redelivered = %v", s.v, s.delivery, again)
+			}
+		}
+		got = nil
+		mu.Unlock()
+
+		// The next run, with nothing pending, goes on where this one
+		// stopped (the recreated consumer keeps its start).
+		publish(15, 28)
+		stop, err = b.ConsumeBatch(ctx, StreamRoomserverOutput, durable, "", handler, 64, WithReplayPendingFirst())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %v, want messages 15 to 27", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if got[0].v != 15 || got[0].delivery != 1 {
+			t.Fatalf("the next run began with %v, want message 15 delivered once", got[0])
 		}
 	})
 }

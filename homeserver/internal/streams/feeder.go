@@ -64,7 +64,10 @@ type Feeder struct {
 // only, Stop ends the consuming.
 func (f *Feeder) Start(ctx context.Context) error {
 	f.last = f.Notifier.Current().Rooms
-	stop, err := f.Bus.ConsumeBatch(context.WithoutCancel(ctx), bus.StreamRoomserverOutput, feederDurable, "", f.handle, feederBatch)
+	// The messages an earlier run woke clients with but did not write
+	// come back first and in order, so that they get the same positions.
+	stop, err := f.Bus.ConsumeBatch(context.WithoutCancel(ctx), bus.StreamRoomserverOutput, feederDurable, "", f.handle, feederBatch,
+		bus.WithReplayPendingFirst())
 	if err != nil {
 		return fmt.Errorf("consume roomserver output: %w", err)
 	}
@@ -86,8 +89,9 @@ func (f *Feeder) Stop() {
 // Clients see an event before it is written, so that delivery does not
 // wait for a disk flush. That is safe because positions are
 // deterministic: they follow the stream's order, and after a crash the
-// events not written come back in the same order, from the last written
-// position, and get the same positions again; an event written but not
+// events not acknowledged come back first and in the same order
+// (bus.WithReplayPendingFirst); those not written get the same positions
+// again, from the last written one, and an event written but not
 // acknowledged keeps the position it was written with.
 func (f *Feeder) handle(ctx context.Context, msgs []bus.Message) error {
 	var outs []rsapi.OutputEvent
