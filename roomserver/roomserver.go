@@ -80,14 +80,15 @@ func New(deps Deps) (*Component, error) {
 	c.input = input.New(input.Deps{
 		Store: store, Events: events, Snapshots: snapshots, Tuples: tuples, Resolver: state.NewResolver(events),
 		ServerName: spec.ServerName(deps.Global.ServerName), KeyID: gomatrixserverlib.KeyID(key.ID), Key: key.Private,
-		Log: deps.Log, Queued: c.wake,
+		Log: deps.Log, Queued: c.queued,
 	})
 	return c, nil
 }
 
-func (c *Component) wake() {
+// queued hands output events just committed to the publisher.
+func (c *Component) queued(entries []rsstorage.OutboxEntry) {
 	if c.publisher != nil {
-		c.publisher.Wake()
+		c.publisher.Hand(entries)
 	}
 }
 

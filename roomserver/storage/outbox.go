@@ -8,10 +8,13 @@ import (
 	"github.com/matrix-gouv/homeserver/internal/storage"
 )
 
-// OutboxEntry is an accepted event waiting to be published.
+// OutboxEntry is an accepted event waiting to be published: its output
+// event's JSON (an api.OutputEvent). RoomID and EventID are set when the
+// entry is handed from the input path, empty when read from the table.
 type OutboxEntry struct {
-	EventNID int64
-	JSON     []byte
+	EventNID        int64
+	JSON            []byte
+	RoomID, EventID string
 }
 
 // AddToOutbox queues an output event, in the event's own transaction.

@@ -297,9 +297,5 @@ func (t *roomTxn) addOutOfRoomMember(pdu gomatrixserverlib.PDU, stripped []json.
 	if err != nil {
 		return fmt.Errorf("encode output event: %w", err)
 	}
-	if err := t.in.deps.Store.AddToOutbox(t.ctx, t.tx, row.NID, js); err != nil {
-		return err
-	}
-	t.queued = true
-	return nil
+	return t.queue(row.NID, out.Event, js)
 }

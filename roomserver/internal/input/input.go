@@ -47,8 +47,9 @@ type Deps struct {
 	KeyID      gomatrixserverlib.KeyID
 	Key        ed25519.PrivateKey
 	Log        *logrus.Entry
-	// Queued is called after a commit that queued output events.
-	Queued func()
+	// Queued is called after a commit that queued output events, with
+	// them, in the order they were queued.
+	Queued func(entries []storage.OutboxEntry)
 }
 
 // Inputter applies events to rooms.

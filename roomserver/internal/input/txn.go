@@ -34,7 +34,9 @@ type roomTxn struct {
 	added  []*state.Event
 	tuples []rememberedTuple
 	types  []rememberedType
-	queued bool
+	// queued are the output events the transaction wrote to the outbox,
+	// handed to the publisher once it commits.
+	queued []storage.OutboxEntry
 	// txn is the transaction id of the next event added (local sends).
 	txn *api.Txn
 }
@@ -81,9 +83,18 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 		in.deps.Tuples.RememberType(ty.typ, ty.nid)
 	}
 	r.nid, r.version, r.snap, r.state, r.ext, r.loaded = t.nid, t.version, t.snap, t.state, t.ext, true
-	if t.queued && in.deps.Queued != nil {
-		in.deps.Queued()
+	if len(t.queued) > 0 && in.deps.Queued != nil {
+		in.deps.Queued(t.queued)
 	}
+	return nil
+}
+
+// queue writes the output event of ev to the outbox, in the transaction.
+func (t *roomTxn) queue(eventNID int64, ev api.Event, outputJSON []byte) error {
+	if err := t.in.deps.Store.AddToOutbox(t.ctx, t.tx, eventNID, outputJSON); err != nil {
+		return err
+	}
+	t.queued = append(t.queued, storage.OutboxEntry{EventNID: eventNID, JSON: outputJSON, RoomID: ev.RoomID, EventID: ev.EventID})
 	return nil
 }
 
@@ -199,10 +210,9 @@ func (t *roomTxn) addEvent(pdu gomatrixserverlib.PDU, before storage.Snapshot, b
 	if err != nil {
 		return nil, fmt.Errorf("encode output event: %w", err)
 	}
-	if err := t.in.deps.Store.AddToOutbox(t.ctx, t.tx, row.NID, js); err != nil {
+	if err := t.queue(row.NID, out.Event, js); err != nil {
 		return nil, err
 	}
-	t.queued = true
 	return ev, nil
 }
 

@@ -2,11 +2,18 @@
 // order, from the outbox that each event's transaction wrote: an event
 // committed is published even across a crash (at least once; the event id
 // as the message id lets JetStream drop repeats).
+//
+// The input path hands each commit's output events to the publisher
+// directly, so that publishing does not wait for a read of the outbox;
+// the outbox rows are deleted in batches once published. The outbox is
+// read only at start (what a previous run committed but did not
+// publish), after a failed publish, and when the hand-off queue is full.
 package output
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -21,24 +28,66 @@ import (
 // over; fixed for a deployment, since a room's events must stay on one.
 const Partitions = 64
 
+// Tuning of the hand-off and of the outbox deletes.
+const (
+	// maxHanded bounds the events waiting in memory; beyond it they are
+	// left to the outbox, read back in order.
+	maxHanded = 4096
+	// removeBatch and removeEvery bound how many published events wait
+	// for their outbox rows to be deleted, and for how long.
+	removeBatch = 512
+	removeEvery = 250 * time.Millisecond
+)
+
+// Store is the outbox.
+type Store interface {
+	Outbox(ctx context.Context, limit int) ([]storage.OutboxEntry, error)
+	RemoveFromOutbox(ctx context.Context, eventNIDs []int64) error
+}
+
 // Publisher drains the outbox onto the bus.
 type Publisher struct {
-	store *storage.Store
+	store Store
 	bus   *bus.Bus
 	log   *logrus.Entry
 	wake  chan struct{}
+
+	mu sync.Mutex // guards handed and overflow
+	// handed are the events committed since the loop last looked, in
+	// commit order (within a room, the room's order).
+	handed []storage.OutboxEntry
+	// overflow: handed was dropped (full), the outbox has the events.
+	overflow bool
+
+	// fromOutbox and published are the loop's own.
+	// fromOutbox: the next round reads the outbox (at start, after a
+	// failure, after an overflow).
+	fromOutbox bool
+	// published are events published whose outbox rows are still there.
+	published   []int64
+	lastRemoval time.Time
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
 
 // New returns a publisher; Start runs it.
-func New(store *storage.Store, b *bus.Bus, log *logrus.Entry) *Publisher {
-	return &Publisher{store: store, bus: b, log: log, wake: make(chan struct{}, 1)}
+func New(store Store, b *bus.Bus, log *logrus.Entry) *Publisher {
+	return &Publisher{store: store, bus: b, log: log, wake: make(chan struct{}, 1), fromOutbox: true}
 }
 
-// Wake tells the publisher the outbox has new entries.
-func (p *Publisher) Wake() {
+// Hand gives the publisher output events just committed to the outbox,
+// in commit order.
+func (p *Publisher) Hand(entries []storage.OutboxEntry) {
+	p.mu.Lock()
+	switch {
+	case p.overflow:
+	case len(p.handed)+len(entries) > maxHanded:
+		p.handed, p.overflow = nil, true
+	default:
+		p.handed = append(p.handed, entries...)
+	}
+	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -48,13 +97,14 @@ func (p *Publisher) Wake() {
 // Start runs the publishing loop until Stop.
 func (p *Publisher) Start(ctx context.Context) {
 	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	p.lastRemoval = time.Now()
 	p.done.Add(1)
 	go func() {
 		defer p.done.Done()
-		tick := time.NewTicker(time.Second)
+		tick := time.NewTicker(removeEvery)
 		defer tick.Stop()
 		for {
-			if err := p.drain(ctx); err != nil && ctx.Err() == nil {
+			if err := p.round(ctx); err != nil && ctx.Err() == nil {
 				p.log.WithError(err).Warn("publish roomserver output; will retry")
 			}
 			select {
@@ -74,31 +124,92 @@ func (p *Publisher) Stop(ctx context.Context) {
 	}
 	p.cancel()
 	p.done.Wait()
-	_ = p.drain(ctx)
+	p.fromOutbox = true
+	_ = p.round(ctx)
+	_ = p.removePublished(ctx)
 }
 
-// drain publishes every queued output event, oldest first.
+// round publishes what was handed, or what the outbox holds when it must
+// be read, and deletes the outbox rows of published events when enough
+// of them wait.
+func (p *Publisher) round(ctx context.Context) error {
+	p.mu.Lock()
+	handed := p.handed
+	p.handed = nil
+	if p.overflow {
+		p.overflow, p.fromOutbox = false, true
+	}
+	p.mu.Unlock()
+	if p.fromOutbox {
+		// Rows published but not deleted would be published again:
+		// delete them first. What was handed meanwhile is in the outbox.
+		if err := p.removePublished(ctx); err != nil {
+			return err
+		}
+		if err := p.drain(ctx); err != nil {
+			return err
+		}
+		p.fromOutbox = false
+	} else {
+		for i, e := range handed {
+			if err := p.publish(ctx, e); err != nil {
+				// The rest is in the outbox, in order.
+				p.fromOutbox = true
+				p.log.WithError(err).WithField("waiting", len(handed)-i).Warn("publish roomserver output; reading the outbox again")
+				return err
+			}
+		}
+	}
+	if len(p.published) >= removeBatch || (len(p.published) > 0 && time.Since(p.lastRemoval) >= removeEvery) {
+		return p.removePublished(ctx)
+	}
+	return nil
+}
+
+// drain publishes every event in the outbox, oldest first.
 func (p *Publisher) drain(ctx context.Context) error {
 	for {
 		entries, err := p.store.Outbox(ctx, 100)
 		if err != nil || len(entries) == 0 {
 			return err
 		}
-		published := make([]int64, 0, len(entries))
 		for _, e := range entries {
-			var out api.OutputEvent
-			if err := json.Unmarshal(e.JSON, &out); err != nil {
+			if err := p.publish(ctx, e); err != nil {
 				return err
 			}
-			subject := bus.Subject(bus.SubjectRoomserverOutput, bus.Partition(out.Event.RoomID, Partitions))
-			if err := p.bus.Publish(ctx, subject, out.Event.EventID, json.RawMessage(e.JSON)); err != nil {
-				_ = p.store.RemoveFromOutbox(ctx, published)
-				return err
-			}
-			published = append(published, e.EventNID)
 		}
-		if err := p.store.RemoveFromOutbox(ctx, published); err != nil {
+		if err := p.removePublished(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// publish puts one output event on the bus.
+func (p *Publisher) publish(ctx context.Context, e storage.OutboxEntry) error {
+	if e.RoomID == "" {
+		// Read from the outbox: the ids are in the JSON.
+		var out api.OutputEvent
+		if err := json.Unmarshal(e.JSON, &out); err != nil {
+			return fmt.Errorf("decode outbox entry %d: %w", e.EventNID, err)
+		}
+		e.RoomID, e.EventID = out.Event.RoomID, out.Event.EventID
+	}
+	subject := bus.Subject(bus.SubjectRoomserverOutput, bus.Partition(e.RoomID, Partitions))
+	if err := p.bus.Publish(ctx, subject, e.EventID, json.RawMessage(e.JSON)); err != nil {
+		return err
+	}
+	p.published = append(p.published, e.EventNID)
+	return nil
+}
+
+// removePublished deletes the outbox rows of the events published.
+func (p *Publisher) removePublished(ctx context.Context) error {
+	if len(p.published) == 0 {
+		return nil
+	}
+	if err := p.store.RemoveFromOutbox(ctx, p.published); err != nil {
+		return err
+	}
+	p.published, p.lastRemoval = p.published[:0], time.Now()
+	return nil
 }

@@ -1,0 +1,182 @@
+package output
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/matrix-gouv/homeserver/internal/bus"
+	"github.com/matrix-gouv/homeserver/internal/bus/bustest"
+	"github.com/matrix-gouv/homeserver/roomserver/api"
+	"github.com/matrix-gouv/homeserver/roomserver/storage"
+)
+
+// memOutbox is an outbox in memory; failReads makes Outbox fail that many
+// times.
+type memOutbox struct {
+	mu        sync.Mutex
+	rows      map[int64][]byte
+	failReads int
+	reads     int
+}
+
+func (m *memOutbox) Outbox(_ context.Context, limit int) ([]storage.OutboxEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reads++
+	if m.failReads > 0 {
+		m.failReads--
+		return nil, errors.New("database unavailable")
+	}
+	nids := make([]int64, 0, len(m.rows))
+	for n := range m.rows {
+		nids = append(nids, n)
+	}
+	slices.Sort(nids)
+	var out []storage.OutboxEntry
+	for _, n := range nids[:min(limit, len(nids))] {
+		out = append(out, storage.OutboxEntry{EventNID: n, JSON: m.rows[n]})
+	}
+	return out, nil
+}
+
+func (m *memOutbox) RemoveFromOutbox(_ context.Context, nids []int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range nids {
+		delete(m.rows, n)
+	}
+	return nil
+}
+
+func (m *memOutbox) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.rows)
+}
+
+// commit writes events from..to-1 of one room to the outbox and returns
+// the entries the input path would hand over.
+func (m *memOutbox) commit(t *testing.T, from, to int) []storage.OutboxEntry {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []storage.OutboxEntry
+	for i := from; i < to; i++ {
+		ev := api.Event{RoomID: "!r:example.org", EventID: fmt.Sprintf("$%d", i)}
+		js, err := json.Marshal(api.OutputEvent{Event: ev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.rows[int64(i)] = js
+		out = append(out, storage.OutboxEntry{EventNID: int64(i), JSON: js, RoomID: ev.RoomID, EventID: ev.EventID})
+	}
+	return out
+}
+
+// collect consumes the output stream and returns the event ids once n
+// distinct ones came (a repeat is dropped by the stream's deduplication,
+// so a repeat here is a defect).
+func collect(t *testing.T, b *bus.Bus, n int) []string {
+	t.Helper()
+	var mu sync.Mutex
+	var got []string
+	done := make(chan struct{})
+	stop, err := b.Consume(context.Background(), bus.StreamRoomserverOutput, "test", "", func(_ context.Context, msg bus.Message) error {
+		var out api.OutputEvent
+		if err := msg.Decode(&out); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, out.Event.EventID)
+		if len(got) == n {
+			close(done)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("got %d of %d events", len(got), n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(got)
+}
+
+func TestPublisher(t *testing.T) {
+	tests := []struct {
+		name string
+		// before are committed (and not published) before Start.
+		before int
+		// batches are committed and handed after Start.
+		batches   []int
+		failReads int
+	}{
+		{name: "handed", batches: []int{1, 5, 1, 100}},
+		{name: "left by an earlier run first", before: 30, batches: []int{3, 3}},
+		{name: "more than the hand-off holds", batches: []int{maxHanded - 10, 50, 10}},
+		{name: "outbox unreadable for a while", before: 5, batches: []int{5}, failReads: 2},
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := bustest.Embedded(t)
+			store := &memOutbox{rows: map[int64][]byte{}, failReads: tt.failReads}
+			store.commit(t, 0, tt.before)
+			p := New(store, b, logrus.NewEntry(log))
+			p.Start(context.Background())
+			n := tt.before
+			for _, size := range tt.batches {
+				p.Hand(store.commit(t, n, n+size))
+				n += size
+			}
+			got := collect(t, b, n)
+			for i, id := range got {
+				if want := fmt.Sprintf("$%d", i); id != want {
+					t.Fatalf("event %d published is %s, want %s: order lost", i, id, want)
+				}
+			}
+			p.Stop(context.Background())
+			if left := store.len(); left != 0 {
+				t.Errorf("%d outbox rows left after stop", left)
+			}
+		})
+	}
+}
+
+func TestPublisherReadsOutboxOnlyWhenItMust(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	b := bustest.Embedded(t)
+	store := &memOutbox{rows: map[int64][]byte{}}
+	p := New(store, b, logrus.NewEntry(log))
+	p.Start(context.Background())
+	defer p.Stop(context.Background())
+	for i := range 20 {
+		p.Hand(store.commit(t, i, i+1))
+	}
+	collect(t, b, 20)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	// Once at start; the events handed are published from memory.
+	if store.reads > 2 {
+		t.Errorf("the outbox was read %d times for 20 events handed", store.reads)
+	}
+}
