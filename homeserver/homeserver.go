@@ -361,6 +361,16 @@ func (c *Component) Stop(ctx context.Context) error {
 // the bus.
 func (c *Component) OpenID() api.OpenIDQuerier { return c.calls }
 
+// OutputListener returns what hears of the roomserver's output events as
+// soon as they are published, when the roomserver runs in this process
+// (sync's feeder), or nil when this component does not sync.
+func (c *Component) OutputListener() rsapi.OutputListener {
+	if c.feeder == nil {
+		return nil
+	}
+	return c.feeder
+}
+
 // Tokens returns the component's TokenQuerier, for other components in the
 // same process and for serving it on the bus.
 func (c *Component) Tokens() api.TokenQuerier { return c.auth }

@@ -85,6 +85,15 @@ func New(deps Deps) (*Component, error) {
 	return c, nil
 }
 
+// ListenOutput makes l be told of each output event as soon as the bus
+// stored it (api.OutputListener), for a consumer in this process. Call it
+// before Start.
+func (c *Component) ListenOutput(l api.OutputListener) {
+	if c.publisher != nil {
+		c.publisher.Listen(l)
+	}
+}
+
 // queued hands output events just committed to the publisher.
 func (c *Component) queued(entries []rsstorage.OutboxEntry) {
 	if c.publisher != nil {

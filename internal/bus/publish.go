@@ -20,12 +20,27 @@ const DefaultPublishTimeout = 10 * time.Second
 // retry within the stream's duplicate window a no-op; an empty msgID turns
 // deduplication off.
 func (b *Bus) Publish(ctx context.Context, subject string, msgID string, v any) error {
+	_, err := b.PublishAck(ctx, subject, msgID, v)
+	return err
+}
+
+// Stored is where JetStream stored a published message.
+type Stored struct {
+	// Sequence is the message's position in its stream.
+	Sequence uint64
+	// Duplicate: a message with the same id was already stored (at
+	// Sequence) within the duplicate window; this one was dropped.
+	Duplicate bool
+}
+
+// PublishAck is Publish returning where the message was stored.
+func (b *Bus) PublishAck(ctx context.Context, subject string, msgID string, v any) (Stored, error) {
 	if err := validSubject(subject); err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return Stored{}, fmt.Errorf("publish: %w", err)
 	}
 	data, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("publish on %s: encode: %w", subject, err)
+		return Stored{}, fmt.Errorf("publish on %s: encode: %w", subject, err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -37,8 +52,9 @@ func (b *Bus) Publish(ctx context.Context, subject string, msgID string, v any) 
 	if msgID != "" {
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
-	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish on %s: %w", subject, err)
+	ack, err := b.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return Stored{}, fmt.Errorf("publish on %s: %w", subject, err)
 	}
-	return nil
+	return Stored{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }

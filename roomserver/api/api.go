@@ -209,6 +209,16 @@ type NotAllowedError struct{ Reason string }
 // Error implements error.
 func (e *NotAllowedError) Error() string { return "not allowed: " + e.Reason }
 
+// OutputListener is told of each output event as soon as the bus has
+// stored it, with its stream sequence, by a roomserver in the same
+// process: a consumer there may act on it before the bus delivers it
+// (the sync feeder wakes clients this way). The bus still delivers it.
+// The calls come one at a time, in stream order, and must not block
+// long: they hold up the publishing of later events.
+type OutputListener interface {
+	OutputPublished(seq uint64, output json.RawMessage)
+}
+
 // OutputEvent is what the roomserver publishes on the bus for each
 // accepted event, in stream order per room, with enough for consumers
 // (sync, federation, appservices, push) to act without querying back.

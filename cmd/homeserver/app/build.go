@@ -97,6 +97,13 @@ func (a *App) buildLocked() (built, error) {
 		}
 		tokens, openID = hs.Tokens(), hs.OpenID()
 		openIDLater.q = openID
+		if rs != nil {
+			// In one process, sync hears of events as soon as the
+			// roomserver published them.
+			if l := hs.OutputListener(); l != nil {
+				rs.ListenOutput(l)
+			}
+		}
 		b.parts = append(b.parts, part{name: Client, start: hs.Start, stop: hs.Stop}, a.tokenService(hs.Tokens(), hs.OpenID()))
 		b.clientRoutes = append(b.clientRoutes, hs.Mount)
 	} else {

@@ -37,6 +37,10 @@ const (
 	// for their outbox rows to be deleted, and for how long.
 	removeBatch = 512
 	removeEvery = 250 * time.Millisecond
+	// maxTold is the most events handed at once that the listener is told
+	// of one by one; a longer backlog reaches consumers through the bus,
+	// in batches.
+	maxTold = 16
 )
 
 // Store is the outbox.
@@ -67,6 +71,9 @@ type Publisher struct {
 	published   []int64
 	lastRemoval time.Time
 
+	// listener, when set, is told of each event stored (see Listen).
+	listener api.OutputListener
+
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -75,6 +82,10 @@ type Publisher struct {
 func New(store Store, b *bus.Bus, log *logrus.Entry) *Publisher {
 	return &Publisher{store: store, bus: b, log: log, wake: make(chan struct{}, 1), fromOutbox: true}
 }
+
+// Listen makes l be told of each output event once the bus stored it, in
+// stream order. Call it before Start.
+func (p *Publisher) Listen(l api.OutputListener) { p.listener = l }
 
 // Hand gives the publisher output events just committed to the outbox,
 // in commit order.
@@ -151,8 +162,10 @@ func (p *Publisher) round(ctx context.Context) error {
 		}
 		p.fromOutbox = false
 	} else {
+		// A backlog goes to consumers in batches, through the bus only.
+		tell := len(handed) <= maxTold
 		for i, e := range handed {
-			if err := p.publish(ctx, e); err != nil {
+			if err := p.publish(ctx, e, tell); err != nil {
 				// The rest is in the outbox, in order.
 				p.fromOutbox = true
 				p.log.WithError(err).WithField("waiting", len(handed)-i).Warn("publish roomserver output; reading the outbox again")
@@ -174,7 +187,7 @@ func (p *Publisher) drain(ctx context.Context) error {
 			return err
 		}
 		for _, e := range entries {
-			if err := p.publish(ctx, e); err != nil {
+			if err := p.publish(ctx, e, false); err != nil {
 				return err
 			}
 		}
@@ -184,8 +197,9 @@ func (p *Publisher) drain(ctx context.Context) error {
 	}
 }
 
-// publish puts one output event on the bus.
-func (p *Publisher) publish(ctx context.Context, e storage.OutboxEntry) error {
+// publish puts one output event on the bus, and tells the listener when
+// tell is set.
+func (p *Publisher) publish(ctx context.Context, e storage.OutboxEntry, tell bool) error {
 	if e.RoomID == "" {
 		// Read from the outbox: the ids are in the JSON.
 		var out api.OutputEvent
@@ -195,10 +209,14 @@ func (p *Publisher) publish(ctx context.Context, e storage.OutboxEntry) error {
 		e.RoomID, e.EventID = out.Event.RoomID, out.Event.EventID
 	}
 	subject := bus.Subject(bus.SubjectRoomserverOutput, bus.Partition(e.RoomID, Partitions))
-	if err := p.bus.Publish(ctx, subject, e.EventID, json.RawMessage(e.JSON)); err != nil {
+	stored, err := p.bus.PublishAck(ctx, subject, e.EventID, json.RawMessage(e.JSON))
+	if err != nil {
 		return err
 	}
 	p.published = append(p.published, e.EventNID)
+	if tell && p.listener != nil && !stored.Duplicate {
+		p.listener.OutputPublished(stored.Sequence, e.JSON)
+	}
 	return nil
 }
 
