@@ -14,6 +14,7 @@ import (
 
 	"github.com/matrix-gouv/homeserver/cmd/homeserver/app"
 	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/internal/memtrim"
 )
 
 // shutdownTimeout bounds a graceful stop: in-flight requests get this long
@@ -70,6 +71,10 @@ func (c *cli) serve(ctx context.Context, cfgPath string, components []string, st
 	if started != nil {
 		started(a)
 	}
+	// The process's memory, not the App's: tests run many Apps in one.
+	trimCtx, stopTrim := context.WithCancel(ctx)
+	defer stopTrim()
+	go memtrim.Run(trimCtx, log.WithField("component", "memtrim"))
 	var runErr error
 	select {
 	case <-ctx.Done():
