@@ -59,6 +59,7 @@ func (c *cli) serve(ctx context.Context, cfgPath string, components []string, st
 	if err != nil {
 		return err
 	}
+	quietLibraries(log.Logger)
 	a, err := app.New(cfg, app.Options{Components: components, Log: log})
 	if err != nil {
 		return err
@@ -108,4 +109,15 @@ func newLogger(cfg config.Logging, w io.Writer) (*logrus.Entry, error) {
 		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 	}
 	return logrus.NewEntry(l), nil
+}
+
+// quietLibraries points the standard logrus logger, which libraries log
+// through (gomatrixserverlib reports every remote join's signature checks
+// at info), at the server's output and format, showing warnings and
+// errors only, or less when the configured level is higher.
+func quietLibraries(l *logrus.Logger) {
+	std := logrus.StandardLogger()
+	std.SetOutput(l.Out)
+	std.SetFormatter(l.Formatter)
+	std.SetLevel(min(l.GetLevel(), logrus.WarnLevel))
 }
