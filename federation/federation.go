@@ -82,6 +82,11 @@ type Deps struct {
 	// OpenID resolves the OpenID tokens of /openid/userinfo (the client
 	// component); nil answers every token as unknown.
 	OpenID hsapi.OpenIDQuerier
+	// Keys answers about local users' encryption keys and takes other
+	// servers' to-device messages (the client component). Nil: the
+	// /user/keys and /user/devices endpoints are not served and
+	// to-device EDUs are dropped.
+	Keys hsapi.KeyServer
 }
 
 // Component is the server-server API.
@@ -96,6 +101,7 @@ type Component struct {
 	log        *logrus.Entry
 	now        func() time.Time
 	openID     hsapi.OpenIDQuerier
+	e2ee       hsapi.KeyServer
 	// tripper and client send every outbound request.
 	tripper *transport.Tripper
 	client  fclient.FederationClient
@@ -129,6 +135,7 @@ func New(deps Deps) (*Component, error) {
 		log:        deps.Log,
 		now:        now,
 		openID:     deps.OpenID,
+		e2ee:       deps.Keys,
 	}
 	if deps.DB != nil {
 		c.store = fedstorage.New(deps.DB)
@@ -215,6 +222,13 @@ func (c *Component) Mount(r chi.Router) {
 			route{"GET", v1 + "/publicRooms", true, c.PublicRooms},
 			route{"POST", v1 + "/publicRooms", true, c.PublicRooms},
 			route{"GET", v1 + "/timestamp_to_event/{roomID}", true, c.TimestampToEvent},
+		)
+	}
+	if c.e2ee != nil {
+		routes = append(routes,
+			route{"POST", v1 + "/user/keys/query", true, c.UserKeysQuery},
+			route{"POST", v1 + "/user/keys/claim", true, c.UserKeysClaim},
+			route{"GET", v1 + "/user/devices/{userID}", true, c.UserDevices},
 		)
 	}
 	for _, rt := range routes {

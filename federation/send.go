@@ -93,8 +93,22 @@ func (c *Component) Send(r *http.Request) (any, error) {
 			log.WithField(fieldEventID, pdu.EventID()).WithField("reason", msg).Info("inbound PDU not accepted")
 		}
 	}
-	// EDUs (typing, receipts, presence, to-device, device lists) are not
-	// handled yet: they are acknowledged and dropped.
+	// Of the EDUs, to-device messages are handled; typing, receipts,
+	// presence and device lists are acknowledged and dropped for now.
+	for _, raw := range req.EDUs {
+		var edu struct {
+			Type    string          `json:"edu_type"`
+			Content json.RawMessage `json:"content"`
+		}
+		if json.Unmarshal(raw, &edu) != nil {
+			continue
+		}
+		if edu.Type == eduDirectToDevice {
+			if err := c.receiveToDevice(ctx, origin, edu.Content); err != nil {
+				return nil, err
+			}
+		}
+	}
 	js, err := json.Marshal(resp)
 	if err != nil {
 		return nil, err

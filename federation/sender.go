@@ -51,11 +51,13 @@ const (
 // outputBatch bounds the output events handled at once.
 const outputBatch = 64
 
-// queuedPDU is one message of the outbound stream.
+// queuedPDU is one message of the outbound stream: a PDU, or an EDU
+// (a gomatrixserverlib.EDU).
 type queuedPDU struct {
 	Destination string          `json:"destination"`
-	EventID     string          `json:"event_id"`
-	PDU         json.RawMessage `json:"pdu"`
+	EventID     string          `json:"event_id,omitempty"`
+	PDU         json.RawMessage `json:"pdu,omitempty"`
+	EDU         json.RawMessage `json:"edu,omitempty"`
 }
 
 // sender runs the outbound queue.
@@ -253,9 +255,18 @@ func (s *sender) sendTxn(ctx context.Context, dest string, msgs []bus.Message) e
 			s.c.log.WithError(err).Error("dropping undecodable outbound message")
 			continue
 		}
+		if q.EDU != nil {
+			var edu gomatrixserverlib.EDU
+			if err := json.Unmarshal(q.EDU, &edu); err != nil {
+				s.c.log.WithError(err).Error("dropping undecodable outbound EDU")
+				continue
+			}
+			txn.EDUs = append(txn.EDUs, edu)
+			continue
+		}
 		txn.PDUs = append(txn.PDUs, q.PDU)
 	}
-	if len(txn.PDUs) == 0 {
+	if len(txn.PDUs) == 0 && len(txn.EDUs) == 0 {
 		return nil
 	}
 	log := s.c.log.WithFields(map[string]any{fieldServer: dest, fieldTxnID: string(txn.TransactionID)})

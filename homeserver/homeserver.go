@@ -78,6 +78,11 @@ type Deps struct {
 	// RemoteRooms joins rooms of other servers and invites their users
 	// (the federation component). Nil: neither.
 	RemoteRooms fedapi.RemoteRooms
+	// RemoteKeys and RemoteToDevice reach other servers' users' keys and
+	// devices (the federation component). Nil: those users' keys are
+	// failures and their to-device messages dropped.
+	RemoteKeys     api.RemoteKeys
+	RemoteToDevice api.RemoteToDevice
 }
 
 // Component is the client-server API.
@@ -162,6 +167,7 @@ func New(deps Deps) (*Component, error) {
 	if deps.Rooms != nil {
 		kd.Rooms = deps.Rooms
 	}
+	kd.Remote, kd.RemoteToDevice = deps.RemoteKeys, deps.RemoteToDevice
 	c.keys = keys.New(kd)
 	pd := profile.Deps{ServerName: deps.Global.ServerName, Store: store, MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log}
 	if deps.Rooms != nil {
@@ -360,6 +366,10 @@ func (c *Component) Stop(ctx context.Context) error {
 // component's /openid/userinfo in the same process and for serving it on
 // the bus.
 func (c *Component) OpenID() api.OpenIDQuerier { return c.calls }
+
+// KeyServer answers other servers about local users' keys and delivers
+// their to-device messages (for the federation component).
+func (c *Component) KeyServer() api.KeyServer { return c.keys }
 
 // OutputListener returns what hears of the roomserver's output events as
 // soon as they are published, when the roomserver runs in this process

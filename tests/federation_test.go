@@ -471,6 +471,16 @@ func TestFederationInvite(t *testing.T) {
 	if _, err := bob.JoinRoomByID(ctx(), room); err != nil {
 		t.Fatalf("bob accepts: %v", err)
 	}
+	// The sync that brings the joined room carries its state, although
+	// its timeline starts at the invite, from before B had the room.
+	joined := bobSync.until("the joined room", func(r *mautrix.RespSync) bool { _, ok := r.Rooms.Join[room]; return ok })
+	hasName := false
+	for _, e := range joined.Rooms.Join[room].State.Events {
+		hasName = hasName || e.Type == event.StateRoomName
+	}
+	if !hasName {
+		t.Errorf("bob's sync of the joined room has no m.room.name in its state")
+	}
 	aliceSync.until("bob's join", func(r *mautrix.RespSync) bool { return syncHasMember(r, room, bob.UserID, event.MembershipJoin) })
 	sendText(t, bob, room, "thanks")
 	aliceSync.until("bob's message", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, room), "thanks") })

@@ -83,3 +83,69 @@ type KeyCounts struct {
 	OneTimeKeys    map[string]int `json:"one_time_keys"`
 	UnusedFallback []string       `json:"unused_fallback"`
 }
+
+// KeysQueryResult is a server's answer to a key query for its users (the
+// device_keys, master_keys and self_signing_keys of /keys/query and of
+// federation's /user/keys/query).
+type KeysQueryResult struct {
+	DeviceKeys      map[string]map[string]json.RawMessage `json:"device_keys"`
+	MasterKeys      map[string]json.RawMessage            `json:"master_keys,omitempty"`
+	SelfSigningKeys map[string]json.RawMessage            `json:"self_signing_keys,omitempty"`
+}
+
+// RemoteKeys asks other servers for their users' keys (federation's
+// /user/keys/query and /user/keys/claim). Each method answers for one
+// server; an error puts that server in the client's failures.
+type RemoteKeys interface {
+	// QueryKeys asks server for the keys of users (user id → device ids,
+	// empty for all).
+	QueryKeys(ctx context.Context, server string, users map[string][]string) (KeysQueryResult, error)
+	// ClaimKeys claims one-time keys (user → device → algorithm) and returns
+	// user → device → key id → key.
+	ClaimKeys(ctx context.Context, server string, claims map[string]map[string]string) (map[string]map[string]map[string]json.RawMessage, error)
+}
+
+// RemoteToDevice sends to-device messages to another server's users (the
+// m.direct_to_device EDU). messages maps user → device (or "*") →
+// content; messageID makes the delivery idempotent.
+type RemoteToDevice interface {
+	SendToDevice(ctx context.Context, server, sender, eventType, messageID string, messages map[string]map[string]json.RawMessage) error
+}
+
+// UserDevices is the answer to federation's /user/devices/{userId}.
+type UserDevices struct {
+	UserID         string          `json:"user_id"`
+	StreamID       int64           `json:"stream_id"`
+	Devices        []UserDevice    `json:"devices"`
+	MasterKey      json.RawMessage `json:"master_key,omitempty"`
+	SelfSigningKey json.RawMessage `json:"self_signing_key,omitempty"`
+}
+
+// UserDevice is one device of UserDevices.
+type UserDevice struct {
+	DeviceID string          `json:"device_id"`
+	Keys     json.RawMessage `json:"keys,omitempty"`
+}
+
+// Errors of KeyServer.
+var (
+	// ErrNotLocal: the user is not one of this server's.
+	ErrNotLocal = errors.New("not a user of this server")
+	// ErrTooLarge: the request asks for more than the limits allow.
+	ErrTooLarge = errors.New("request too large")
+)
+
+// KeyServer answers other servers about this server's users' end-to-end
+// encryption keys and delivers their to-device messages: what the
+// federation component asks of the client component.
+type KeyServer interface {
+	// QueryLocalKeys answers /user/keys/query for local users.
+	QueryLocalKeys(ctx context.Context, users map[string][]string) (KeysQueryResult, error)
+	// ClaimLocalKeys answers /user/keys/claim for local users.
+	ClaimLocalKeys(ctx context.Context, claims map[string]map[string]string) (map[string]map[string]map[string]json.RawMessage, error)
+	// LocalUserDevices answers /user/devices/{userId}.
+	LocalUserDevices(ctx context.Context, userID string) (UserDevices, error)
+	// ReceiveToDevice delivers an m.direct_to_device EDU from sender (a
+	// remote user) to local devices, once per messageID.
+	ReceiveToDevice(ctx context.Context, sender, eventType, messageID string, messages map[string]map[string]json.RawMessage) error
+}

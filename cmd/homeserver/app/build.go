@@ -46,6 +46,9 @@ func (a *App) buildLocked() (built, error) {
 	// openIDLater hands openID to the federation component, built before
 	// it is known.
 	openIDLater := &openIDRef{}
+	// keysLater hands the client component's key server to the
+	// federation component the same way.
+	keysLater := &keyServerRef{}
 	// The roomserver is built first: the client component holds it when
 	// both run here. It still starts after the client component
 	// (AllComponents' order); requests only arrive once every part has
@@ -68,6 +71,11 @@ func (a *App) buildLocked() (built, error) {
 		var err error
 		fd := federation.Deps{Global: &cfg.Global, Config: &cfg.Federation, DB: a.db, Bus: a.bus, Log: a.componentLog(Federation),
 			OpenID: openIDLater}
+		if a.run[Client] {
+			// Keys are answered by the client component of this process
+			// (no NATS transport of api.KeyServer yet).
+			fd.Keys = keysLater
+		}
 		if rs != nil {
 			fd.Rooms = rs
 		}
@@ -91,12 +99,16 @@ func (a *App) buildLocked() (built, error) {
 		if fed != nil && rs != nil {
 			hd.RemoteRooms = fed
 		}
+		if fed != nil {
+			hd.RemoteKeys, hd.RemoteToDevice = fed, fed
+		}
 		hs, err := homeserver.New(hd)
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Client, err)
 		}
 		tokens, openID = hs.Tokens(), hs.OpenID()
 		openIDLater.q = openID
+		keysLater.KeyServer = hs.KeyServer()
 		if rs != nil {
 			// In one process, sync hears of events as soon as the
 			// roomserver published them.
@@ -220,3 +232,8 @@ func (r *openIDRef) QueryOpenIDToken(ctx context.Context, token string) (string,
 	}
 	return r.q.QueryOpenIDToken(ctx, token)
 }
+
+// keyServerRef is the client component's key server, known after the
+// federation component that uses it is built: set before the parts
+// start, read only after.
+type keyServerRef struct{ api.KeyServer }

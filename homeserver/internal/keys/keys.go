@@ -14,13 +14,13 @@ package keys
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/config"
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/uia"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
@@ -37,31 +37,15 @@ type Notifier interface {
 	NotifyKeyCounts(userID, deviceID string)
 }
 
-// RemoteKeys asks other servers for their users' keys (federation's
-// /user/keys/query and /user/keys/claim). Each method answers for one
-// server; an error puts that server in the response's failures.
-type RemoteKeys interface {
-	// QueryKeys returns the server's answer to a /keys/query for users
-	// (user id → device ids, empty for all): the fields device_keys,
-	// master_keys, self_signing_keys of the response.
-	QueryKeys(ctx context.Context, server string, users map[string][]string) (RemoteQueryResult, error)
-	// ClaimKeys claims one-time keys (user → device → algorithm) and returns
-	// user → device → key id → key.
-	ClaimKeys(ctx context.Context, server string, claims map[string]map[string]string) (map[string]map[string]map[string]json.RawMessage, error)
-}
+// RemoteKeys asks other servers for their users' keys; the federation
+// component implements it.
+type RemoteKeys = hsapi.RemoteKeys
 
 // RemoteQueryResult is a remote server's answer to a key query.
-type RemoteQueryResult struct {
-	DeviceKeys      map[string]map[string]json.RawMessage
-	MasterKeys      map[string]json.RawMessage
-	SelfSigningKeys map[string]json.RawMessage
-}
+type RemoteQueryResult = hsapi.KeysQueryResult
 
-// RemoteToDevice sends to-device messages to another server's users (the
-// m.direct_to_device EDU). messages maps user → device (or "*") → content.
-type RemoteToDevice interface {
-	SendToDevice(ctx context.Context, server, sender, eventType, messageID string, messages map[string]map[string]json.RawMessage) error
-}
+// RemoteToDevice sends to-device messages to another server's users.
+type RemoteToDevice = hsapi.RemoteToDevice
 
 // RoomsOfUser is what /keys/changes asks of the roomserver: the rooms a
 // user is joined to.

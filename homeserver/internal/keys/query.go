@@ -70,7 +70,7 @@ func (h *Handlers) Query(r *http.Request) (any, error) {
 		}
 		remote[server][userID] = req.DeviceKeys[userID]
 	}
-	if err := h.queryLocal(r.Context(), requester, local, req.DeviceKeys, &resp); err != nil {
+	if err := h.queryLocal(r.Context(), requester, local, req.DeviceKeys, true, &resp); err != nil {
 		return nil, err
 	}
 	h.queryRemote(r.Context(), remote, &resp)
@@ -79,8 +79,8 @@ func (h *Handlers) Query(r *http.Request) (any, error) {
 
 // queryLocal adds local users' keys to resp (devices[user] lists the
 // devices asked for, all when empty), with the signatures requester may
-// see. The keys of all the users are read in a few batched queries.
-func (h *Handlers) queryLocal(ctx context.Context, requester string, users []string, devices map[string][]string, resp *queryResponse) error {
+// see, and the devices' display names when names is set. The keys of all the users are read in a few batched queries.
+func (h *Handlers) queryLocal(ctx context.Context, requester string, users []string, devices map[string][]string, names bool, resp *queryResponse) error {
 	if len(users) == 0 {
 		return nil
 	}
@@ -93,7 +93,7 @@ func (h *Handlers) queryLocal(ctx context.Context, requester string, users []str
 		sigsByUser[sg.TargetUserID] = append(sigsByUser[sg.TargetUserID], sg)
 	}
 	for _, userID := range users {
-		if err := h.addUserKeys(requester, userID, devices[userID], all, sigsByUser[userID], resp); err != nil {
+		if err := h.addUserKeys(requester, userID, devices[userID], names, all, sigsByUser[userID], resp); err != nil {
 			return err
 		}
 	}
@@ -101,7 +101,7 @@ func (h *Handlers) queryLocal(ctx context.Context, requester string, users []str
 }
 
 // addUserKeys adds one local user's keys to resp.
-func (h *Handlers) addUserKeys(requester, userID string, wanted []string, all storage.UsersKeys, sigs []storage.Signature, resp *queryResponse) error {
+func (h *Handlers) addUserKeys(requester, userID string, wanted []string, names bool, all storage.UsersKeys, sigs []storage.Signature, resp *queryResponse) error {
 	out := map[string]json.RawMessage{}
 	resp.DeviceKeys[userID] = out
 	want := map[string]bool{}
@@ -118,8 +118,10 @@ func (h *Handlers) addUserKeys(requester, userID string, wanted []string, all st
 		if err != nil {
 			return err
 		}
-		if obj, err = withDisplayName(obj, d.DisplayName); err != nil {
-			return err
+		if names {
+			if obj, err = withDisplayName(obj, d.DisplayName); err != nil {
+				return err
+			}
 		}
 		out[d.DeviceID] = obj
 	}

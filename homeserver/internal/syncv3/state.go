@@ -38,6 +38,17 @@ func (b *builder) state(ctx context.Context, roomID string, tl *roomTimeline, fu
 		if evs, err = at(); err != nil {
 			return nil, false, err
 		}
+		if !after && len(tl.events) > 0 && !hasCreate(evs) {
+			// The timeline starts before this server had the room (an
+			// invite received over federation, then a join that brought
+			// the room's state): the state before it is the invite's
+			// alone. The state at the end stands in, less what the
+			// timeline itself sets.
+			if evs, err = b.stateAfter(ctx, tl.end); err != nil {
+				return nil, false, err
+			}
+			evs = withoutKeysOf(evs, tl.events)
+		}
 	case tl.limited:
 		cur, err := at()
 		if err != nil {
@@ -184,6 +195,34 @@ func lastPerKey(evs []events.Event) []events.Event {
 	var out []events.Event
 	for i, e := range evs {
 		if e.IsState() && last[e.Key()] == i {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// hasCreate reports whether state holds the room's m.room.create event.
+func hasCreate(state []events.Event) bool {
+	for _, e := range state {
+		if e.Type == "m.room.create" && e.StateKey != nil && *e.StateKey == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutKeysOf returns state less the keys that timeline's state events
+// set.
+func withoutKeysOf(state, timeline []events.Event) []events.Event {
+	set := map[rsapi.StateKey]bool{}
+	for _, e := range timeline {
+		if e.IsState() {
+			set[rsapi.StateKey{Type: e.Type, StateKey: *e.StateKey}] = true
+		}
+	}
+	out := state[:0:0]
+	for _, e := range state {
+		if !set[rsapi.StateKey{Type: e.Type, StateKey: *e.StateKey}] {
 			out = append(out, e)
 		}
 	}
