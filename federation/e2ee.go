@@ -183,3 +183,77 @@ func (s *sender) queueEDU(ctx context.Context, dest, id string, edu gomatrixserv
 	q := queuedPDU{Destination: dest, EDU: raw}
 	return s.c.bus.Publish(ctx, bus.Subject(bus.SubjectFederationOutbound, destToken(dest)), eduQueued(dest, id), q)
 }
+
+// EDU types of device-list changes.
+const (
+	eduDeviceListUpdate = "m.device_list_update"
+	eduSigningKeyUpdate = "m.signing_key_update"
+)
+
+// deviceListUpdate is the content of an m.device_list_update EDU.
+type deviceListUpdate struct {
+	UserID   string  `json:"user_id"`
+	DeviceID string  `json:"device_id"`
+	StreamID int64   `json:"stream_id"`
+	PrevID   []int64 `json:"prev_id"`
+	Deleted  bool    `json:"deleted,omitempty"`
+}
+
+// SendDeviceListUpdate implements hsapi.DeviceListSender: the change is
+// queued, as an m.device_list_update EDU, for every allowed server with
+// members joined to a room the user is joined to. prev_id is left empty:
+// a server that keeps remote device lists then asks /user/devices again
+// (this server keeps none: its clients ask for keys afresh).
+func (c *Component) SendDeviceListUpdate(ctx context.Context, u hsapi.DeviceListUpdate) error {
+	if c.sender == nil {
+		return nil
+	}
+	rooms, err := c.rooms.RoomsOf(ctx, u.UserID, spec.Join)
+	if err != nil {
+		return fmt.Errorf("rooms of %s: %w", u.UserID, err)
+	}
+	dests := map[string]bool{}
+	for _, r := range rooms {
+		servers, err := c.rooms.JoinedServers(ctx, r)
+		if err != nil {
+			return fmt.Errorf("servers of %s: %w", r, err)
+		}
+		for _, s := range servers {
+			if s != string(c.serverName) && c.cfg.ServerAllowed(s) {
+				dests[s] = true
+			}
+		}
+	}
+	if len(dests) == 0 {
+		return nil
+	}
+	content, err := json.Marshal(deviceListUpdate{UserID: u.UserID, DeviceID: u.DeviceID, StreamID: u.StreamID, PrevID: []int64{}, Deleted: u.Deleted})
+	if err != nil {
+		return err
+	}
+	for d := range dests {
+		edu := gomatrixserverlib.EDU{Type: eduDeviceListUpdate, Origin: string(c.serverName), Destination: d, Content: content}
+		if err := c.sender.queueEDU(ctx, d, fmt.Sprintf("dl %s %d", u.UserID, u.StreamID), edu); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// receiveDeviceListUpdate hands an inbound m.device_list_update or
+// m.signing_key_update to the client component, when origin speaks for
+// the user.
+func (c *Component) receiveDeviceListUpdate(ctx context.Context, origin string, content json.RawMessage) error {
+	var d deviceListUpdate
+	if err := json.Unmarshal(content, &d); err != nil || d.UserID == "" {
+		return nil
+	}
+	if serverOf(d.UserID) != origin {
+		c.log.WithField(fieldOrigin, origin).Info("dropping a device-list EDU for a user of another server")
+		return nil
+	}
+	if c.e2ee == nil {
+		return nil
+	}
+	return c.e2ee.ReceiveDeviceListUpdate(ctx, d.UserID, d.DeviceID, d.Deleted)
+}

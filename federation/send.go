@@ -93,8 +93,9 @@ func (c *Component) Send(r *http.Request) (any, error) {
 			log.WithField(fieldEventID, pdu.EventID()).WithField("reason", msg).Info("inbound PDU not accepted")
 		}
 	}
-	// Of the EDUs, to-device messages are handled; typing, receipts,
-	// presence and device lists are acknowledged and dropped for now.
+	// Of the EDUs, to-device messages and device-list changes are
+	// handled; typing, receipts and presence are acknowledged and dropped
+	// for now.
 	for _, raw := range req.EDUs {
 		var edu struct {
 			Type    string          `json:"edu_type"`
@@ -103,10 +104,15 @@ func (c *Component) Send(r *http.Request) (any, error) {
 		if json.Unmarshal(raw, &edu) != nil {
 			continue
 		}
-		if edu.Type == eduDirectToDevice {
-			if err := c.receiveToDevice(ctx, origin, edu.Content); err != nil {
-				return nil, err
-			}
+		var err error
+		switch edu.Type {
+		case eduDirectToDevice:
+			err = c.receiveToDevice(ctx, origin, edu.Content)
+		case eduDeviceListUpdate, eduSigningKeyUpdate:
+			err = c.receiveDeviceListUpdate(ctx, origin, edu.Content)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	js, err := json.Marshal(resp)

@@ -83,6 +83,9 @@ type Deps struct {
 	// failures and their to-device messages dropped.
 	RemoteKeys     api.RemoteKeys
 	RemoteToDevice api.RemoteToDevice
+	// DeviceLists tells other servers of local users' device changes (the
+	// federation component). Nil: they are not told.
+	DeviceLists api.DeviceListSender
 }
 
 // Component is the client-server API.
@@ -153,6 +156,10 @@ func New(deps Deps) (*Component, error) {
 	}
 	if edus != nil {
 		keysNotifier = bridgeKeysNotifier{next: keysNotifier, edus: edus}
+	}
+	if deps.DeviceLists != nil {
+		keysNotifier = federatedKeysNotifier{next: keysNotifier, store: store, sender: deps.DeviceLists,
+			suffix: ":" + deps.Global.ServerName, log: deps.Log}
 	}
 	c.account = account.New(account.Deps{Global: deps.Global, Config: deps.Config, Store: store, Auth: authn, DeviceLists: keysNotifier,
 		AppServices: deps.AppServices})

@@ -13,8 +13,9 @@ import (
 // server for the other's device keys and one-time keys (passed on over
 // federation's /user/keys/query and /user/keys/claim), shares its Megolm
 // session by to-device messages that cross as m.direct_to_device EDUs,
-// and decrypts the other's messages. A device of either user that was
-// there when the room was joined takes part.
+// and decrypts the other's messages. A device logged in later on either
+// server is announced to the other (m.device_list_update, then
+// device_lists.changed) and takes part too.
 func TestFederationE2EE(t *testing.T) {
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a, b := f.Servers[fedA], f.Servers[fedB]
@@ -49,5 +50,19 @@ func TestFederationE2EE(t *testing.T) {
 				}
 			}
 		}
+
+		// A device of each user logged in after the room was joined.
+		bob3 := startE2EEDevice(t, "bob3", b.Login(bobC.UserID))
+		alice3 := startE2EEDevice(t, "alice3", a.Login(aliceC.UserID))
+		for _, d := range []*e2eeDevice{bob3, alice3} {
+			d.waitRoom(room, alice1, bob1)
+		}
+		for _, d := range []*e2eeDevice{alice1, alice2} {
+			eventually(t, d.name+" learns bob3 from device_lists.changed", func() bool { return d.knowsDevice(bobC.UserID, bob3.c.DeviceID) })
+		}
+		for _, d := range []*e2eeDevice{bob1, bob2} {
+			eventually(t, d.name+" learns alice3 from device_lists.changed", func() bool { return d.knowsDevice(aliceC.UserID, alice3.c.DeviceID) })
+		}
+		exchange(t, "with later devices", room, append(devices, bob3, alice3))
 	})
 }

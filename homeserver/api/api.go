@@ -148,4 +148,23 @@ type KeyServer interface {
 	// ReceiveToDevice delivers an m.direct_to_device EDU from sender (a
 	// remote user) to local devices, once per messageID.
 	ReceiveToDevice(ctx context.Context, sender, eventType, messageID string, messages map[string]map[string]json.RawMessage) error
+	// ReceiveDeviceListUpdate records a change of a remote user's device
+	// (m.device_list_update).
+	ReceiveDeviceListUpdate(ctx context.Context, userID, deviceID string, deleted bool) error
+}
+
+// DeviceListUpdate is a change of a local user's devices or cross-signing
+// keys, at StreamID of the device-list stream.
+type DeviceListUpdate struct {
+	UserID   string
+	DeviceID string
+	StreamID int64
+	Deleted  bool
+}
+
+// DeviceListSender tells the servers that share a room with a local user
+// of a change of their devices (m.device_list_update EDUs); the
+// federation component implements it.
+type DeviceListSender interface {
+	SendDeviceListUpdate(ctx context.Context, update DeviceListUpdate) error
 }

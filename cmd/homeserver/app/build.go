@@ -101,6 +101,9 @@ func (a *App) buildLocked() (built, error) {
 		}
 		if fed != nil {
 			hd.RemoteKeys, hd.RemoteToDevice = fed, fed
+			if rs != nil {
+				hd.DeviceLists = fed
+			}
 		}
 		hs, err := homeserver.New(hd)
 		if err != nil {

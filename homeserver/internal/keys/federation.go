@@ -136,3 +136,18 @@ func (h *Handlers) ReceiveToDevice(ctx context.Context, sender, eventType, messa
 	}
 	return nil
 }
+
+// ReceiveDeviceListUpdate records a change of a remote user's device (an
+// m.device_list_update EDU), for the device_lists.changed of the local
+// users who share a room with them: their clients then ask for the
+// user's keys again.
+func (h *Handlers) ReceiveDeviceListUpdate(ctx context.Context, userID, deviceID string, deleted bool) error {
+	if h.isLocal(userID) {
+		return nil
+	}
+	if _, err := h.store.RecordRemoteDeviceChange(ctx, userID, deviceID, deleted); err != nil {
+		return err
+	}
+	h.notify.NotifyDeviceListChange(userID)
+	return nil
+}

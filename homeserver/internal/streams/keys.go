@@ -10,6 +10,9 @@ import (
 type Positions interface {
 	ToDevicePos(ctx context.Context) (int64, error)
 	DeviceListPos(ctx context.Context) (int64, error)
+	// JoinedRoomsOf lists the rooms a user of any server is joined to,
+	// for waking the local users who share one with a remote user.
+	JoinedRoomsOf(ctx context.Context, userID string) ([]string, error)
 }
 
 // KeysNotifier is the E2EE relay's view of the notifier: it says who
@@ -41,7 +44,7 @@ func (k KeysNotifier) NotifyKeyCounts(userID, deviceID string) {
 }
 
 // NotifyDeviceListChange wakes the syncs of userID and everyone sharing a
-// room with them.
+// room with them (userID may be another server's).
 func (k KeysNotifier) NotifyDeviceListChange(userID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), positionTimeout)
 	defer cancel()
@@ -49,5 +52,13 @@ func (k KeysNotifier) NotifyDeviceListChange(userID string) {
 	if err != nil {
 		pos = 0
 	}
-	k.Notifier.OnDeviceListChange(userID, pos)
+	if k.Notifier.IsLocal(userID) {
+		k.Notifier.OnDeviceListChange(userID, pos)
+		return
+	}
+	rooms, err := k.Positions.JoinedRoomsOf(ctx, userID)
+	if err != nil {
+		rooms = nil // the position still moves: the next sync sees it
+	}
+	k.Notifier.OnRemoteDeviceListChange(rooms, pos)
 }

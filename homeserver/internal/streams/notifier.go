@@ -301,6 +301,19 @@ func (n *Notifier) OnDeviceListChange(userID string, pos int64) {
 	n.wakePeersLocked(userID)
 }
 
+// OnRemoteDeviceListChange records a change of a remote user's devices,
+// up to stream id pos, and wakes the local members of rooms (the rooms
+// the remote user is joined to: only local users' rooms are indexed
+// here).
+func (n *Notifier) OnRemoteDeviceListChange(rooms []string, pos int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.pos.DeviceLists = max(n.pos.DeviceLists, pos)
+	for _, r := range rooms {
+		n.wakeRoomLocked(r)
+	}
+}
+
 // recordMembershipLocked keeps a local user's membership row.
 func (n *Notifier) recordMembershipLocked(m storage.Membership) {
 	rows := n.memberships[m.UserID]

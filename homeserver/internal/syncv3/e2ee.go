@@ -143,6 +143,17 @@ func (b *builder) deviceLists(ctx context.Context, resp *response) error {
 		for _, u := range users {
 			if u == me || b.h.Notifier.SharesRoom(me, u) {
 				changed[u] = true
+				continue
+			}
+			if !b.h.Notifier.IsLocal(u) {
+				// Other servers' users are not indexed in memory.
+				shared, err := b.h.Store.ShareJoinedRoom(ctx, me, u)
+				if err != nil {
+					return err
+				}
+				if shared {
+					changed[u] = true
+				}
 			}
 		}
 	}
