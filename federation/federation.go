@@ -87,6 +87,9 @@ type Deps struct {
 	// /user/keys and /user/devices endpoints are not served and
 	// to-device EDUs are dropped.
 	Keys hsapi.KeyServer
+	// EDUs takes other servers' users' typing and read receipts (the
+	// client component). Nil: those EDUs are dropped.
+	EDUs hsapi.EDUReceiver
 }
 
 // Component is the server-server API.
@@ -102,6 +105,7 @@ type Component struct {
 	now        func() time.Time
 	openID     hsapi.OpenIDQuerier
 	e2ee       hsapi.KeyServer
+	edus       hsapi.EDUReceiver
 	// tripper and client send every outbound request.
 	tripper *transport.Tripper
 	client  fclient.FederationClient
@@ -136,6 +140,7 @@ func New(deps Deps) (*Component, error) {
 		now:        now,
 		openID:     deps.OpenID,
 		e2ee:       deps.Keys,
+		edus:       deps.EDUs,
 	}
 	if deps.DB != nil {
 		c.store = fedstorage.New(deps.DB)

@@ -93,9 +93,8 @@ func (c *Component) Send(r *http.Request) (any, error) {
 			log.WithField(fieldEventID, pdu.EventID()).WithField("reason", msg).Info("inbound PDU not accepted")
 		}
 	}
-	// Of the EDUs, to-device messages and device-list changes are
-	// handled; typing, receipts and presence are acknowledged and dropped
-	// for now.
+	// Of the EDUs, to-device messages, device-list changes, typing and
+	// receipts are handled; presence is acknowledged and dropped for now.
 	for _, raw := range req.EDUs {
 		var edu struct {
 			Type    string          `json:"edu_type"`
@@ -110,6 +109,10 @@ func (c *Component) Send(r *http.Request) (any, error) {
 			err = c.receiveToDevice(ctx, origin, edu.Content)
 		case eduDeviceListUpdate, eduSigningKeyUpdate:
 			err = c.receiveDeviceListUpdate(ctx, origin, edu.Content)
+		case eduTyping:
+			err = c.receiveTyping(ctx, origin, edu.Content)
+		case eduReceipt:
+			err = c.receiveReceipts(ctx, origin, edu.Content)
 		}
 		if err != nil {
 			return nil, err

@@ -86,6 +86,9 @@ type Deps struct {
 	// DeviceLists tells other servers of local users' device changes (the
 	// federation component). Nil: they are not told.
 	DeviceLists api.DeviceListSender
+	// EDUs tells other servers of local users' typing and read receipts
+	// (the federation component). Nil: they are not told.
+	EDUs api.EDUSender
 }
 
 // Component is the client-server API.
@@ -252,6 +255,7 @@ func (c *Component) buildSync(deps Deps, store *storage.Store, edus *eduPublishe
 	ed := ephemeral.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, AccountData: c.accountData,
 		Unread: pending, Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,
+		Federation: deps.EDUs, Log: deps.Log,
 	}
 	if edus != nil {
 		ed.Bridges = edus
@@ -373,6 +377,15 @@ func (c *Component) Stop(ctx context.Context) error {
 // component's /openid/userinfo in the same process and for serving it on
 // the bus.
 func (c *Component) OpenID() api.OpenIDQuerier { return c.calls }
+
+// EDUReceiver takes other servers' users' typing and read receipts (for
+// the federation component); nil when this component does not sync.
+func (c *Component) EDUReceiver() api.EDUReceiver {
+	if c.ephemeral == nil {
+		return nil
+	}
+	return c.ephemeral
+}
 
 // KeyServer answers other servers about local users' keys and delivers
 // their to-device messages (for the federation component).

@@ -136,8 +136,16 @@ type Federation struct {
 func startFederation(t testing.TB, dbURL func(testing.TB) string, names []string, mutate func(cfg *config.Config)) *Federation {
 	t.Helper()
 	f := &Federation{CA: newTestCA(t), Servers: map[string]*Server{}, Addrs: map[string]string{}}
+	taken := map[string]bool{}
 	for _, n := range names {
-		f.Addrs[n] = freePort(t)
+		// Each port is free when picked, but given back at once: the
+		// next pick must not land on it again.
+		addr := freePort(t)
+		for taken[addr] {
+			addr = freePort(t)
+		}
+		taken[addr] = true
+		f.Addrs[n] = addr
 	}
 	for _, n := range names {
 		name := n

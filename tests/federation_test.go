@@ -607,3 +607,83 @@ func TestFederationDirectory(t *testing.T) {
 		t.Errorf("timestamp_to_event: %d %v, want %s", status, body, msg)
 	}
 }
+
+// TestFederationTypingAndReceipts: alice (A) typing shows in bob's (B)
+// sync, and bob's read receipt in alice's, through m.typing and
+// m.receipt EDUs; a server cannot speak for another's users.
+func TestFederationTypingAndReceipts(t *testing.T) {
+	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
+		a, b := f.Servers[fedA], f.Servers[fedB]
+		alice, bob := a.Register("alice"), b.Register("bob")
+		room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
+		aliceSync, _ := newSyncer(t, alice, "")
+		bobSync, _ := newSyncer(t, bob, "")
+		if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+			t.Fatalf("bob joins over federation: %v", err)
+		}
+		bobSync.until("the joined room", func(r *mautrix.RespSync) bool { _, ok := r.Rooms.Join[room]; return ok })
+
+		ephemeral := func(r *mautrix.RespSync, typ event.Type) []*event.Event {
+			var out []*event.Event
+			if jr, ok := r.Rooms.Join[room]; ok {
+				for _, e := range jr.Ephemeral.Events {
+					if e.Type == typ {
+						out = append(out, e)
+					}
+				}
+			}
+			return out
+		}
+		if _, err := alice.UserTyping(ctx(), room, true, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		bobSync.until("alice typing", func(r *mautrix.RespSync) bool {
+			for _, e := range ephemeral(r, event.EphemeralEventTyping) {
+				_ = e.Content.ParseRaw(e.Type)
+				if slices.Contains(e.Content.AsTyping().UserIDs, alice.UserID) {
+					return true
+				}
+			}
+			return false
+		})
+
+		msg := sendText(t, alice, room, "read me")
+		bobSync.until("alice's message", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, room), "read me") })
+		if err := bob.SendReceipt(ctx(), room, msg, event.ReceiptTypeRead, nil); err != nil {
+			t.Fatal(err)
+		}
+		aliceSync.until("bob's receipt", func(r *mautrix.RespSync) bool {
+			for _, e := range ephemeral(r, event.EphemeralEventReceipt) {
+				_ = e.Content.ParseRaw(e.Type)
+				if _, ok := (*e.Content.AsReceipt())[msg][event.ReceiptTypeRead][bob.UserID]; ok {
+					return true
+				}
+			}
+			return false
+		})
+
+		// B may not speak for A's users: a typing EDU from B for alice is
+		// dropped.
+		if _, err := alice.UserTyping(ctx(), room, false, 0); err != nil {
+			t.Fatal(err)
+		}
+		status, _ := f.asServer(t, fedA, fedB, "PUT", "/_matrix/federation/v1/send/forged-typing", map[string]any{
+			"origin": fedB, "origin_server_ts": time.Now().UnixMilli(), "pdus": []any{},
+			"edus": []any{map[string]any{"edu_type": "m.typing", "content": map[string]any{"room_id": room, "user_id": alice.UserID, "typing": true}}},
+		})
+		if status != 200 {
+			t.Fatalf("transaction with a forged typing EDU: %d", status)
+		}
+		time.Sleep(300 * time.Millisecond)
+		full, err := alice.SyncRequest(ctx(), 0, "", "", true, event.PresenceOnline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ephemeral(full, event.EphemeralEventTyping) {
+			_ = e.Content.ParseRaw(e.Type)
+			if users := e.Content.AsTyping().UserIDs; len(users) != 0 {
+				t.Errorf("a typing EDU from B for a user of A was taken: typing %v", users)
+			}
+		}
+	})
+}

@@ -168,3 +168,18 @@ type DeviceListUpdate struct {
 type DeviceListSender interface {
 	SendDeviceListUpdate(ctx context.Context, update DeviceListUpdate) error
 }
+
+// EDUSender tells other servers of local users' typing and public read
+// receipts (m.typing and m.receipt EDUs); the federation component
+// implements it.
+type EDUSender interface {
+	SendTyping(ctx context.Context, roomID, userID string, typing bool, timeoutMS int64) error
+	SendReceipt(ctx context.Context, roomID, userID, receiptType, threadID, eventID string, ts int64) error
+}
+
+// EDUReceiver takes other servers' users' typing and read receipts, which
+// the federation component checked came from the users' own server.
+type EDUReceiver interface {
+	ReceiveTyping(ctx context.Context, roomID, userID string, typing bool) error
+	ReceiveReceipt(ctx context.Context, roomID, userID, receiptType, threadID, eventID string, ts int64) error
+}

@@ -49,6 +49,7 @@ func (a *App) buildLocked() (built, error) {
 	// keysLater hands the client component's key server to the
 	// federation component the same way.
 	keysLater := &keyServerRef{}
+	edusLater := &eduReceiverRef{}
 	// The roomserver is built first: the client component holds it when
 	// both run here. It still starts after the client component
 	// (AllComponents' order); requests only arrive once every part has
@@ -74,7 +75,7 @@ func (a *App) buildLocked() (built, error) {
 		if a.run[Client] {
 			// Keys are answered by the client component of this process
 			// (no NATS transport of api.KeyServer yet).
-			fd.Keys = keysLater
+			fd.Keys, fd.EDUs = keysLater, edusLater
 		}
 		if rs != nil {
 			fd.Rooms = rs
@@ -102,7 +103,7 @@ func (a *App) buildLocked() (built, error) {
 		if fed != nil {
 			hd.RemoteKeys, hd.RemoteToDevice = fed, fed
 			if rs != nil {
-				hd.DeviceLists = fed
+				hd.DeviceLists, hd.EDUs = fed, fed
 			}
 		}
 		hs, err := homeserver.New(hd)
@@ -112,6 +113,7 @@ func (a *App) buildLocked() (built, error) {
 		tokens, openID = hs.Tokens(), hs.OpenID()
 		openIDLater.q = openID
 		keysLater.KeyServer = hs.KeyServer()
+		edusLater.r = hs.EDUReceiver()
 		if rs != nil {
 			// In one process, sync hears of events as soon as the
 			// roomserver published them.
@@ -240,3 +242,24 @@ func (r *openIDRef) QueryOpenIDToken(ctx context.Context, token string) (string,
 // federation component that uses it is built: set before the parts
 // start, read only after.
 type keyServerRef struct{ api.KeyServer }
+
+// eduReceiverRef is the client component's receiver of typing and
+// receipts, known after the federation component is built; nil inside
+// when the client component does not sync.
+type eduReceiverRef struct{ r api.EDUReceiver }
+
+// ReceiveTyping implements api.EDUReceiver.
+func (e *eduReceiverRef) ReceiveTyping(ctx context.Context, roomID, userID string, typing bool) error {
+	if e.r == nil {
+		return nil
+	}
+	return e.r.ReceiveTyping(ctx, roomID, userID, typing)
+}
+
+// ReceiveReceipt implements api.EDUReceiver.
+func (e *eduReceiverRef) ReceiveReceipt(ctx context.Context, roomID, userID, typ, threadID, eventID string, ts int64) error {
+	if e.r == nil {
+		return nil
+	}
+	return e.r.ReceiveReceipt(ctx, roomID, userID, typ, threadID, eventID, ts)
+}

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
+	"github.com/sirupsen/logrus"
 	"net/http"
 	"time"
 
@@ -50,6 +52,10 @@ type Deps struct {
 	// presence, for the application services that receive ephemeral
 	// events (MSC2409).
 	Bridges EDUSink
+	// Federation, when set, tells other servers of local users' typing
+	// and public read receipts; Log then says when it fails.
+	Federation hsapi.EDUSender
+	Log        *logrus.Entry
 }
 
 // EDUSink hands ephemeral events on to the application services.
@@ -115,6 +121,11 @@ func (h *Handlers) SetTyping(r *http.Request) (any, error) {
 	h.Typing.Set(roomID, userID, *body.Typing, timeout)
 	if h.Bridges != nil {
 		h.Bridges.Typing(r.Context(), roomID, h.Typing.Typing(roomID))
+	}
+	if h.Federation != nil {
+		if err := h.Federation.SendTyping(r.Context(), roomID, userID, *body.Typing, timeout.Milliseconds()); err != nil {
+			h.Log.WithError(err).Warn("queue typing for other servers")
+		}
 	}
 	return struct{}{}, nil
 }

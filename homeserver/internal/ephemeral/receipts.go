@@ -121,6 +121,11 @@ func (h *Handlers) putReceipt(ctx context.Context, userID, roomID, typ, thread, 
 		if h.Bridges != nil && typ != "m.read.private" {
 			h.Bridges.Receipt(ctx, roomID, userID, typ, thread, eventID, ts)
 		}
+		if h.Federation != nil && typ == receiptRead {
+			if err := h.Federation.SendReceipt(ctx, roomID, userID, typ, thread, eventID, ts); err != nil {
+				h.Log.WithError(err).Warn("queue a receipt for other servers")
+			}
+		}
 	}
 	return nil
 }

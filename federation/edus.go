@@ -1,0 +1,136 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/matrix-org/gomatrixserverlib"
+)
+
+// Typing notifications and read receipts between servers: a local user's
+// go to the servers with members in the room, as m.typing and m.receipt
+// EDUs on the outbound queue; another server's are taken when the server
+// speaks for its own user in a room it is in.
+
+// EDU types of typing and receipts.
+const (
+	eduTyping  = "m.typing"
+	eduReceipt = "m.receipt"
+)
+
+// typingEDU is the content of an m.typing EDU.
+type typingEDU struct {
+	RoomID string `json:"room_id"`
+	UserID string `json:"user_id"`
+	Typing bool   `json:"typing"`
+}
+
+// receiptData is one user's receipt in an m.receipt EDU.
+type receiptData struct {
+	EventIDs []string `json:"event_ids"`
+	Data     struct {
+		TS       int64  `json:"ts"`
+		ThreadID string `json:"thread_id,omitempty"`
+	} `json:"data"`
+}
+
+// roomDestinations returns the allowed servers, other than this one, with
+// members joined to roomID.
+func (c *Component) roomDestinations(ctx context.Context, roomID string) ([]string, error) {
+	servers, err := c.rooms.JoinedServers(ctx, roomID)
+	if err != nil {
+		return nil, fmt.Errorf("servers of %s: %w", roomID, err)
+	}
+	var out []string
+	for _, s := range servers {
+		if s != string(c.serverName) && c.cfg.ServerAllowed(s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// queueRoomEDU queues an EDU of roomID for the servers in it; id is
+// unique to the EDU.
+func (c *Component) queueRoomEDU(ctx context.Context, roomID, typ, id string, content any) error {
+	if c.sender == nil {
+		return nil
+	}
+	dests, err := c.roomDestinations(ctx, roomID)
+	if err != nil || len(dests) == 0 {
+		return err
+	}
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", typ, err)
+	}
+	for _, d := range dests {
+		edu := gomatrixserverlib.EDU{Type: typ, Origin: string(c.serverName), Destination: d, Content: raw}
+		if err := c.sender.queueEDU(ctx, d, id, edu); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SendTyping implements hsapi.EDUSender.
+func (c *Component) SendTyping(ctx context.Context, roomID, userID string, typing bool, _ int64) error {
+	id := fmt.Sprintf("typing %s %s %d", roomID, userID, c.now().UnixNano())
+	return c.queueRoomEDU(ctx, roomID, eduTyping, id, typingEDU{RoomID: roomID, UserID: userID, Typing: typing})
+}
+
+// SendReceipt implements hsapi.EDUSender.
+func (c *Component) SendReceipt(ctx context.Context, roomID, userID, typ, threadID, eventID string, ts int64) error {
+	var r receiptData
+	r.EventIDs = []string{eventID}
+	r.Data.TS, r.Data.ThreadID = ts, threadID
+	content := map[string]map[string]map[string]receiptData{roomID: {typ: {userID: r}}}
+	return c.queueRoomEDU(ctx, roomID, eduReceipt, fmt.Sprintf("receipt %s %s %s %s", roomID, userID, typ, eventID), content)
+}
+
+// originInRoom reports whether origin has members joined to roomID.
+func (c *Component) originInRoom(ctx context.Context, origin, roomID string) bool {
+	servers, err := c.rooms.JoinedServers(ctx, roomID)
+	return err == nil && slices.Contains(servers, origin)
+}
+
+// receiveTyping takes an inbound m.typing EDU.
+func (c *Component) receiveTyping(ctx context.Context, origin string, content json.RawMessage) error {
+	var t typingEDU
+	if err := json.Unmarshal(content, &t); err != nil || t.RoomID == "" || serverOf(t.UserID) != origin {
+		return nil
+	}
+	if c.edus == nil || !c.originInRoom(ctx, origin, t.RoomID) {
+		return nil
+	}
+	return c.edus.ReceiveTyping(ctx, t.RoomID, t.UserID, t.Typing)
+}
+
+// receiveReceipts takes an inbound m.receipt EDU: the receipts of the
+// origin's own users, in rooms the origin is in.
+func (c *Component) receiveReceipts(ctx context.Context, origin string, content json.RawMessage) error {
+	var rooms map[string]map[string]map[string]receiptData
+	if err := json.Unmarshal(content, &rooms); err != nil || c.edus == nil {
+		return nil
+	}
+	for roomID, types := range rooms {
+		if !c.originInRoom(ctx, origin, roomID) {
+			continue
+		}
+		for typ, users := range types {
+			for userID, r := range users {
+				if serverOf(userID) != origin {
+					continue
+				}
+				for _, eventID := range r.EventIDs {
+					if err := c.edus.ReceiveReceipt(ctx, roomID, userID, typ, r.Data.ThreadID, eventID, r.Data.TS); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
