@@ -90,6 +90,9 @@ type Deps struct {
 	// EDUs takes other servers' users' typing and read receipts (the
 	// client component). Nil: those EDUs are dropped.
 	EDUs hsapi.EDUReceiver
+	// Profiles answers /query/profile (the client component). Nil: not
+	// served.
+	Profiles hsapi.ProfileServer
 }
 
 // Component is the server-server API.
@@ -106,6 +109,7 @@ type Component struct {
 	openID     hsapi.OpenIDQuerier
 	e2ee       hsapi.KeyServer
 	edus       hsapi.EDUReceiver
+	profiles   hsapi.ProfileServer
 	// tripper and client send every outbound request.
 	tripper *transport.Tripper
 	client  fclient.FederationClient
@@ -141,6 +145,7 @@ func New(deps Deps) (*Component, error) {
 		openID:     deps.OpenID,
 		e2ee:       deps.Keys,
 		edus:       deps.EDUs,
+		profiles:   deps.Profiles,
 	}
 	if deps.DB != nil {
 		c.store = fedstorage.New(deps.DB)
@@ -228,6 +233,9 @@ func (c *Component) Mount(r chi.Router) {
 			route{"POST", v1 + "/publicRooms", true, c.PublicRooms},
 			route{"GET", v1 + "/timestamp_to_event/{roomID}", true, c.TimestampToEvent},
 		)
+	}
+	if c.profiles != nil {
+		routes = append(routes, route{"GET", v1 + "/query/profile", true, c.QueryProfileHandler})
 	}
 	if c.e2ee != nil {
 		routes = append(routes,

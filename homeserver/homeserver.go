@@ -89,6 +89,9 @@ type Deps struct {
 	// EDUs tells other servers of local users' typing and read receipts
 	// (the federation component). Nil: they are not told.
 	EDUs api.EDUSender
+	// RemoteProfiles looks up other servers' users' profiles (the
+	// federation component). Nil: they answer 404.
+	RemoteProfiles api.RemoteProfiles
 }
 
 // Component is the client-server API.
@@ -179,7 +182,8 @@ func New(deps Deps) (*Component, error) {
 	}
 	kd.Remote, kd.RemoteToDevice = deps.RemoteKeys, deps.RemoteToDevice
 	c.keys = keys.New(kd)
-	pd := profile.Deps{ServerName: deps.Global.ServerName, Store: store, MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log}
+	pd := profile.Deps{ServerName: deps.Global.ServerName, Store: store, MaxRequestBytes: deps.Config.MaxRequestBytes,
+		Remote: deps.RemoteProfiles, Log: deps.Log}
 	if deps.Rooms != nil {
 		c.propagator = profile.NewPropagator(deps.Rooms, store, deps.Log, 0, 0)
 		pd.Propagator = c.propagator
@@ -386,6 +390,10 @@ func (c *Component) EDUReceiver() api.EDUReceiver {
 	}
 	return c.ephemeral
 }
+
+// ProfileServer answers other servers' profile queries (for the
+// federation component).
+func (c *Component) ProfileServer() api.ProfileServer { return c.profile }
 
 // KeyServer answers other servers about local users' keys and delivers
 // their to-device messages (for the federation component).

@@ -687,3 +687,28 @@ func TestFederationTypingAndReceipts(t *testing.T) {
 		}
 	})
 }
+
+// TestFederationProfile: a user of B reads the profile of a user of A
+// through B, which asks A (/query/profile); a user A does not have is 404.
+func TestFederationProfile(t *testing.T) {
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
+	a, b := f.Servers[fedA], f.Servers[fedB]
+	alice, bob := a.Register("alice"), b.Register("bob")
+	if err := alice.SetDisplayName(ctx(), "Alice of A"); err != nil {
+		t.Fatal(err)
+	}
+	r := b.Do("GET", "/_matrix/client/v3/profile/"+url.PathEscape(alice.UserID.String()), bob.AccessToken, nil).Expect(t, 200, "")
+	if r.Body["displayname"] != "Alice of A" {
+		t.Errorf("alice's profile seen from B = %v", r.Body)
+	}
+	r = b.Do("GET", "/_matrix/client/v3/profile/"+url.PathEscape(alice.UserID.String())+"/displayname", bob.AccessToken, nil).Expect(t, 200, "")
+	if r.Body["displayname"] != "Alice of A" {
+		t.Errorf("alice's display name seen from B = %v", r.Body)
+	}
+	b.Do("GET", "/_matrix/client/v3/profile/"+url.PathEscape("@nobody:"+fedA), bob.AccessToken, nil).Expect(t, 404, "M_NOT_FOUND")
+	b.Do("GET", "/_matrix/client/v3/profile/"+url.PathEscape(alice.UserID.String())+"/avatar_url", bob.AccessToken, nil).Expect(t, 404, "M_NOT_FOUND")
+	// Over federation directly, a user of another server is refused.
+	if status, _ := f.asServer(t, fedA, fedB, "GET", "/_matrix/federation/v1/query/profile?user_id="+url.QueryEscape(bob.UserID.String()), nil); status != 400 {
+		t.Errorf("/query/profile for a user of another server = %d, want 400", status)
+	}
+}

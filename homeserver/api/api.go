@@ -183,3 +183,21 @@ type EDUReceiver interface {
 	ReceiveTyping(ctx context.Context, roomID, userID string, typing bool) error
 	ReceiveReceipt(ctx context.Context, roomID, userID, receiptType, threadID, eventID string, ts int64) error
 }
+
+// ErrNotFound: what was asked for does not exist (a profile, a field).
+var ErrNotFound = errors.New("not found")
+
+// RemoteProfiles looks up other servers' users' profiles (federation's
+// /query/profile); the federation component implements it.
+type RemoteProfiles interface {
+	// QueryProfile returns userID's profile fields (field alone when not
+	// empty), or ErrNotFound when the user's server says there is none.
+	QueryProfile(ctx context.Context, userID, field string) (map[string]json.RawMessage, error)
+}
+
+// ProfileServer answers other servers' profile queries about local users.
+type ProfileServer interface {
+	// LocalProfile returns a local user's profile fields (field alone
+	// when not empty), ErrNotLocal or ErrNotFound.
+	LocalProfile(ctx context.Context, userID, field string) (map[string]json.RawMessage, error)
+}

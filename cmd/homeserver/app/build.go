@@ -50,6 +50,7 @@ func (a *App) buildLocked() (built, error) {
 	// federation component the same way.
 	keysLater := &keyServerRef{}
 	edusLater := &eduReceiverRef{}
+	profilesLater := &profileServerRef{}
 	// The roomserver is built first: the client component holds it when
 	// both run here. It still starts after the client component
 	// (AllComponents' order); requests only arrive once every part has
@@ -75,7 +76,7 @@ func (a *App) buildLocked() (built, error) {
 		if a.run[Client] {
 			// Keys are answered by the client component of this process
 			// (no NATS transport of api.KeyServer yet).
-			fd.Keys, fd.EDUs = keysLater, edusLater
+			fd.Keys, fd.EDUs, fd.Profiles = keysLater, edusLater, profilesLater
 		}
 		if rs != nil {
 			fd.Rooms = rs
@@ -101,7 +102,7 @@ func (a *App) buildLocked() (built, error) {
 			hd.RemoteRooms = fed
 		}
 		if fed != nil {
-			hd.RemoteKeys, hd.RemoteToDevice = fed, fed
+			hd.RemoteKeys, hd.RemoteToDevice, hd.RemoteProfiles = fed, fed, fed
 			if rs != nil {
 				hd.DeviceLists, hd.EDUs = fed, fed
 			}
@@ -114,6 +115,7 @@ func (a *App) buildLocked() (built, error) {
 		openIDLater.q = openID
 		keysLater.KeyServer = hs.KeyServer()
 		edusLater.r = hs.EDUReceiver()
+		profilesLater.ProfileServer = hs.ProfileServer()
 		if rs != nil {
 			// In one process, sync hears of events as soon as the
 			// roomserver published them.
@@ -263,3 +265,7 @@ func (e *eduReceiverRef) ReceiveReceipt(ctx context.Context, roomID, userID, typ
 	}
 	return e.r.ReceiveReceipt(ctx, roomID, userID, typ, threadID, eventID, ts)
 }
+
+// profileServerRef is the client component's profile server, known after
+// the federation component is built.
+type profileServerRef struct{ api.ProfileServer }

@@ -3,8 +3,8 @@
 // carries display name and avatar changes into the member events of every
 // room the user is joined to (propagate.go), as Synapse does.
 //
-// Profiles of remote users need federation, which does not exist yet:
-// they answer 404.
+// Profiles of other servers' users are asked of their server (Deps.Remote,
+// the federation component), as Synapse does.
 package profile
 
 import (
@@ -17,6 +17,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
@@ -48,7 +49,10 @@ type Deps struct {
 	// Propagator carries display name and avatar changes into member
 	// events; nil when this process serves no rooms.
 	Propagator *Propagator
-	Log        *logrus.Entry
+	// Remote looks up other servers' users' profiles; nil: they answer
+	// 404.
+	Remote hsapi.RemoteProfiles
+	Log    *logrus.Entry
 }
 
 // Handlers serves the profile endpoints.
@@ -73,16 +77,76 @@ func (h *Handlers) localUser(ctx context.Context, userID string) error {
 // Get is GET /profile/{userID}: every field.
 func (h *Handlers) Get(r *http.Request) (any, error) {
 	userID := httputil.PathParam(r, "userID")
+	if h.isRemote(userID) {
+		return h.remote(r.Context(), userID, "")
+	}
 	if err := h.localUser(r.Context(), userID); err != nil {
 		return nil, err
 	}
 	return h.Store.ProfileFields(r.Context(), userID)
 }
 
+// isRemote reports whether userID is another server's user whose server
+// can be asked.
+func (h *Handlers) isRemote(userID string) bool {
+	_, server, ok := strings.Cut(userID, ":")
+	return h.Remote != nil && ok && strings.HasPrefix(userID, "@") && server != h.ServerName
+}
+
+// remote asks userID's server for their profile (field alone when not
+// empty): 404 when it has none, 502 when it cannot be asked.
+func (h *Handlers) remote(ctx context.Context, userID, field string) (map[string]json.RawMessage, error) {
+	fields, err := h.Remote.QueryProfile(ctx, userID, field)
+	if errors.Is(err, hsapi.ErrNotFound) {
+		return nil, httputil.NotFound("profile not found")
+	}
+	if err != nil {
+		h.Log.WithError(err).Info("remote profile lookup failed")
+		return nil, httputil.Errorf(httputil.CodeUnknown, "failed to fetch the profile").WithStatus(http.StatusBadGateway)
+	}
+	if field != "" {
+		v, ok := fields[field]
+		if !ok {
+			return nil, httputil.NotFound("profile field not set")
+		}
+		return map[string]json.RawMessage{field: v}, nil
+	}
+	return fields, nil
+}
+
+// LocalProfile implements hsapi.ProfileServer.
+func (h *Handlers) LocalProfile(ctx context.Context, userID, field string) (map[string]json.RawMessage, error) {
+	if !strings.HasPrefix(userID, "@") || !strings.HasSuffix(userID, ":"+h.ServerName) {
+		return nil, hsapi.ErrNotLocal
+	}
+	a, err := h.Store.Account(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && a.Deactivated) {
+		return nil, hsapi.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	fields, err := h.Store.ProfileFields(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if field == "" {
+		return fields, nil
+	}
+	v, ok := fields[field]
+	if !ok {
+		return nil, hsapi.ErrNotFound
+	}
+	return map[string]json.RawMessage{field: v}, nil
+}
+
 // GetField is GET /profile/{userID}/{keyName}: {keyName: value}, 404
 // when the field is not set.
 func (h *Handlers) GetField(r *http.Request) (any, error) {
 	userID, key := httputil.PathParam(r, "userID"), httputil.PathParam(r, "keyName")
+	if h.isRemote(userID) {
+		return h.remote(r.Context(), userID, key)
+	}
 	if err := h.localUser(r.Context(), userID); err != nil {
 		return nil, err
 	}
