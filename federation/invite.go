@@ -96,7 +96,7 @@ func (c *Component) inRoom(ctx context.Context, roomID string) (bool, error) {
 // extremities (the auth rules decide whether sender may), signed, sent
 // to the target's server (v2 invite, with the room's stripped state, the
 // create event in full), and once countersigned there, accepted here.
-func (c *Component) InviteRemote(ctx context.Context, roomID, sender, target, reason string) error {
+func (c *Component) InviteRemote(ctx context.Context, roomID, sender, target string, extra map[string]any) error {
 	dest := serverOf(target)
 	if dest == "" || dest == string(c.serverName) {
 		return fmt.Errorf("invite %s: not a remote user", target)
@@ -104,11 +104,15 @@ func (c *Component) InviteRemote(ctx context.Context, roomID, sender, target, re
 	if !c.cfg.ServerAllowed(dest) {
 		return fmt.Errorf("invite %s: %w", target, fedapi.ErrNoServer)
 	}
-	content := map[string]string{"membership": spec.Invite}
-	if reason != "" {
-		content["reason"] = reason
+	content := map[string]any{}
+	for k, v := range extra {
+		content[k] = v
 	}
-	raw, _ := json.Marshal(content)
+	content["membership"] = spec.Invite
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return fmt.Errorf("encode invite: %w", err)
+	}
 	tmpl, err := c.rooms.EventTemplate(ctx, roomID, rsapi.ProtoEvent{Type: spec.MRoomMember, StateKey: &target, Sender: sender, Content: raw})
 	if err != nil {
 		return err

@@ -497,6 +497,27 @@ func TestFederationInvite(t *testing.T) {
 	aliceSync.until("bob's rejection", func(r *mautrix.RespSync) bool { return syncHasMember(r, other, bob.UserID, event.MembershipLeave) })
 	bobSync.until("the rejected room among bob's left rooms", func(r *mautrix.RespSync) bool { _, ok := r.Rooms.Leave[other]; return ok })
 
+	// createRoom with a user of B in its invite list (a direct chat, as
+	// Element starts one): the invite reaches B, is_direct kept, and the
+	// invitee gets the creators' power of trusted_private_chat.
+	dm := createRoom(t, a, alice, map[string]any{"preset": "trusted_private_chat", "is_direct": true, "invite": []string{bob.UserID.String()}})
+	resp = bobSync.until("the direct chat's invite", func(r *mautrix.RespSync) bool { _, ok := r.Rooms.Invite[dm]; return ok })
+	direct := false
+	for _, e := range resp.Rooms.Invite[dm].State.Events {
+		_ = e.Content.ParseRaw(e.Type)
+		if e.Type == event.StateMember && e.GetStateKey() == bob.UserID.String() {
+			direct = e.Content.AsMember().IsDirect
+		}
+	}
+	if !direct {
+		t.Errorf("the direct chat's invite lacks is_direct")
+	}
+	if _, err := bob.JoinRoomByID(ctx(), dm); err != nil {
+		t.Fatalf("bob accepts the direct chat: %v", err)
+	}
+	sendText(t, bob, dm, "hello from B")
+	aliceSync.until("bob's message in the direct chat", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, dm), "hello from B") })
+
 	// C is off A's list: no invite is sent there.
 	if _, err := alice.InviteUser(ctx(), room, &mautrix.ReqInviteUser{UserID: id.UserID("@carol:" + fedC)}); errcode(err) != "M_FORBIDDEN" {
 		t.Errorf("invite to a server off the list: %v", err)

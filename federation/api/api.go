@@ -20,9 +20,10 @@ type RemoteJoiner interface {
 // RemoteInviter invites users of other servers.
 type RemoteInviter interface {
 	// InviteRemote invites target (a user of another server) to roomID
-	// on behalf of sender (a local user). The auth rules' refusal is a
+	// on behalf of sender (a local user); content is the invite's content
+	// besides membership (reason, is_direct). The auth rules' refusal is a
 	// roomserver/api NotAllowedError.
-	InviteRemote(ctx context.Context, roomID, sender, target, reason string) error
+	InviteRemote(ctx context.Context, roomID, sender, target string, content map[string]any) error
 }
 
 // RemoteLeaver rejects invites to rooms this server is not in.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib"
 
@@ -101,6 +102,22 @@ func (h *Handlers) CreateRoom(r *http.Request) (any, error) {
 	}
 	if h.dir != nil {
 		if err := h.dir.PublishNewRoom(r.Context(), roomID, dev.UserID, alias, req.Visibility == "public"); err != nil {
+			return nil, err
+		}
+	}
+	// Users of other servers are invited now, one by one, as Synapse
+	// does: the room exists whatever their servers answer.
+	invited := map[string]bool{}
+	for _, inv := range req.Invite {
+		if inv == dev.UserID || h.isLocalUser(inv) || invited[inv] {
+			continue
+		}
+		invited[inv] = true
+		extra := map[string]any{}
+		if req.IsDirect {
+			extra["is_direct"] = true
+		}
+		if err := h.inviteRemote(r.Context(), roomID, dev.UserID, inv, extra); err != nil {
 			return nil, err
 		}
 	}
@@ -312,6 +329,11 @@ func (h *Handlers) buildCreateRoom(creator string, req createRoomRequest, alias 
 		}
 	}
 	for _, inv := range invitees {
+		if !h.isLocalUser(inv) {
+			// Invited over federation once the room exists
+			// (CreateRoom): the invitee's server must sign the event.
+			continue
+		}
 		content := map[string]any{"membership": membershipInvite}
 		if req.IsDirect {
 			content["is_direct"] = true
@@ -325,8 +347,8 @@ func (h *Handlers) buildCreateRoom(creator string, req createRoomRequest, alias 
 	return api.CreateRoomRequest{RoomVersion: version, Creator: creator, CreateContent: rawCreate, Events: events}, nil
 }
 
-// invitees checks createRoom's invite list: valid user ids of this server
-// (an invite to another server needs federation), the creator and
+// invitees checks createRoom's invite list: valid user ids (of other
+// servers only when federation is there to invite them), the creator and
 // duplicates left out, order kept.
 func (h *Handlers) invitees(creator string, list []string) ([]string, error) {
 	var out []string
@@ -335,7 +357,7 @@ func (h *Handlers) invitees(creator string, list []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if string(u.Domain()) != h.global.ServerName {
+		if string(u.Domain()) != h.global.ServerName && h.remote == nil {
 			return nil, errRemoteInvite()
 		}
 		if id != creator {
@@ -345,8 +367,13 @@ func (h *Handlers) invitees(creator string, list []string) ([]string, error) {
 	return out, nil
 }
 
-// errRemoteInvite refuses invites to users of other servers until
-// federation can deliver them (the invitee's server must countersign).
+// isLocalUser reports whether userID is one of this server's users.
+func (h *Handlers) isLocalUser(userID string) bool {
+	return strings.HasSuffix(userID, ":"+h.global.ServerName)
+}
+
+// errRemoteInvite refuses invites to users of other servers when
+// federation cannot deliver them (the invitee's server must countersign).
 func errRemoteInvite() error {
 	return httputil.Forbidden("inviting users of other servers is not supported yet")
 }

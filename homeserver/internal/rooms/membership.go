@@ -88,7 +88,7 @@ func (h *Handlers) Invite(r *http.Request) (any, error) {
 		if h.remote == nil {
 			return nil, errRemoteInvite()
 		}
-		if err := h.inviteRemote(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, req.UserID, req.Reason); err != nil {
+		if err := h.inviteRemote(r.Context(), httputil.PathParam(r, "roomID"), dev.UserID, req.UserID, reasonContent(req.Reason)); err != nil {
 			return nil, err
 		}
 		return struct{}{}, nil
@@ -430,14 +430,14 @@ func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (j
 }
 
 // inviteRemote invites a user of another server over federation.
-func (h *Handlers) inviteRemote(ctx context.Context, roomID, sender, target, reason string) error {
+func (h *Handlers) inviteRemote(ctx context.Context, roomID, sender, target string, content map[string]any) error {
 	// The same answers as a local invite for who may not invite.
 	if m, err := h.currentMembership(ctx, roomID, target); err != nil {
 		return err
 	} else if m == membershipJoin || m == membershipBan {
 		return httputil.Forbidden("%s is already %s", target, m)
 	}
-	err := h.remote.InviteRemote(ctx, roomID, sender, target, reason)
+	err := h.remote.InviteRemote(ctx, roomID, sender, target, content)
 	var na *api.NotAllowedError
 	switch {
 	case errors.Is(err, api.ErrRoomNotFound):
@@ -452,4 +452,13 @@ func (h *Handlers) inviteRemote(ctx context.Context, roomID, sender, target, rea
 		return fmt.Errorf("invite over federation: %w", err)
 	}
 	return nil
+}
+
+// reasonContent is the member event content besides membership that a
+// reason makes.
+func reasonContent(reason string) map[string]any {
+	if reason == "" {
+		return nil
+	}
+	return map[string]any{"reason": reason}
 }
