@@ -90,10 +90,15 @@ func (c *Component) SendReceipt(ctx context.Context, roomID, userID, typ, thread
 	return c.queueRoomEDU(ctx, roomID, eduReceipt, fmt.Sprintf("receipt %s %s %s %s", roomID, userID, typ, eventID), content)
 }
 
-// originInRoom reports whether origin has members joined to roomID.
+// originInRoom reports whether origin has members joined to roomID and
+// the room's server ACL lets it take part.
 func (c *Component) originInRoom(ctx context.Context, origin, roomID string) bool {
 	servers, err := c.rooms.JoinedServers(ctx, roomID)
-	return err == nil && slices.Contains(servers, origin)
+	if err != nil || !slices.Contains(servers, origin) {
+		return false
+	}
+	ok, err := c.aclAllows(ctx, roomID, origin)
+	return err == nil && ok
 }
 
 // receiveTyping takes an inbound m.typing EDU.

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -245,7 +246,11 @@ func (c *Component) Mount(r chi.Router) {
 		)
 	}
 	for _, rt := range routes {
-		h := httputil.Handle(rt.h)
+		hf := rt.h
+		if rt.signed && strings.Contains(rt.path, "{roomID}") {
+			hf = c.RequireACL(hf)
+		}
+		h := httputil.Handle(hf)
 		if rt.signed {
 			h = c.RequireSignature(h)
 		}

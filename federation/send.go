@@ -81,6 +81,12 @@ func (c *Component) Send(r *http.Request) (any, error) {
 			resp.PDUs[pdu.EventID()] = fclient.PDUResult{Error: bad.reason}
 			continue
 		}
+		if ok, err := c.aclAllows(ctx, head.RoomID, origin); err != nil {
+			return nil, err
+		} else if !ok {
+			resp.PDUs[pdu.EventID()] = fclient.PDUResult{Error: "denied by the room's server ACL"}
+			continue
+		}
 		if err := c.fetchMissing(ctx, originOf(r), v, pdu); err != nil {
 			return nil, err
 		}

@@ -733,3 +733,29 @@ func TestFederationProfile(t *testing.T) {
 		t.Errorf("/query/profile for a user of another server = %d, want 400", status)
 	}
 }
+
+// TestFederationServerACL: a room whose m.room.server_acl leaves B out
+// refuses B's join and its requests about the room; B's users cannot
+// join through A.
+func TestFederationServerACL(t *testing.T) {
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
+	a, b := f.Servers[fedA], f.Servers[fedB]
+	alice, bob := a.Register("alice"), b.Register("bob")
+	room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
+	makeJoin := "/_matrix/federation/v1/make_join/" + url.PathEscape(room.String()) + "/" + url.PathEscape(bob.UserID.String()) + "?ver=12"
+	if status, _ := f.asServer(t, fedA, fedB, "GET", makeJoin, nil); status != 200 {
+		t.Fatalf("make_join before the ACL = %d, want 200", status)
+	}
+	if _, err := alice.SendStateEvent(ctx(), room, event.NewEventType("m.room.server_acl"), "", map[string]any{"allow": []string{fedA}, "deny": []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := f.asServer(t, fedA, fedB, "GET", makeJoin, nil); status != 403 || body["errcode"] != "M_FORBIDDEN" {
+		t.Errorf("make_join from a server the ACL denies = %d %v, want 403 M_FORBIDDEN", status, body)
+	}
+	if status, _ := f.asServer(t, fedA, fedB, "GET", "/_matrix/federation/v1/backfill/"+url.PathEscape(room.String())+"?limit=5&v=x", nil); status != 403 {
+		t.Errorf("backfill from a server the ACL denies = %d, want 403", status)
+	}
+	if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err == nil {
+		t.Errorf("bob joined a room whose ACL denies his server")
+	}
+}
