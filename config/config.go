@@ -257,6 +257,11 @@ type Federation struct {
 	// halves are published (old_verify_keys), so that events signed
 	// with them still verify. Default: none.
 	OldSigningKeys []OldSigningKey `yaml:"old_signing_keys"`
+	// OriginRateLimit bounds the signed requests of each other server
+	// (a token bucket per origin; 429 M_LIMIT_EXCEEDED beyond). Default:
+	// 100 per second, bursts of 500: far above what a peer sends in
+	// normal operation (Synapse batches its events into transactions).
+	OriginRateLimit RateLimit `yaml:"origin_rate_limit"`
 }
 
 // Media configures the media repository. Its defaults and checks are in

@@ -59,6 +59,9 @@ func (f *Federation) defaults() {
 	if f.OldSigningKeys == nil {
 		f.OldSigningKeys = []OldSigningKey{}
 	}
+	if f.OriginRateLimit == (RateLimit{}) {
+		f.OriginRateLimit = RateLimit{PerSecond: 100, Burst: 500}
+	}
 }
 
 // verify records every problem of the federation section in errs.
@@ -95,6 +98,9 @@ func (f *Federation) verify(errs *Errors) {
 	}
 	if f.KeyValidity < 0 {
 		errs.Add("federation.key_validity", "must be positive")
+	}
+	if f.OriginRateLimit.PerSecond < 0 || f.OriginRateLimit.Burst < 0 {
+		errs.Add("federation.origin_rate_limit", "per_second and burst must not be negative")
 	}
 }
 

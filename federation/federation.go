@@ -120,6 +120,8 @@ type Component struct {
 	txns keyedMutex
 	// sender is the outbound queue (nil without a bus).
 	sender *sender
+	// originLimit bounds each other server's signed requests.
+	originLimit *httputil.Limiter
 }
 
 // New builds the component from the server's signing keys and the
@@ -135,18 +137,19 @@ func New(deps Deps) (*Component, error) {
 		now = time.Now
 	}
 	c := &Component{
-		serverName: spec.ServerName(deps.Global.ServerName),
-		keys:       keys,
-		validity:   deps.Config.KeyValidity.Std(),
-		cfg:        deps.Config,
-		rooms:      deps.Rooms,
-		bus:        deps.Bus,
-		log:        deps.Log,
-		now:        now,
-		openID:     deps.OpenID,
-		e2ee:       deps.Keys,
-		edus:       deps.EDUs,
-		profiles:   deps.Profiles,
+		serverName:  spec.ServerName(deps.Global.ServerName),
+		keys:        keys,
+		validity:    deps.Config.KeyValidity.Std(),
+		cfg:         deps.Config,
+		rooms:       deps.Rooms,
+		bus:         deps.Bus,
+		log:         deps.Log,
+		now:         now,
+		openID:      deps.OpenID,
+		e2ee:        deps.Keys,
+		edus:        deps.EDUs,
+		profiles:    deps.Profiles,
+		originLimit: httputil.NewLimiter(deps.Config.OriginRateLimit.PerSecond, deps.Config.OriginRateLimit.Burst),
 	}
 	if deps.DB != nil {
 		c.store = fedstorage.New(deps.DB)
@@ -250,11 +253,25 @@ func (c *Component) Mount(r chi.Router) {
 		if rt.signed && strings.Contains(rt.path, "{roomID}") {
 			hf = c.RequireACL(hf)
 		}
+		if rt.signed {
+			hf = c.limitOrigin(hf)
+		}
 		h := httputil.Handle(hf)
 		if rt.signed {
 			h = c.RequireSignature(h)
 		}
 		r.Method(rt.method, rt.path, h)
+	}
+}
+
+// limitOrigin takes a token of the request's origin (signed routes only:
+// the origin is known) before h runs.
+func (c *Component) limitOrigin(h httputil.HandlerFunc) httputil.HandlerFunc {
+	return func(r *http.Request) (any, error) {
+		if err := c.originLimit.Allow(string(originOf(r))); err != nil {
+			return nil, err
+		}
+		return h(r)
 	}
 }
 

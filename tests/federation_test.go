@@ -759,3 +759,25 @@ func TestFederationServerACL(t *testing.T) {
 		t.Errorf("bob joined a room whose ACL denies his server")
 	}
 }
+
+// TestFederationOriginRateLimit: beyond its burst, an origin's signed
+// requests get 429 M_LIMIT_EXCEEDED with a retry delay; another origin
+// is not held up.
+func TestFederationOriginRateLimit(t *testing.T) {
+	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB, fedC}, func(cfg *config.Config) {
+		cfg.Federation.OriginRateLimit = config.RateLimit{PerSecond: 0.01, Burst: 3}
+	})
+	path := "/_matrix/federation/v1/query/directory?room_alias=" + url.QueryEscape("#nowhere:"+fedA)
+	for i := range 3 {
+		if status, _ := f.asServer(t, fedA, fedB, "GET", path, nil); status == 429 {
+			t.Fatalf("request %d of the burst refused", i+1)
+		}
+	}
+	status, body := f.asServer(t, fedA, fedB, "GET", path, nil)
+	if status != 429 || body["errcode"] != "M_LIMIT_EXCEEDED" || body["retry_after_ms"] == nil {
+		t.Errorf("request past the burst = %d %v, want 429 M_LIMIT_EXCEEDED with retry_after_ms", status, body)
+	}
+	if status, _ := f.asServer(t, fedA, fedC, "GET", path, nil); status == 429 {
+		t.Errorf("another origin was limited too")
+	}
+}
