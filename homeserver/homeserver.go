@@ -92,6 +92,9 @@ type Deps struct {
 	// RemoteProfiles looks up other servers' users' profiles (the
 	// federation component). Nil: they answer 404.
 	RemoteProfiles api.RemoteProfiles
+	// ServerACL is the servers rooms created here allow in their
+	// m.room.server_acl; nil: no ACL.
+	ServerACL []string
 }
 
 // Component is the client-server API.
@@ -206,7 +209,8 @@ func New(deps Deps) (*Component, error) {
 		c.directory = directory.New(dd)
 	}
 	if deps.Rooms != nil {
-		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms, Profiles: c.profile, Remote: deps.RemoteRooms}
+		rd := rooms.Deps{Global: deps.Global, Config: deps.Config, Store: store, Rooms: deps.Rooms, Profiles: c.profile, Remote: deps.RemoteRooms,
+			ServerACL: deps.ServerACL}
 		if deps.Bridges != nil {
 			rd.Bridges = deps.Bridges
 		}

@@ -742,6 +742,10 @@ func TestFederationServerACL(t *testing.T) {
 	a, b := f.Servers[fedA], f.Servers[fedB]
 	alice, bob := a.Register("alice"), b.Register("bob")
 	room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
+	// A closed federation's rooms carry its allow-list as their ACL.
+	if acl := stateContent(t, a, alice, room, "m.room.server_acl", ""); fmt.Sprint(acl["allow"]) != fmt.Sprint([]any{fedA, fedB}) {
+		t.Errorf("a new room's server ACL = %v, want allow [%s %s]", acl, fedA, fedB)
+	}
 	makeJoin := "/_matrix/federation/v1/make_join/" + url.PathEscape(room.String()) + "/" + url.PathEscape(bob.UserID.String()) + "?ver=12"
 	if status, _ := f.asServer(t, fedA, fedB, "GET", makeJoin, nil); status != 200 {
 		t.Fatalf("make_join before the ACL = %d, want 200", status)

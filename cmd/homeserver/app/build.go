@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/sirupsen/logrus"
@@ -100,6 +101,17 @@ func (a *App) buildLocked() (built, error) {
 		}
 		if fed != nil && rs != nil {
 			hd.RemoteRooms = fed
+		}
+		if f := cfg.Federation; a.run[Federation] && !f.Open && len(f.AllowedServers) > 0 {
+			// A closed federation: rooms created here say so in their
+			// server ACL.
+			for _, name := range append([]string{cfg.Global.ServerName}, f.AllowedServers...) {
+				// ACL globs match host names, ports left out.
+				if host, _, err := net.SplitHostPort(name); err == nil {
+					name = host
+				}
+				hd.ServerACL = append(hd.ServerACL, name)
+			}
 		}
 		if fed != nil {
 			hd.RemoteKeys, hd.RemoteToDevice, hd.RemoteProfiles = fed, fed, fed

@@ -302,6 +302,14 @@ func (h *Handlers) buildCreateRoom(creator string, req createRoomRequest, alias 
 			return api.CreateRoomRequest{}, err
 		}
 	}
+	if len(h.acl) > 0 && !inInitial[api.StateKey{Type: typeServerACL}] {
+		// A closed federation: the room says so itself, so that servers
+		// outside the list are refused by every server in it.
+		acl := map[string]any{"allow": h.acl, "deny": []string{}, "allow_ip_literals": false}
+		if err := add(typeServerACL, acl); err != nil {
+			return api.CreateRoomRequest{}, err
+		}
+	}
 	if req.defaultEncryption {
 		enc, err := h.newRoomEncryption(presetName, req.InitialState)
 		if err != nil {
@@ -366,6 +374,9 @@ func (h *Handlers) invitees(creator string, list []string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// typeServerACL is the server ACL's event type.
+const typeServerACL = "m.room.server_acl"
 
 // isLocalUser reports whether userID is one of this server's users.
 func (h *Handlers) isLocalUser(userID string) bool {

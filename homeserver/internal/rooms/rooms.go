@@ -64,6 +64,10 @@ type Deps struct {
 	// other servers, over federation. Nil: joins of unknown rooms answer
 	// 404, remote invites 403.
 	Remote fedapi.RemoteRooms
+	// ServerACL, when set, is the servers that rooms created here allow
+	// in their m.room.server_acl (a closed federation's allow-list, this
+	// server included); nil: rooms get no ACL.
+	ServerACL []string
 }
 
 // Profiles reads the display name and avatar URL of a local user (nil
@@ -108,13 +112,14 @@ type Handlers struct {
 	// bridges is nil when Deps.Bridges was.
 	bridges UserQuerier
 	remote  fedapi.RemoteRooms
+	acl     []string
 	now     func() time.Time
 }
 
 // New returns the room handlers.
 func New(d Deps) *Handlers {
 	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced,
-		profiles: d.Profiles, bridges: d.Bridges, remote: d.Remote, now: time.Now}
+		profiles: d.Profiles, bridges: d.Bridges, remote: d.Remote, acl: d.ServerACL, now: time.Now}
 }
 
 // Event types and membership values the package names.
