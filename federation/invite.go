@@ -133,22 +133,10 @@ func (c *Component) InviteRemote(ctx context.Context, roomID, sender, target str
 	if err != nil {
 		return err
 	}
-	fr := fclient.NewFederationRequest("PUT", c.serverName, spec.ServerName(dest),
-		"/_matrix/federation/v2/invite/"+url.PathEscape(roomID)+"/"+url.PathEscape(invite.EventID()))
-	if err := fr.SetContent(inviteRequest{RoomVersion: tmpl.RoomVersion, Event: invite.JSON(), InviteRoomState: stripped}); err != nil {
-		return err
-	}
-	if err := fr.Sign(c.serverName, gomatrixserverlib.KeyID(c.keys.current.ID), c.keys.current.Private); err != nil {
-		return err
-	}
-	hreq, err := fr.HTTPRequest()
-	if err != nil {
-		return err
-	}
-	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
 	var resp fclient.RespInviteV2
-	if err := c.client.DoRequestAndParseResponse(rctx, hreq, &resp); err != nil {
+	path := "/_matrix/federation/v2/invite/" + url.PathEscape(roomID) + "/" + url.PathEscape(invite.EventID())
+	req := inviteRequest{RoomVersion: tmpl.RoomVersion, Event: invite.JSON(), InviteRoomState: stripped}
+	if err := c.request(ctx, "PUT", dest, path, req, &resp); err != nil {
 		var herr gomatrix.HTTPError
 		if errors.As(err, &herr) && herr.Code >= 400 && herr.Code < 500 {
 			return fmt.Errorf("%w: %s: %s", fedapi.ErrRefused, dest, remoteMessage(herr))

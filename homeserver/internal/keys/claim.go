@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -47,19 +48,8 @@ func (h *Handlers) Claim(r *http.Request) (any, error) {
 			remote[server][userID] = devs
 			continue
 		}
-		for deviceID, alg := range devs {
-			k, err := h.store.ClaimKey(r.Context(), userID, deviceID, alg)
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			h.notify.NotifyKeyCounts(userID, deviceID)
-			if out[userID] == nil {
-				out[userID] = map[string]map[string]json.RawMessage{}
-			}
-			out[userID][deviceID] = map[string]json.RawMessage{k.KeyID: json.RawMessage(k.JSON)}
+		if err := h.claimLocal(r.Context(), userID, devs, out); err != nil {
+			return nil, err
 		}
 	}
 	for server, claims := range remote {
@@ -80,4 +70,24 @@ func (h *Handlers) Claim(r *http.Request) (any, error) {
 		}
 	}
 	return map[string]any{"one_time_keys": out, "failures": failures}, nil
+}
+
+// claimLocal claims one key of each of a local user's devices asked for
+// (device → algorithm) into out; a device without a key is left out.
+func (h *Handlers) claimLocal(ctx context.Context, userID string, devs map[string]string, out map[string]map[string]map[string]json.RawMessage) error {
+	for deviceID, alg := range devs {
+		k, err := h.store.ClaimKey(ctx, userID, deviceID, alg)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		h.notify.NotifyKeyCounts(userID, deviceID)
+		if out[userID] == nil {
+			out[userID] = map[string]map[string]json.RawMessage{}
+		}
+		out[userID][deviceID] = map[string]json.RawMessage{k.KeyID: json.RawMessage(k.JSON)}
+	}
+	return nil
 }

@@ -3,7 +3,6 @@ package keys
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -60,19 +59,8 @@ func (h *Handlers) ClaimLocalKeys(ctx context.Context, claims map[string]map[str
 		if !h.isLocal(userID) {
 			continue
 		}
-		for deviceID, alg := range devs {
-			k, err := h.store.ClaimKey(ctx, userID, deviceID, alg)
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			h.notify.NotifyKeyCounts(userID, deviceID)
-			if out[userID] == nil {
-				out[userID] = map[string]map[string]json.RawMessage{}
-			}
-			out[userID][deviceID] = map[string]json.RawMessage{k.KeyID: json.RawMessage(k.JSON)}
+		if err := h.claimLocal(ctx, userID, devs, out); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
