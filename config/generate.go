@@ -307,7 +307,8 @@ federation:
   # global.signing_key line here as {key: "...", expired: RFC 3339 time}.
   #old_signing_keys: []
   # Signed requests accepted from each other server: a burst, then a
-  # steady rate (429 M_LIMIT_EXCEEDED beyond). per_second 0 turns it off.
+  # steady rate (429 M_LIMIT_EXCEEDED beyond). {per_second: 0, burst: 1}
+  # turns it off.
   #origin_rate_limit: {per_second: 100, burst: 500}
 
 media:
