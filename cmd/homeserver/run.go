@@ -14,6 +14,7 @@ import (
 
 	"github.com/matrix-gouv/homeserver/cmd/homeserver/app"
 	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/internal/memtrim"
 )
 
@@ -75,7 +76,7 @@ func (c *cli) serve(ctx context.Context, cfgPath string, components []string, st
 	// The process's memory, not the App's: tests run many Apps in one.
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
-	go memtrim.Run(trimCtx, log.WithField("component", "memtrim"))
+	go memtrim.Run(trimCtx, log.WithField(httputil.FieldComponent, "memtrim"))
 	var runErr error
 	select {
 	case <-ctx.Done():
