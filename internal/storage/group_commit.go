@@ -7,24 +7,38 @@ import (
 	"sync"
 )
 
-// groupCommit runs SQLite's write transactions one batch at a time: the
-// writes that arrive while a batch commits wait, then commit together in
-// the next one. SQLite allows a single writer and each commit costs an
-// fsync, so a batch of n writes costs one fsync instead of n. Each write
-// runs inside a savepoint, so one that fails is rolled back alone; every
-// caller learns its own outcome only after the commit, so nothing is
+// groupCommit runs write transactions in batches: the writes that arrive
+// while a batch commits wait, then commit together in the next one. Each
+// commit costs an fsync (SQLite) or a WAL flush and two round trips
+// (PostgreSQL), so a batch of n writes pays them once instead of n times;
+// every caller learns its own outcome only after the commit, so nothing is
 // acknowledged before it is durable.
+//
+// On SQLite, which allows one writer, every write goes through one batch
+// at a time, each inside a savepoint, so one that fails is rolled back
+// alone:
 //
 //	write ─┐                       ┌─ SAVEPOINT w; fn; RELEASE ─┐
 //	write ─┼─► pending ─► leader ──┼─ SAVEPOINT w; fn; RELEASE ─┼─► COMMIT ─► results
 //	write ─┘                       └─ SAVEPOINT w; fn; ROLLBACK ┘
+//
+// On PostgreSQL a savepoint is two more round trips, which would cost what
+// the batch saves; batches are optimistic instead (see DB.WriteBatched):
+// when a write fails, the batch is rolled back and each of its writes runs
+// again in a transaction of its own. Several batches run at once, each on
+// its own connection, so the database's parallelism is kept.
 type groupCommit struct {
 	db *DB
+	// optimistic batches run without savepoints and are replayed write by
+	// write when one fails (PostgreSQL).
+	optimistic bool
+	// maxLeaders is how many batches may commit at once.
+	maxLeaders int
 
-	mu      sync.Mutex // guards pending and leading
+	mu      sync.Mutex // guards pending and leaders
 	pending []*writeReq
-	// leading is set while a goroutine is committing batches.
-	leading bool
+	// leaders counts the goroutines committing batches.
+	leaders int
 }
 
 type writeReq struct {
@@ -34,14 +48,16 @@ type writeReq struct {
 }
 
 // write queues fn and returns its outcome once its batch has committed.
-// The caller that finds no batch running leads: it commits batches until
-// none is pending.
+// The caller that finds fewer than maxLeaders batches running leads: it
+// commits batches until none is pending.
 func (g *groupCommit) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, req)
-	lead := !g.leading
-	g.leading = true
+	lead := g.leaders < max(1, g.maxLeaders)
+	if lead {
+		g.leaders++
+	}
 	g.mu.Unlock()
 	if lead {
 		for {
@@ -49,12 +65,16 @@ func (g *groupCommit) write(ctx context.Context, fn func(tx *sql.Tx) error) erro
 			batch := g.pending
 			g.pending = nil
 			if len(batch) == 0 {
-				g.leading = false
+				g.leaders--
 				g.mu.Unlock()
 				break
 			}
 			g.mu.Unlock()
-			g.commit(batch)
+			if g.optimistic {
+				g.commitOptimistic(batch)
+			} else {
+				g.commit(batch)
+			}
 		}
 	}
 	return <-req.done
@@ -114,4 +134,44 @@ func (g *groupCommit) run(tx *sql.Tx, r *writeReq, shared bool) (err error) {
 		return fmt.Errorf("release savepoint: %w", err)
 	}
 	return nil
+}
+
+// commitOptimistic runs a batch in one transaction without savepoints.
+// When a write fails, nothing of the batch is kept: the transaction is
+// rolled back and each write runs again alone, so that only the failing
+// one reports its failure. A failed commit is reported to every write
+// and not replayed, since it may have committed.
+func (g *groupCommit) commitOptimistic(batch []*writeReq) {
+	if len(batch) == 1 {
+		r := batch[0]
+		r.done <- g.db.writeAlone(r.ctx, r.fn)
+		return
+	}
+	tx, err := g.db.writer.BeginTx(context.Background(), nil)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- fmt.Errorf("begin: %w", err)
+		}
+		return
+	}
+	for _, r := range batch {
+		err := r.ctx.Err()
+		if err == nil {
+			err = r.fn(tx)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+			for _, r := range batch {
+				r.done <- g.db.writeAlone(r.ctx, r.fn)
+			}
+			return
+		}
+	}
+	err = tx.Commit()
+	if err != nil {
+		err = fmt.Errorf("commit: %w", err)
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
 }

@@ -80,41 +80,54 @@ func TestPlaceholders(t *testing.T) {
 // shared commits on SQLite), every third failing after it wrote; exactly
 // the others remain.
 func TestConcurrentWritesFailAlone(t *testing.T) {
-	storagetest.DBs(t, func(t *testing.T, db *storage.DB) {
-		ctx := context.Background()
-		const n = 60
-		errs := make(chan error, n)
-		for i := 0; i < n; i++ {
-			go func(i int) {
-				errs <- db.Write(ctx, func(tx *sql.Tx) error {
-					if _, err := tx.ExecContext(ctx, "INSERT INTO registration_tokens (token, created_ts) VALUES ($1, $2)", fmt.Sprint("t", i), i); err != nil {
-						return err
-					}
-					if i%3 == 0 {
-						return errors.New("fail after writing")
-					}
-					return nil
-				})
-			}(i)
+	// WriteBatched shares transactions on PostgreSQL too, and replays a
+	// batch write by write when one fails: the outcome must be Write's.
+	for name, write := range map[string]func(*storage.DB, context.Context, func(*sql.Tx) error) error{
+		"Write":        (*storage.DB).Write,
+		"WriteBatched": (*storage.DB).WriteBatched,
+	} {
+		t.Run(name, func(t *testing.T) {
+			storagetest.DBs(t, func(t *testing.T, db *storage.DB) {
+				testConcurrentWritesFailAlone(t, db, write)
+			})
+		})
+	}
+}
+
+func testConcurrentWritesFailAlone(t *testing.T, db *storage.DB, write func(*storage.DB, context.Context, func(*sql.Tx) error) error) {
+	ctx := context.Background()
+	const n = 60
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			errs <- write(db, ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, "INSERT INTO registration_tokens (token, created_ts) VALUES ($1, $2)", fmt.Sprint("t", i), i); err != nil {
+					return err
+				}
+				if i%3 == 0 {
+					return errors.New("fail after writing")
+				}
+				return nil
+			})
+		}(i)
+	}
+	failed := 0
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			failed++
 		}
-		failed := 0
-		for i := 0; i < n; i++ {
-			if err := <-errs; err != nil {
-				failed++
-			}
-		}
-		var rows int
-		if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM registration_tokens").Scan(&rows); err != nil {
-			t.Fatal(err)
-		}
-		if failed != n/3 || rows != n-n/3 {
-			t.Fatalf("%d writes failed and %d rows remain; want %d and %d", failed, rows, n/3, n-n/3)
-		}
-		var bad int
-		if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM registration_tokens WHERE created_ts % 3 = 0").Scan(&bad); err != nil || bad != 0 {
-			t.Fatalf("rows of failed writes remain: %d %v", bad, err)
-		}
-	})
+	}
+	var rows int
+	if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM registration_tokens").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if failed != n/3 || rows != n-n/3 {
+		t.Fatalf("%d writes failed and %d rows remain; want %d and %d", failed, rows, n/3, n-n/3)
+	}
+	var bad int
+	if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM registration_tokens WHERE created_ts % 3 = 0").Scan(&bad); err != nil || bad != 0 {
+		t.Fatalf("rows of failed writes remain: %d %v", bad, err)
+	}
 }
 
 func TestExpandSchemaKeepsOnlyTheEnginesBlocks(t *testing.T) {

@@ -36,6 +36,12 @@ func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return s.db.Write(ctx, fn)
 }
 
+// WriteBatched runs fn in a write transaction shared with other writes
+// arriving at the same time (storage.DB.WriteBatched): fn may run twice.
+func (s *Store) WriteBatched(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.db.WriteBatched(ctx, fn)
+}
+
 // Read is the pool, for queries outside a transaction.
 func (s *Store) Read() storage.Querier { return s.db.Read() }
 

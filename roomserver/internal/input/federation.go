@@ -290,6 +290,9 @@ func (t *roomTxn) addOutOfRoomMember(pdu gomatrixserverlib.PDU, stripped []json.
 		return err
 	}
 	t.snap, t.state, t.stateChanged = snap, after, true
+	// Accepted but no extremity: replaying the room's extremity log
+	// would count it as one, so the set is written past it.
+	t.checkpoint = true
 	if out.Event, err = t.in.deps.Events.APIEvent(t.ctx, ev); err != nil {
 		return err
 	}

@@ -81,6 +81,11 @@ type room struct {
 	state storage.StateMap
 	// ext are the forward extremities.
 	ext []*state.Event
+	// storedExt is the set of extremities last written, and
+	// sinceCheckpoint counts the events accepted after it, which replay
+	// from it (storage.ExtremityLog).
+	storedExt       []int64
+	sinceCheckpoint int
 }
 
 // lock returns the room's view, locked. The caller must unlock r.mu.
@@ -116,15 +121,16 @@ func (in *Inputter) loadLocked(ctx context.Context, r *room) error {
 	if err != nil {
 		return err
 	}
-	extNIDs, err := in.deps.Store.Extremities(ctx, row.NID)
+	log, err := in.deps.Store.Extremities(ctx, row.NID)
 	if err != nil {
 		return err
 	}
-	ext, err := in.deps.Events.ByNID(ctx, extNIDs)
+	ext, err := in.deps.Events.Extremities(ctx, log)
 	if err != nil {
 		return err
 	}
 	r.nid, r.version, r.snap, r.state, r.ext, r.loaded = row.NID, v, snap, st, ext, true
+	r.storedExt, r.sinceCheckpoint = log.Checkpoint, len(log.Later)
 	return nil
 }
 

@@ -131,6 +131,7 @@ func (in *Inputter) createRoomOnce(ctx context.Context, v gomatrixserverlib.IRoo
 	}
 	var ids []string
 	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
+		ids = nil // a replayed run starts afresh (commitLocked)
 		if t.nid, err = in.deps.Store.InsertRoom(ctx, t.tx, roomID, req.RoomVersion); err != nil {
 			return err
 		}

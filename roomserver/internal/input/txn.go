@@ -29,6 +29,13 @@ type roomTxn struct {
 	ext     []*state.Event
 	// stateChanged records whether current state or extremities moved.
 	stateChanged, extChanged bool
+	// advanced counts the events that moved the extremities; checkpoint
+	// asks for the extremities to be written whatever the count, after
+	// an accepted event that replay would wrongly count as one.
+	advanced   int
+	checkpoint bool
+	// wroteExt records that the transaction wrote the extremities.
+	wroteExt bool
 	// added are the events written, cached at once (so resolution within
 	// the transaction finds them) and forgotten if it rolls back.
 	added  []*state.Event
@@ -53,17 +60,30 @@ type rememberedTuple struct {
 
 // commitLocked runs work in one transaction on a copy of the room's view,
 // and installs the result in the view only if the transaction commits.
+// The transaction may be shared with other rooms' (storage's
+// WriteBatched) and then replayed alone if one of them fails, so each run
+// starts from a fresh copy of the view and work must keep its effects in
+// t.
 func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *roomTxn) error) error {
-	t := &roomTxn{in: in, ctx: ctx, nid: r.nid, version: r.version, snap: r.snap, state: r.state, ext: r.ext}
-	err := in.deps.Store.Write(ctx, func(tx *sql.Tx) error {
-		t.tx = tx
+	var t *roomTxn
+	forget := func() {
+		if t != nil {
+			for _, e := range t.added {
+				in.deps.Events.Forget(e.NID)
+			}
+		}
+	}
+	err := in.deps.Store.WriteBatched(ctx, func(tx *sql.Tx) error {
+		forget() // a run rolled back with its batch
+		t = &roomTxn{in: in, ctx: ctx, tx: tx, nid: r.nid, version: r.version, snap: r.snap, state: r.state, ext: r.ext}
 		if err := work(t); err != nil {
 			return err
 		}
-		if t.extChanged {
-			if err := in.deps.Store.SetExtremities(ctx, tx, t.nid, nidsOf(r.ext), nidsOf(t.ext)); err != nil {
+		if t.checkpoint || (t.extChanged && r.sinceCheckpoint+t.advanced > maxReplay) {
+			if err := in.deps.Store.SetExtremities(ctx, tx, t.nid, r.storedExt, nidsOf(t.ext), maxNID(t.added)); err != nil {
 				return err
 			}
+			t.wroteExt = true
 		}
 		if t.stateChanged {
 			return in.deps.Store.SetCurrentState(ctx, tx, t.nid, t.snap.NID)
@@ -71,9 +91,7 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 		return nil
 	})
 	if err != nil {
-		for _, e := range t.added {
-			in.deps.Events.Forget(e.NID)
-		}
+		forget()
 		return err
 	}
 	for _, tu := range t.tuples {
@@ -83,6 +101,11 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 		in.deps.Tuples.RememberType(ty.typ, ty.nid)
 	}
 	r.nid, r.version, r.snap, r.state, r.ext, r.loaded = t.nid, t.version, t.snap, t.state, t.ext, true
+	if t.wroteExt {
+		r.storedExt, r.sinceCheckpoint = nidsOf(t.ext), 0
+	} else {
+		r.sinceCheckpoint += t.advanced
+	}
 	if len(t.queued) > 0 && in.deps.Queued != nil {
 		in.deps.Queued(t.queued)
 	}
@@ -96,6 +119,21 @@ func (t *roomTxn) queue(eventNID int64, ev api.Event, outputJSON []byte) error {
 	}
 	t.queued = append(t.queued, storage.OutboxEntry{EventNID: eventNID, JSON: outputJSON, RoomID: ev.RoomID, EventID: ev.EventID})
 	return nil
+}
+
+// maxReplay is how many accepted events may follow the last written set
+// of a room's extremities before it is written again: loading a room
+// replays them (storage.ExtremityLog). Writing the set at every event
+// would cost a statement per message.
+const maxReplay = 64
+
+// maxNID returns the highest nid among evs (0 for none).
+func maxNID(evs []*state.Event) int64 {
+	var m int64
+	for _, e := range evs {
+		m = max(m, e.NID)
+	}
+	return m
 }
 
 func nidsOf(evs []*state.Event) []int64 {
@@ -220,17 +258,8 @@ func (t *roomTxn) addEvent(pdu gomatrixserverlib.PDU, before storage.Snapshot, b
 // sets the room's current state: the state after ev when it is the only
 // extremity, else the resolution of the states after every extremity.
 func (t *roomTxn) advance(ev *state.Event, beforeNID int64, after storage.Snapshot, afterState storage.StateMap, out *api.OutputEvent) error {
-	prevs := map[string]bool{}
-	for _, id := range ev.PDU.PrevEventIDs() {
-		prevs[id] = true
-	}
-	ext := []*state.Event{}
-	for _, e := range t.ext {
-		if !prevs[e.EventID] {
-			ext = append(ext, e)
-		}
-	}
-	t.ext, t.extChanged = append(ext, ev), true
+	t.ext, t.extChanged = state.Advance(t.ext, ev), true
+	t.advanced++
 
 	newSnap, newState := after, afterState
 	if len(t.ext) > 1 {

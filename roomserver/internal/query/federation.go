@@ -80,11 +80,11 @@ func (q *Reader) ForwardExtremities(ctx context.Context, roomID string) ([]strin
 	if err != nil {
 		return nil, err
 	}
-	nids, err := q.store.Extremities(ctx, r.NID)
+	log, err := q.store.Extremities(ctx, r.NID)
 	if err != nil {
 		return nil, err
 	}
-	evs, err := q.events.ByNID(ctx, nids)
+	evs, err := q.events.Extremities(ctx, log)
 	if err != nil {
 		return nil, err
 	}
