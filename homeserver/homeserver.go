@@ -219,6 +219,7 @@ func New(deps Deps) (*Component, error) {
 		}
 		if c.notifier != nil {
 			rd.Synced = c.notifier
+			rd.TxnIDs = streams.TxnIDs{Notifier: c.notifier, Store: store}
 		} else {
 			// No sync: nobody is ignored, nothing is read, and rule
 			// changes reach clients only through GET /pushrules.

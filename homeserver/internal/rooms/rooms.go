@@ -54,6 +54,10 @@ type Deps struct {
 	// Synced, when set, lets a write return only once /sync has the event
 	// (read your writes), within syncWait.
 	Synced SyncWaiter
+	// TxnIDs finds the transaction ids of a device's own events, for
+	// unsigned.transaction_id; nil: Store's, which the feeder writes a
+	// little after a send returns (streams.TxnIDs sees them sooner).
+	TxnIDs events.TxnIDs
 	// Profiles gives the display name and avatar that joins and invites
 	// carry in their member events; nil: none.
 	Profiles Profiles
@@ -107,6 +111,7 @@ type Handlers struct {
 	rooms  RoomReadWriter
 	dir    DirectoryHooks
 	synced SyncWaiter
+	txnIDs events.TxnIDs
 	// profiles is nil when Deps.Profiles was.
 	profiles Profiles
 	// bridges is nil when Deps.Bridges was.
@@ -118,8 +123,12 @@ type Handlers struct {
 
 // New returns the room handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced,
-		profiles: d.Profiles, bridges: d.Bridges, remote: d.Remote, acl: d.ServerACL, now: time.Now}
+	h := &Handlers{global: d.Global, cfg: d.Config, store: d.Store, rooms: d.Rooms, dir: d.Directory, synced: d.Synced,
+		txnIDs: d.TxnIDs, profiles: d.Profiles, bridges: d.Bridges, remote: d.Remote, acl: d.ServerACL, now: time.Now}
+	if h.txnIDs == nil {
+		h.txnIDs = d.Store
+	}
+	return h
 }
 
 // Event types and membership values the package names.
@@ -255,5 +264,5 @@ func stateKeyPtr(k string) *string { return &k }
 // newFormatter returns a formatter for dev's view of evs (see
 // events.NewFormatter).
 func (h *Handlers) newFormatter(ctx context.Context, dev hsapi.Device, evs ...[]events.Event) (*events.Formatter, error) {
-	return events.NewFormatter(ctx, h.rooms, h.store, h.now(), dev, evs...)
+	return events.NewFormatter(ctx, h.rooms, h.txnIDs, h.now(), dev, evs...)
 }

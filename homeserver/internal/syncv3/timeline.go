@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/events"
+	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -203,7 +204,7 @@ func (b *builder) format(ctx context.Context, tl *roomTimeline) (timeline, error
 			tl.prevs[e.EventID] = &pe
 		}
 	}
-	f, err := events.NewFormatter(ctx, recentRelations{b.h, tl.roomID}, recentTxnIDs{b.h}, b.now, b.req.dev, tl.events)
+	f, err := events.NewFormatter(ctx, recentRelations{b.h, tl.roomID}, streams.TxnIDs{Notifier: b.h.Notifier, Store: b.h.Store}, b.now, b.req.dev, tl.events)
 	if err != nil {
 		return timeline{}, err
 	}
@@ -216,7 +217,7 @@ func (b *builder) formatState(ctx context.Context, evs []events.Event) ([]events
 	if len(evs) == 0 {
 		return []events.Client{}, nil
 	}
-	f, err := events.NewFormatter(ctx, b.h.Rooms, recentTxnIDs{b.h}, b.now, b.req.dev)
+	f, err := events.NewFormatter(ctx, b.h.Rooms, streams.TxnIDs{Notifier: b.h.Notifier, Store: b.h.Store}, b.now, b.req.dev)
 	if err != nil {
 		return nil, err
 	}
@@ -244,25 +245,4 @@ func (r recentRelations) Aggregations(ctx context.Context, userID string, eventI
 		return nil, nil
 	}
 	return r.h.Rooms.Aggregations(ctx, userID, ask)
-}
-
-// recentTxnIDs looks up transaction ids in the notifier's recent events
-// first: the sender's sync right after a send finds its id there before
-// the feeder has written it.
-type recentTxnIDs struct{ h *Handlers }
-
-// TxnIDs implements events.TxnIDs.
-func (r recentTxnIDs) TxnIDs(ctx context.Context, userID, deviceID string, eventIDs []string) (map[string]string, error) {
-	ids, rest := r.h.Notifier.RecentTxnIDs(userID, deviceID, eventIDs)
-	if len(rest) == 0 {
-		return ids, nil
-	}
-	older, err := r.h.Store.TxnIDs(ctx, userID, deviceID, rest)
-	if err != nil {
-		return nil, err
-	}
-	for id, txn := range older {
-		ids[id] = txn
-	}
-	return ids, nil
 }
