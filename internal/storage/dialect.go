@@ -93,6 +93,23 @@ func Placeholders(from, n int) string {
 	return b.String()
 }
 
+// ValueRows returns the VALUES list of a multi-row insert of rows rows
+// of cols columns, numbered from $from: "($1, $2), ($3, $4)". Both
+// engines take it, so that a bulk insert is one statement, not one per
+// row.
+func ValueRows(from, rows, cols int) string {
+	var b strings.Builder
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		b.WriteString(Placeholders(from+r*cols, cols))
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
 // Stream locks keep the ids of an append-only table committing in id
 // order on PostgreSQL, where sequence values are handed out before commit
 // and two transactions may commit in the other order: a reader that saw

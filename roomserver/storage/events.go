@@ -59,6 +59,52 @@ func (s *Store) InsertEvent(ctx context.Context, tx *sql.Tx, e Event) (int64, er
 	return nid, nil
 }
 
+// InsertEvents stores many events and returns their nids, in order, with
+// one statement per bulkRows events (the outliers of a remote join).
+func (s *Store) InsertEvents(ctx context.Context, tx *sql.Tx, evs []Event) ([]int64, error) {
+	const cols = 13
+	nids := make([]int64, 0, len(evs))
+	for len(evs) > 0 {
+		chunk := evs[:min(len(evs), bulkRows/2)]
+		evs = evs[len(chunk):]
+		args := make([]any, 0, cols*len(chunk))
+		for _, e := range chunk {
+			args = append(args, e.RoomNID, e.EventID, e.Tuple.TypeNID, e.Tuple.StateKeyNID, e.Depth, e.OriginServerTS, e.Sender, string(e.JSON),
+				e.StateBeforeNID, e.StateAfterNID, e.Rejected, e.SoftFailed, e.Outlier)
+		}
+		rows, err := tx.QueryContext(ctx, `INSERT INTO roomserver_events (room_nid, event_id, type_nid, state_key_nid, depth, origin_server_ts, sender,
+			event_json, state_before_nid, state_after_nid, rejected, soft_failed, outlier) VALUES `+storage.ValueRows(1, len(chunk), cols)+`
+			RETURNING event_id, event_nid`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("insert %d events: %w", len(chunk), err)
+		}
+		// RETURNING's order is not promised: match by event id.
+		byID := make(map[string]int64, len(chunk))
+		for rows.Next() {
+			var id string
+			var nid int64
+			if err := rows.Scan(&id, &nid); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scan inserted event: %w", err)
+			}
+			byID[id] = nid
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("insert %d events: %w", len(chunk), err)
+		}
+		for _, e := range chunk {
+			nid, ok := byID[e.EventID]
+			if !ok {
+				return nil, fmt.Errorf("insert events: no nid for %s", e.EventID)
+			}
+			nids = append(nids, nid)
+		}
+	}
+	return nids, nil
+}
+
 // SetStateAfter records the snapshot after a state event, known only once
 // the event has its nid.
 func (s *Store) SetStateAfter(ctx context.Context, tx *sql.Tx, eventNID, snapshotNID int64) error {

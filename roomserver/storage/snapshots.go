@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/matrix-gouv/homeserver/internal/storage"
 )
 
 // StateMap is a room state: which event holds each (type, state key).
@@ -43,11 +45,31 @@ func (s *Store) InsertSnapshot(ctx context.Context, tx *sql.Tx, roomNID int64, p
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("insert snapshot: %w", err)
 	}
-	for k, ev := range delta {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO roomserver_snapshot_entries (snapshot_nid, type_nid, state_key_nid, event_nid)
-			VALUES ($1, $2, $3, $4)`, snap.NID, k.TypeNID, k.StateKeyNID, ev); err != nil {
-			return Snapshot{}, fmt.Errorf("insert snapshot entry: %w", err)
+	// Many rows per statement: a full copy of a large room's state (or
+	// a remote join's) is thousands of rows.
+	args := make([]any, 0, 4*min(len(delta), bulkRows))
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
 		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO roomserver_snapshot_entries (snapshot_nid, type_nid, state_key_nid, event_nid)
+			VALUES `+storage.ValueRows(1, len(args)/4, 4), args...)
+		args = args[:0]
+		if err != nil {
+			return fmt.Errorf("insert snapshot entries: %w", err)
+		}
+		return nil
+	}
+	for k, ev := range delta {
+		args = append(args, snap.NID, k.TypeNID, k.StateKeyNID, ev)
+		if len(args) == 4*bulkRows {
+			if err := flush(); err != nil {
+				return Snapshot{}, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return Snapshot{}, err
 	}
 	return snap, nil
 }

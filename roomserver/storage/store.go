@@ -84,6 +84,81 @@ func (s *Store) InternTuple(ctx context.Context, tx *sql.Tx, eventType, stateKey
 	return StateKeyNIDs{TypeNID: t, StateKeyNID: k}, nil
 }
 
+// bulkRows is how many rows one multi-row statement writes or reads:
+// few enough to stay far below both engines' limits on parameters.
+const bulkRows = 500
+
+// TypeStateKey is an event type and a state key, not yet interned.
+type TypeStateKey struct {
+	Type, StateKey string
+}
+
+// InternTuples interns many pairs at once, with a few statements per
+// bulkRows values instead of several per pair: a remote join brings
+// thousands of state events.
+func (s *Store) InternTuples(ctx context.Context, tx *sql.Tx, pairs []TypeStateKey) (map[TypeStateKey]StateKeyNIDs, error) {
+	var types, keys []string
+	seenT, seenK := map[string]bool{}, map[string]bool{}
+	for _, p := range pairs {
+		if !seenT[p.Type] {
+			seenT[p.Type] = true
+			types = append(types, p.Type)
+		}
+		if !seenK[p.StateKey] {
+			seenK[p.StateKey] = true
+			keys = append(keys, p.StateKey)
+		}
+	}
+	typeNIDs, err := internMany(ctx, tx, "roomserver_event_types", "type_nid", "event_type", types)
+	if err != nil {
+		return nil, err
+	}
+	keyNIDs, err := internMany(ctx, tx, "roomserver_state_keys", "state_key_nid", "state_key", keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[TypeStateKey]StateKeyNIDs, len(pairs))
+	for _, p := range pairs {
+		out[p] = StateKeyNIDs{TypeNID: typeNIDs[p.Type], StateKeyNID: keyNIDs[p.StateKey]}
+	}
+	return out, nil
+}
+
+// internMany is intern for many distinct values.
+func internMany(ctx context.Context, tx *sql.Tx, table, nidCol, valCol string, values []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(values))
+	for len(values) > 0 {
+		chunk := values[:min(len(values), bulkRows)]
+		values = values[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, v := range chunk {
+			args[i] = v
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (`+valCol+`) VALUES `+storage.ValueRows(1, len(chunk), 1)+` ON CONFLICT DO NOTHING`, args...); err != nil {
+			return nil, fmt.Errorf("insert %s: %w", table, err)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+nidCol+`, `+valCol+` FROM `+table+` WHERE `+valCol+` IN (`+storage.Placeholders(1, len(chunk))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("look up %s: %w", table, err)
+		}
+		for rows.Next() {
+			var nid int64
+			var v string
+			if err := rows.Scan(&nid, &v); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scan %s: %w", table, err)
+			}
+			out[v] = nid
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("look up %s: %w", table, err)
+		}
+	}
+	return out, nil
+}
+
 // InternType returns the nid of an event type.
 func (s *Store) InternType(ctx context.Context, tx *sql.Tx, eventType string) (int64, error) {
 	return intern(ctx, tx, "roomserver_event_types", "type_nid", "event_type", eventType)

@@ -118,13 +118,21 @@ func (in *Inputter) ImportRoom(ctx context.Context, req api.ImportRoomRequest) (
 		if err != nil {
 			return err
 		}
+		var unknown []gomatrixserverlib.PDU
+		for _, pdu := range outliers {
+			if _, ok := known[pdu.EventID()]; !ok {
+				unknown = append(unknown, pdu)
+			}
+		}
+		added, err := t.addOutliers(unknown)
+		if err != nil {
+			return err
+		}
 		before := storage.StateMap{}
 		for _, pdu := range outliers {
 			ev, ok := known[pdu.EventID()]
 			if !ok {
-				if ev, err = t.addOutlier(pdu, in.checkAuthEvents(ctx, pdu)); err != nil {
-					return err
-				}
+				ev = added[pdu.EventID()]
 			}
 			if stateIDs[pdu.EventID()] && ev.Rejected == "" {
 				before[ev.Tuple] = ev.NID
@@ -168,6 +176,52 @@ func (t *roomTxn) addOutlier(pdu gomatrixserverlib.PDU, rejected string) (*state
 	t.in.deps.Events.Add(ev)
 	t.added = append(t.added, ev)
 	return ev, nil
+}
+
+// addOutliers is addOutlier for many events, in bulk (a remote join's
+// state and auth chain: thousands of events), each checked against its
+// auth events, which come earlier in pdus or are stored already.
+func (t *roomTxn) addOutliers(pdus []gomatrixserverlib.PDU) (map[string]*state.Event, error) {
+	var pairs []storage.TypeStateKey
+	for _, pdu := range pdus {
+		if sk := pdu.StateKey(); sk != nil {
+			pairs = append(pairs, storage.TypeStateKey{Type: pdu.Type(), StateKey: *sk})
+		}
+	}
+	tuples, err := t.in.deps.Store.InternTuples(t.ctx, t.tx, pairs)
+	if err != nil {
+		return nil, err
+	}
+	for p, nids := range tuples {
+		t.tuples = append(t.tuples, rememberedTuple{p.Type, p.StateKey, nids})
+	}
+	added := make(map[string]*state.Event, len(pdus))
+	rows := make([]storage.Event, len(pdus))
+	for i, pdu := range pdus {
+		var tuple storage.StateKeyNIDs
+		if sk := pdu.StateKey(); sk != nil {
+			tuple = tuples[storage.TypeStateKey{Type: pdu.Type(), StateKey: *sk}]
+		} else if tuple, err = t.intern(pdu); err != nil {
+			return nil, err
+		}
+		rows[i] = storage.Event{
+			RoomNID: t.nid, EventID: pdu.EventID(), Tuple: tuple, Depth: pdu.Depth(),
+			OriginServerTS: int64(pdu.OriginServerTS()), Sender: string(pdu.SenderID()), JSON: pdu.JSON(),
+			Rejected: t.in.checkAuthEventsWith(t.ctx, pdu, added), Outlier: true,
+		}
+		added[pdu.EventID()] = &state.Event{Event: rows[i], PDU: pdu}
+	}
+	nids, err := t.in.deps.Store.InsertEvents(t.ctx, t.tx, rows)
+	if err != nil {
+		return nil, err
+	}
+	for i, pdu := range pdus {
+		ev := added[pdu.EventID()]
+		ev.NID = nids[i]
+		t.in.deps.Events.Add(ev)
+		t.added = append(t.added, ev)
+	}
+	return added, nil
 }
 
 func idsOf(pdus []gomatrixserverlib.PDU) []string {

@@ -120,10 +120,27 @@ func (in *Inputter) inputOneLocked(ctx context.Context, r *room, raw json.RawMes
 // checkAuthEvents checks the event against its own auth events, which
 // must be known and not rejected; it returns why not, or "".
 func (in *Inputter) checkAuthEvents(ctx context.Context, pdu gomatrixserverlib.PDU) string {
+	return in.checkAuthEventsWith(ctx, pdu, nil)
+}
+
+// checkAuthEventsWith is checkAuthEvents where the auth events may also
+// be among pending, events about to be stored with them.
+func (in *Inputter) checkAuthEventsWith(ctx context.Context, pdu gomatrixserverlib.PDU, pending map[string]*state.Event) string {
 	ids := pdu.AuthEventIDs()
-	evs, err := in.deps.Events.ByID(ctx, ids)
+	var stored []string
+	for _, id := range ids {
+		if pending[id] == nil {
+			stored = append(stored, id)
+		}
+	}
+	evs, err := in.deps.Events.ByID(ctx, stored)
 	if err != nil {
 		return "auth events unavailable"
+	}
+	for _, id := range ids {
+		if e := pending[id]; e != nil {
+			evs[id] = e
+		}
 	}
 	pdus := make([]gomatrixserverlib.PDU, 0, len(ids))
 	for _, id := range ids {
