@@ -68,6 +68,10 @@ func (c *Component) Invite(r *http.Request) (any, error) {
 			return nil, httputil.Forbidden("%s", msg)
 		}
 	} else {
+		// The stripped state is all the invitee will see of the room.
+		if err := c.checkStrippedState(withRelay(ctx, originOf(r)), v, roomID, req.InviteRoomState); err != nil {
+			return nil, httputil.BadJSON("invite_room_state: %v", err)
+		}
 		_, err := c.rooms.ImportMembership(ctx, rsapi.ImportMembershipRequest{
 			RoomID: roomID, RoomVersion: req.RoomVersion, Event: signed.JSON(), StrippedState: req.InviteRoomState,
 		})
@@ -205,6 +209,9 @@ func (c *Component) leaveVia(ctx context.Context, roomID, userID string, server 
 		return refusal(server, err)
 	}
 	_, err = c.rooms.ImportMembership(ctx, rsapi.ImportMembershipRequest{RoomID: roomID, RoomVersion: string(res.RoomVersion), Event: leave.JSON()})
+	if errors.Is(err, rsapi.ErrRoomNotFound) {
+		return nil // a join taken back: nothing of the room was kept
+	}
 	return err
 }
 

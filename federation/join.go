@@ -18,7 +18,7 @@ import (
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
-// makeMembership answers make_join and make_leave: a template of the
+// makeMembership answers make_join, make_knock and make_leave: a template of the
 // membership event for the user (a user of the asking server), which
 // that server signs and sends back with send_join or send_leave.
 func (c *Component) makeMembership(r *http.Request, membership string) (any, error) {
@@ -37,7 +37,7 @@ func (c *Component) makeMembership(r *http.Request, membership string) (any, err
 	if err != nil {
 		return nil, err
 	}
-	if membership == spec.Join {
+	if membership == spec.Join || membership == spec.Knock {
 		supported := r.URL.Query()["ver"]
 		if len(supported) == 0 {
 			supported = []string{"1"} // the spec's default
@@ -206,8 +206,10 @@ func isMemberEvent(e rsapi.Event) bool {
 // through the first of servers that lets it: make_join, the join event
 // built and signed here, send_join, the answer checked (signatures,
 // hashes, the auth rules over the state and auth chain), then the room
-// imported into the roomserver with the state before the join. The
-// returned error is the last server's when none let the user in.
+// imported into the roomserver with the state before the join. A room
+// whose state shows members of servers off the allow-list is left at
+// once (fedapi.ErrServerNotAllowed). The returned error is the last
+// server's when none let the user in.
 func (c *Component) JoinRemote(ctx context.Context, roomID, userID string, servers []string, content map[string]any) error {
 	rid, err := spec.NewRoomID(roomID)
 	if err != nil {
@@ -224,6 +226,9 @@ func (c *Component) JoinRemote(ctx context.Context, roomID, userID string, serve
 		}
 		if err := c.joinVia(ctx, rid, uid, spec.ServerName(server), content); err != nil {
 			c.log.WithError(err).WithFields(map[string]any{fieldRoomID: roomID, fieldServer: server}).Info("remote join failed")
+			if errors.Is(err, fedapi.ErrServerNotAllowed) {
+				return err // the room is the same through any server
+			}
 			lastErr = err
 			continue
 		}
@@ -234,6 +239,7 @@ func (c *Component) JoinRemote(ctx context.Context, roomID, userID string, serve
 
 // joinVia is one attempt of JoinRemote.
 func (c *Component) joinVia(ctx context.Context, roomID *spec.RoomID, userID *spec.UserID, server spec.ServerName, content map[string]any) error {
+	ctx = withRelay(ctx, server)
 	res, ferr := gomatrixserverlib.PerformJoin(ctx, joinClient{c.client}, gomatrixserverlib.PerformJoinInput{
 		UserID: userID, RoomID: roomID, ServerName: server, Content: content,
 		PrivateKey: c.keys.current.Private, KeyID: gomatrixserverlib.KeyID(c.keys.current.ID), KeyRing: c.keyRing,
@@ -251,8 +257,18 @@ func (c *Component) joinVia(ctx context.Context, roomID *spec.RoomID, userID *sp
 	}
 	join := res.JoinEvent
 	req := rsapi.ImportRoomRequest{RoomID: roomID.String(), RoomVersion: string(join.Version()), Join: join.JSON()}
+	state := make([][]byte, 0, len(res.StateSnapshot.GetStateEvents()))
 	for _, js := range res.StateSnapshot.GetStateEvents() {
 		req.State = append(req.State, json.RawMessage(js))
+		state = append(state, js)
+	}
+	// The room turns out to hold members of servers off the allow-list:
+	// the join, already in the room, is taken back.
+	if err := c.offList(joinedServersOf(state, nil)); err != nil {
+		if lerr := c.leaveVia(ctx, roomID.String(), userID.String(), server); lerr != nil {
+			c.log.WithError(lerr).WithFields(map[string]any{fieldRoomID: roomID.String(), fieldServer: server}).Warn("taking back a join refused by the allow-list")
+		}
+		return err
 	}
 	for _, js := range res.StateSnapshot.GetAuthEvents() {
 		req.AuthChain = append(req.AuthChain, json.RawMessage(js))

@@ -54,6 +54,9 @@ func (h *Handlers) join(r *http.Request, roomID string) (any, error) {
 		}
 		return map[string]string{"room_id": roomID}, nil
 	}
+	if err := h.checkRoomServers(r.Context(), roomID); err != nil {
+		return nil, err
+	}
 	// A restricted room's join names who lets the user in (restricted.go).
 	via, err := h.restrictedJoinVia(r.Context(), roomID, dev.UserID)
 	if err != nil {
@@ -84,6 +87,9 @@ func (h *Handlers) Invite(r *http.Request) (any, error) {
 	}
 	u, _ := checkUserID("user_id", req.UserID)
 	dev := auth.DeviceFrom(r.Context())
+	if err := h.checkRoomServers(r.Context(), httputil.PathParam(r, "roomID")); err != nil {
+		return nil, err
+	}
 	if string(u.Domain()) != h.global.ServerName {
 		if h.remote == nil {
 			return nil, errRemoteInvite()
@@ -393,15 +399,10 @@ func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (j
 	// This server is in the room when it has the room's create event; a
 	// room known only from an invite is joined through the inviter's
 	// server.
-	_, err = h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeCreate})
-	if err == nil || !errors.Is(err, api.ErrRoomNotFound) && !errors.Is(err, api.ErrNotFound) {
+	if in, err := h.inRoom(ctx, roomID); in || err != nil {
 		return false, err
 	}
-	q := r.URL.Query()
-	servers := append(q["via"], q["server_name"]...)
-	if _, domain, ok := strings.Cut(roomID, ":"); ok {
-		servers = append(servers, domain)
-	}
+	servers := viaServers(r, roomID)
 	if inviter, err := h.remoteInviter(ctx, roomID, userID); err != nil {
 		return false, err
 	} else if inviter != "" {
@@ -418,7 +419,7 @@ func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (j
 	switch {
 	case errors.Is(err, fedapi.ErrNoServer):
 		return false, httputil.NotFound("no server this one federates with can let you in")
-	case errors.Is(err, fedapi.ErrRefused):
+	case errors.Is(err, fedapi.ErrServerNotAllowed), errors.Is(err, fedapi.ErrRefused):
 		return false, httputil.Forbidden("%v", err)
 	case err != nil:
 		return false, fmt.Errorf("join over federation: %w", err)

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
@@ -37,6 +38,12 @@ type Previewer interface {
 	MayPreview(ctx context.Context, roomID, userID string) (bool, error)
 }
 
+// Remote asks other servers about rooms this server is not in (the
+// federation component).
+type Remote interface {
+	RemoteHierarchy(ctx context.Context, roomID string, servers []string, suggestedOnly bool) (fedapi.Hierarchy, error)
+}
+
 // Deps is what the hierarchy and room summary handlers need.
 type Deps struct {
 	Rooms   Roomserver
@@ -45,6 +52,9 @@ type Deps struct {
 	Reader SummaryReader
 	// Aliases resolves aliases for room summaries; nil: only room ids.
 	Aliases Aliases
+	// Remote describes the children this server is not in; nil: they
+	// are left out.
+	Remote Remote
 }
 
 // Handlers serves the space endpoints and room summaries.
@@ -53,11 +63,12 @@ type Handlers struct {
 	preview Previewer
 	reader  SummaryReader
 	aliases Aliases
+	remote  Remote
 }
 
 // New returns the space handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{rooms: d.Rooms, preview: d.Preview, reader: d.Reader, aliases: d.Aliases}
+	return &Handlers{rooms: d.Rooms, preview: d.Preview, reader: d.Reader, aliases: d.Aliases, remote: d.Remote}
 }
 
 // Limits of a hierarchy request. The spec asks servers for a default and a
@@ -125,9 +136,11 @@ type query struct {
 // spec's order (the order key, then the event's timestamp, then the room
 // id); with suggested_only, only those marked suggested. Each room is
 // listed once (loops end there), the rooms the user may not preview are
-// left out and not walked, and so are rooms this server does not know
-// (federation would fill them in). The requested room itself must be
-// visible to the user, else 403, as for an unknown room.
+// left out and not walked. Rooms this server is not in are asked of the
+// servers their m.space.child event names (federation /hierarchy, as
+// Synapse does): that server decides what it shows, and the children it
+// describes in its answer are not asked about again. The requested room
+// itself must be visible to the user, else 403, as for an unknown room.
 //
 // The next_batch token holds the request (its root, max_depth and
 // suggested_only, which may not change between pages: 400 otherwise) and
@@ -152,9 +165,14 @@ func (h *Handlers) Hierarchy(r *http.Request) (any, error) {
 	type entry struct {
 		roomID string
 		depth  int
+		// via are the servers the parent's m.space.child names.
+		via []string
 	}
-	stack := []entry{{q.Root, 0}}
+	stack := []entry{{q.Root, 0, nil}}
 	seen := map[string]bool{}
+	// remote holds the summaries other servers gave of rooms this
+	// server is not in, children included, so that each is asked once.
+	remote := map[string]room{}
 	resp := hierarchyResponse{Rooms: []room{}}
 	found := 0
 	for len(stack) > 0 && len(resp.Rooms) < limit {
@@ -164,21 +182,30 @@ func (h *Handlers) Hierarchy(r *http.Request) (any, error) {
 			continue
 		}
 		seen[e.roomID] = true
+		var rm room
 		if e.depth > 0 {
 			ok, err := h.preview.MayPreview(ctx, e.roomID, dev.UserID)
 			if err != nil {
 				return nil, err
 			}
 			if !ok {
-				continue
+				if rm, ok, err = h.remoteSummary(ctx, e.roomID, e.via, q.SuggestedOnly, remote); err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
 			}
 		}
-		rm, err := h.summary(ctx, e.roomID, q.SuggestedOnly)
-		if errors.Is(err, api.ErrRoomNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
+		if rm.RoomID == "" {
+			var err error
+			rm, err = h.summary(ctx, e.roomID, q.SuggestedOnly)
+			if errors.Is(err, api.ErrRoomNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
 		if found >= q.Skip {
 			resp.Rooms = append(resp.Rooms, rm)
@@ -187,8 +214,8 @@ func (h *Handlers) Hierarchy(r *http.Request) (any, error) {
 		if e.depth < q.MaxDepth {
 			// Pushed last first, so that the first child comes next.
 			for i := len(rm.ChildrenState) - 1; i >= 0; i-- {
-				if child := rm.ChildrenState[i].StateKey; !seen[child] {
-					stack = append(stack, entry{child, e.depth + 1})
+				if child := rm.ChildrenState[i]; !seen[child.StateKey] {
+					stack = append(stack, entry{child.StateKey, e.depth + 1, viaOf(child)})
 				}
 			}
 		}
@@ -387,4 +414,52 @@ func validOrder(s string) bool {
 		}
 	}
 	return true
+}
+
+// remoteSummary describes a child room this server is not in, as another
+// server does: from the answers already given (remote), else asked of
+// via. ok is false when the room is known here (the user may not preview
+// it), or no server describes it.
+func (h *Handlers) remoteSummary(ctx context.Context, roomID string, via []string, suggestedOnly bool, remote map[string]room) (room, bool, error) {
+	if rm, ok := remote[roomID]; ok {
+		return rm, true, nil
+	}
+	if h.remote == nil || len(via) == 0 {
+		return room{}, false, nil
+	}
+	if _, err := h.rooms.CurrentState(ctx, roomID); !errors.Is(err, api.ErrRoomNotFound) {
+		return room{}, false, err
+	}
+	ans, err := h.remote.RemoteHierarchy(ctx, roomID, via, suggestedOnly)
+	if err != nil {
+		// Another server's room that cannot be described is left out,
+		// as one the user may not see.
+		return room{}, false, nil
+	}
+	var rm room
+	if json.Unmarshal(ans.Room, &rm) != nil || rm.RoomID != roomID {
+		return room{}, false, nil
+	}
+	if rm.ChildrenState == nil {
+		rm.ChildrenState = []childEvent{}
+	}
+	for _, raw := range ans.Children {
+		var child room
+		if json.Unmarshal(raw, &child) == nil && child.RoomID != "" {
+			if child.ChildrenState == nil {
+				child.ChildrenState = []childEvent{}
+			}
+			remote[child.RoomID] = child
+		}
+	}
+	return rm, true, nil
+}
+
+// viaOf returns the via list of an m.space.child event.
+func viaOf(c childEvent) []string {
+	var content struct {
+		Via []string `json:"via"`
+	}
+	_ = json.Unmarshal(c.Content, &content)
+	return content.Via
 }
