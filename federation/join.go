@@ -240,7 +240,8 @@ func (c *Component) JoinRemote(ctx context.Context, roomID, userID string, serve
 // joinVia is one attempt of JoinRemote.
 func (c *Component) joinVia(ctx context.Context, roomID *spec.RoomID, userID *spec.UserID, server spec.ServerName, content map[string]any) error {
 	ctx = withRelay(ctx, server)
-	res, ferr := gomatrixserverlib.PerformJoin(ctx, joinClient{c.client}, gomatrixserverlib.PerformJoinInput{
+	jc := &joinClient{fc: c.client}
+	res, ferr := gomatrixserverlib.PerformJoin(ctx, jc, gomatrixserverlib.PerformJoinInput{
 		UserID: userID, RoomID: roomID, ServerName: server, Content: content,
 		PrivateKey: c.keys.current.Private, KeyID: gomatrixserverlib.KeyID(c.keys.current.ID), KeyRing: c.keyRing,
 		EventProvider: func(gomatrixserverlib.RoomVersion, []string) ([]gomatrixserverlib.PDU, error) {
@@ -257,14 +258,19 @@ func (c *Component) joinVia(ctx context.Context, roomID *spec.RoomID, userID *sp
 	}
 	join := res.JoinEvent
 	req := rsapi.ImportRoomRequest{RoomID: roomID.String(), RoomVersion: string(join.Version()), Join: join.JSON()}
-	state := make([][]byte, 0, len(res.StateSnapshot.GetStateEvents()))
 	for _, js := range res.StateSnapshot.GetStateEvents() {
 		req.State = append(req.State, json.RawMessage(js))
-		state = append(state, js)
 	}
 	// The room turns out to hold members of servers off the allow-list:
-	// the join, already in the room, is taken back.
-	if err := c.offList(joinedServersOf(state, nil)); err != nil {
+	// the join, already in the room, is taken back. The state is read as
+	// the resident server sent it: the checked state may have lost the
+	// events whose signatures could not be checked (PerformJoin checks
+	// them out of our context, so without the relay's keys).
+	var state [][]byte
+	for _, js := range jc.sent.GetStateEvents() {
+		state = append(state, js)
+	}
+	if err := c.offList(joinedServersOf(state, jc.sent.ServersInRoom)); err != nil {
 		if lerr := c.leaveVia(ctx, roomID.String(), userID.String(), server); lerr != nil {
 			c.log.WithError(lerr).WithFields(map[string]any{fieldRoomID: roomID.String(), fieldServer: server}).Warn("taking back a join refused by the allow-list")
 		}
@@ -293,11 +299,14 @@ func (c *Component) joinVia(ctx context.Context, roomID *spec.RoomID, userID *sp
 }
 
 // joinClient adapts the federation client to the join interface of
-// gomatrixserverlib.PerformJoin.
-type joinClient struct{ fc fclient.FederationClient }
+// gomatrixserverlib.PerformJoin, and keeps send_join's answer as it came.
+type joinClient struct {
+	fc   fclient.FederationClient
+	sent fclient.RespSendJoin
+}
 
 // MakeJoin implements gomatrixserverlib.FederatedJoinClient.
-func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roomID, userID string) (gomatrixserverlib.MakeJoinResponse, error) {
+func (j *joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roomID, userID string) (gomatrixserverlib.MakeJoinResponse, error) {
 	res, err := j.fc.MakeJoin(ctx, origin, s, roomID, userID)
 	if err != nil {
 		return nil, err
@@ -306,11 +315,12 @@ func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roo
 }
 
 // SendJoin implements gomatrixserverlib.FederatedJoinClient.
-func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, event gomatrixserverlib.PDU) (gomatrixserverlib.SendJoinResponse, error) {
+func (j *joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, event gomatrixserverlib.PDU) (gomatrixserverlib.SendJoinResponse, error) {
 	res, err := j.fc.SendJoin(ctx, origin, s, event)
 	if err != nil {
 		return nil, err
 	}
+	j.sent = res
 	return &res, nil
 }
 
