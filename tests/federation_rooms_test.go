@@ -209,7 +209,7 @@ func TestFederationAllowListRooms(t *testing.T) {
 		}
 
 		// A room alice is in, which carol joins afterwards.
-		shared := createRoom(t, b, bob, map[string]any{"preset": "public_chat", "name": "Shared"})
+		shared := createRoom(t, b, bob, map[string]any{"preset": "public_chat", "name": "Shared", "power_level_content_override": map[string]int{"invite": 0}})
 		if err := join(alice, shared); err != nil {
 			t.Fatalf("alice joins a room of B: %v", err)
 		}
