@@ -166,9 +166,9 @@ func (c *Component) InviteRemote(ctx context.Context, roomID, sender, target str
 
 var _ fedapi.RemoteInviter = (*Component)(nil)
 
-// LeaveRemote makes userID (a local user invited to a room this server is
-// not in) leave it, rejecting the invite, through the first of servers
-// that lets it: make_leave, the leave built and signed here, send_leave,
+// LeaveRemote makes userID (a local user invited to, or knocking on, a
+// room this server is not in) leave it, rejecting the invite or
+// withdrawing the knock, through the first of servers that lets it: make_leave, the leave built and signed here, send_leave,
 // then the leave kept as the user's membership.
 func (c *Component) LeaveRemote(ctx context.Context, roomID, userID string, servers []string) error {
 	lastErr := fedapi.ErrNoServer

@@ -25,7 +25,8 @@ var knockRoomState = []any{map[string]any{"type": "m.room.join_rules", "state_ke
 // TestFederationKnock: a user of one server knocks on a room of the
 // other (make_knock, send_knock), sees the knock in /sync with the
 // room's stripped state (its name, the create event in full); the room's
-// admin sees the knock, invites, and the knocker joins. Both ways.
+// admin sees the knock, invites, and the knocker joins; a second knock is
+// withdrawn (make_leave, send_leave). Both ways.
 func TestFederationKnock(t *testing.T) {
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		for _, dir := range [][2]string{{fedA, fedB}, {fedB, fedA}} {
@@ -87,6 +88,18 @@ func knockAndAccept(t *testing.T, f *Federation, host, guest string) {
 	adminSync.until("the knocker's message", func(r *mautrix.RespSync) bool {
 		return slices.Contains(timelineBodies(r, room), "thanks for letting me in")
 	})
+
+	// A knock withdrawn: the leave goes through the room's server.
+	other := createRoom(t, hs, admin, map[string]any{"preset": "private_chat", "initial_state": knockRoomState})
+	if _, err := knocker.KnockRoom(ctx(), other.String(), &mautrix.ReqKnockRoom{Via: []string{host}}); err != nil {
+		t.Fatalf("second knock: %v", err)
+	}
+	adminSync.until("the second knock", func(r *mautrix.RespSync) bool { return syncHasMember(r, other, knocker.UserID, event.MembershipKnock) })
+	if _, err := knocker.LeaveRoom(ctx(), other); err != nil {
+		t.Fatalf("the knocker withdraws: %v", err)
+	}
+	adminSync.until("the knock withdrawn", func(r *mautrix.RespSync) bool { return syncHasMember(r, other, knocker.UserID, event.MembershipLeave) })
+	knockerSync.until("the withdrawn knock among the knocker's left rooms", func(r *mautrix.RespSync) bool { _, ok := r.Rooms.Leave[other]; return ok })
 }
 
 // TestFederationKnockEndpoints: make_knock and send_knock as another

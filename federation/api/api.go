@@ -27,11 +27,12 @@ type RemoteInviter interface {
 	InviteRemote(ctx context.Context, roomID, sender, target string, content map[string]any) error
 }
 
-// RemoteLeaver rejects invites to rooms this server is not in.
+// RemoteLeaver rejects invites to, and withdraws knocks on, rooms this
+// server is not in.
 type RemoteLeaver interface {
-	// LeaveRemote makes userID (a local user invited to roomID, which
-	// this server is not in) leave it through the first of servers that
-	// lets it.
+	// LeaveRemote makes userID (a local user invited to, or knocking on,
+	// roomID, which this server is not in) leave it through the first of
+	// servers that lets it.
 	LeaveRemote(ctx context.Context, roomID, userID string, servers []string) error
 }
 
