@@ -263,9 +263,8 @@ func (c *Component) joinVia(ctx context.Context, roomID *spec.RoomID, userID *sp
 	}
 	// The room turns out to hold members of servers off the allow-list:
 	// the join, already in the room, is taken back. The state is read as
-	// the resident server sent it: the checked state may have lost the
-	// events whose signatures could not be checked (PerformJoin checks
-	// them out of our context, so without the relay's keys).
+	// the resident server sent it: the checked state has lost the events
+	// whose signatures could not be checked, and must not hide a member.
 	var state [][]byte
 	for _, js := range jc.sent.GetStateEvents() {
 		state = append(state, js)

@@ -221,6 +221,26 @@ func TestFederationAllowListRooms(t *testing.T) {
 			t.Errorf("alice reads the state of the room she was refused")
 		}
 
+		// A room carol has left is not refused, and A keeps her events
+		// (checked with C's keys as B gives them).
+		carolLeft := createRoom(t, b, bob, map[string]any{"preset": "public_chat"})
+		if err := join(carol, carolLeft); err != nil {
+			t.Fatalf("carol joins: %v", err)
+		}
+		if _, err := carol.LeaveRoom(ctx(), carolLeft); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "carol's leave on B", func() bool {
+			r := b.Do("GET", roomPath(carolLeft, "state", "m.room.member", carol.UserID.String()), bob.AccessToken, nil)
+			return r.Status == 200 && r.Body["membership"] == "leave"
+		})
+		if err := join(alice, carolLeft); err != nil {
+			t.Fatalf("alice joins a room carol has left: %v", err)
+		}
+		if m := stateContent(t, a, alice, carolLeft, "m.room.member", carol.UserID.String()); m["membership"] != "leave" {
+			t.Errorf("carol's membership on A = %v, want leave", m)
+		}
+
 		// A room alice is in, which carol joins afterwards.
 		shared := createRoom(t, b, bob, map[string]any{"preset": "public_chat", "name": "Shared", "power_level_content_override": map[string]int{"invite": 0}})
 		if err := join(alice, shared); err != nil {
