@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -26,8 +27,8 @@ type hierarchyResponse struct {
 // Hierarchy answers GET /_matrix/federation/v1/hierarchy/{roomId}
 // (?suggested_only=true): the summary of a room this server is in and
 // that the asking server may see (a public, knockable or world-readable
-// room, or one where that server has joined members; 404 M_NOT_FOUND
-// otherwise), and those of its children (the suggested ones only, with
+// room, one where that server has joined members, or a restricted room
+// whose allowed rooms have some; 404 M_NOT_FOUND otherwise), and those of its children (the suggested ones only, with
 // suggested_only) this server is in: the children the asking server may
 // not see are listed by id in inaccessible_children, those this server is
 // not in are left out. The asking server walks further down itself.
@@ -107,11 +108,29 @@ func (c *Component) hierarchySummary(ctx context.Context, roomID, server string,
 	if err != nil {
 		return spacetree.Room{}, false, err
 	}
-	switch rm.JoinRule {
-	case spec.Public, spec.Knock, "knock_restricted":
+	switch {
+	case rm.JoinRule == spec.Public, rm.JoinRule == spec.Knock, rm.JoinRule == "knock_restricted":
 		return rm, true, nil
+	case rm.WorldReadable || serverJoined:
+		return rm, true, nil
+	case spacetree.Restricted(rm.JoinRule):
+		// The asking server has users who may join: members of an
+		// allowed room. Which of them may is for it to tell, by
+		// allowed_room_ids.
+		for _, allowed := range rm.AllowedRoomIDs {
+			servers, err := c.rooms.JoinedServers(ctx, allowed)
+			if errors.Is(err, rsapi.ErrRoomNotFound) {
+				continue
+			}
+			if err != nil {
+				return spacetree.Room{}, false, err
+			}
+			if slices.Contains(servers, server) {
+				return rm, true, nil
+			}
+		}
 	}
-	return rm, rm.WorldReadable || serverJoined, nil
+	return rm, false, nil
 }
 
 // RemoteHierarchy implements fedapi.RemoteSpaces.

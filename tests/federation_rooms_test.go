@@ -324,9 +324,15 @@ func TestFederationHierarchy(t *testing.T) {
 		one := createRoom(t, b, bob, map[string]any{"preset": "public_chat", "name": "Child one"})
 		two := createRoom(t, b, bob, map[string]any{"preset": "public_chat", "name": "Child two"})
 		secret := createRoom(t, b, bob, map[string]any{"preset": "private_chat", "name": "Secret"})
+		// Open to the members of "Child one".
+		restricted := createRoom(t, b, bob, map[string]any{"preset": "private_chat", "name": "Restricted", "initial_state": []any{
+			map[string]any{"type": "m.room.join_rules", "state_key": "", "content": map[string]any{
+				"join_rule": "restricted", "allow": []any{map[string]string{"type": "m.room_membership", "room_id": one.String()}}}},
+		}})
 		addChild(bob, remoteSpace, one, fedB, false)
 		addChild(bob, remoteSpace, two, fedB, true)
 		addChild(bob, remoteSpace, secret, fedB, true)
+		addChild(bob, remoteSpace, restricted, fedB, false)
 		local := space(a, alice, "A's space")
 		addChild(alice, local, remoteSpace, fedB, true)
 
@@ -348,14 +354,14 @@ func TestFederationHierarchy(t *testing.T) {
 		room, _ := body["room"].(map[string]any)
 		children, _ := body["children"].([]any)
 		cs, _ := room["children_state"].([]any)
-		if room["name"] != "B's space" || room["room_type"] != "m.space" || len(cs) != 3 {
+		if room["name"] != "B's space" || room["room_type"] != "m.space" || len(cs) != 4 {
 			t.Errorf("hierarchy room = %v", room)
 		}
 		if got := names(children); !slices.Equal(got, []string{"Child one", "Child two"}) {
 			t.Errorf("hierarchy children = %v", got)
 		}
-		if inacc, _ := body["inaccessible_children"].([]any); len(inacc) != 1 || inacc[0] != secret.String() {
-			t.Errorf("inaccessible_children = %v, want [%s]", inacc, secret)
+		if inacc, _ := body["inaccessible_children"].([]any); len(inacc) != 2 || !slices.Contains(inacc, any(secret.String())) || !slices.Contains(inacc, any(restricted.String())) {
+			t.Errorf("inaccessible_children = %v, want %s and %s", inacc, secret, restricted)
 		}
 		_, body = f.asServer(t, fedB, fedA, "GET", path+"?suggested_only=true", nil)
 		if children, _ := body["children"].([]any); !slices.Equal(names(children), []string{"Child two"}) {
@@ -376,6 +382,26 @@ func TestFederationHierarchy(t *testing.T) {
 		}
 		if got := hierarchy("?suggested_only=true"); !slices.Equal(got, []string{"A's space", "B's space", "Child two"}) {
 			t.Errorf("alice's suggested-only hierarchy = %v", got)
+		}
+
+		// Once alice is in "Child one", B describes the restricted room to
+		// A (with its allowed rooms), and A shows it to her only.
+		if _, err := alice.JoinRoom(ctx(), one.String(), &mautrix.ReqJoinRoom{Via: []string{fedB}}); err != nil {
+			t.Fatal(err)
+		}
+		_, body = f.asServer(t, fedB, fedA, "GET", path, nil)
+		children, _ = body["children"].([]any)
+		if got := names(children); !slices.Equal(got, []string{"Child one", "Child two", "Restricted"}) {
+			t.Errorf("hierarchy children once A has a member in Child one = %v", got)
+		}
+		if got := hierarchy(""); !slices.Equal(got, []string{"A's space", "B's space", "Child one", "Child two", "Restricted"}) {
+			t.Errorf("alice's hierarchy once in Child one = %v", got)
+		}
+		alice2 := a.Register("alice2")
+		r := a.Do("GET", "/_matrix/client/v1/rooms/"+url.PathEscape(local.String())+"/hierarchy", alice2.AccessToken, nil).Expect(t, 200, "")
+		rooms, _ := r.Body["rooms"].([]any)
+		if got := names(rooms); !slices.Equal(got, []string{"A's space", "B's space", "Child one", "Child two"}) {
+			t.Errorf("the hierarchy of a user of A not in Child one = %v", got)
 		}
 	})
 }

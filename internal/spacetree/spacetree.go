@@ -47,6 +47,15 @@ type Room struct {
 	// ChildrenState are the space's m.space.child events (stripped state
 	// with origin_server_ts); empty for a room that is not a space.
 	ChildrenState []Child `json:"children_state"`
+	// AllowedRoomIDs are, for a restricted room (restricted or
+	// knock_restricted join rule), the rooms whose members may join it.
+	AllowedRoomIDs []string `json:"allowed_room_ids,omitempty"`
+}
+
+// Restricted reports whether a join rule lets in the members of the
+// rooms its allow list names.
+func Restricted(joinRule string) bool {
+	return joinRule == "restricted" || joinRule == "knock_restricted"
 }
 
 // Child is an m.space.child event as stripped state with its
@@ -91,6 +100,7 @@ const (
 func Describe(roomID string, state []json.RawMessage, suggestedOnly bool) (Room, error) {
 	rm := Room{Entry: Entry{RoomID: roomID, JoinRule: "invite"}, ChildrenState: []Child{}}
 	var children []Child
+	var allowed []string
 	for _, raw := range state {
 		var e struct {
 			Type           string          `json:"type"`
@@ -134,6 +144,16 @@ func Describe(roomID string, state []json.RawMessage, suggestedOnly bool) (Room,
 			if jr := str("join_rule"); jr != "" {
 				rm.JoinRule = jr
 			}
+			var allow []struct {
+				Type   string `json:"type"`
+				RoomID string `json:"room_id"`
+			}
+			_ = json.Unmarshal(fields["allow"], &allow)
+			for _, a := range allow {
+				if a.Type == "m.room_membership" && strings.HasPrefix(a.RoomID, "!") {
+					allowed = append(allowed, a.RoomID)
+				}
+			}
 		case e.Type == typeHistoryVisibility:
 			rm.WorldReadable = str("history_visibility") == "world_readable"
 		case e.Type == typeGuestAccess:
@@ -143,6 +163,9 @@ func Describe(roomID string, state []json.RawMessage, suggestedOnly bool) (Room,
 	if rm.RoomType == RoomTypeSpace {
 		SortChildren(children)
 		rm.ChildrenState = children
+	}
+	if Restricted(rm.JoinRule) {
+		rm.AllowedRoomIDs = allowed
 	}
 	return rm, nil
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -156,7 +157,7 @@ func (h *Handlers) Hierarchy(r *http.Request) (any, error) {
 				return nil, err
 			}
 			if !ok {
-				if rm, ok, err = h.remoteSummary(ctx, e.roomID, e.via, q.SuggestedOnly, remote); err != nil {
+				if rm, ok, err = h.remoteSummary(ctx, e.roomID, dev.UserID, e.via, q.SuggestedOnly, remote); err != nil {
 					return nil, err
 				}
 				if !ok {
@@ -272,10 +273,12 @@ func (h *Handlers) summary(ctx context.Context, roomID string, suggestedOnly boo
 // remoteSummary describes a child room this server is not in, as another
 // server does: from the answers already given (remote), else asked of
 // via. ok is false when the room is known here (the user may not preview
-// it), or no server describes it.
-func (h *Handlers) remoteSummary(ctx context.Context, roomID string, via []string, suggestedOnly bool, remote map[string]spacetree.Room) (spacetree.Room, bool, error) {
+// it), when no server describes it, or when the user may not preview it
+// (remoteMayPreview).
+func (h *Handlers) remoteSummary(ctx context.Context, roomID, userID string, via []string, suggestedOnly bool, remote map[string]spacetree.Room) (spacetree.Room, bool, error) {
 	if rm, ok := remote[roomID]; ok {
-		return rm, true, nil
+		ok, err := h.remoteMayPreview(ctx, rm, userID)
+		return rm, ok, err
 	}
 	if h.remote == nil || len(via) == 0 {
 		return spacetree.Room{}, false, nil
@@ -293,6 +296,10 @@ func (h *Handlers) remoteSummary(ctx context.Context, roomID string, via []strin
 	if json.Unmarshal(ans.Room, &rm) != nil || rm.RoomID != roomID {
 		return spacetree.Room{}, false, nil
 	}
+	ok, err := h.remoteMayPreview(ctx, rm, userID)
+	if err != nil || !ok {
+		return spacetree.Room{}, false, err
+	}
 	if rm.ChildrenState == nil {
 		rm.ChildrenState = []spacetree.Child{}
 	}
@@ -306,4 +313,31 @@ func (h *Handlers) remoteSummary(ctx context.Context, roomID string, via []strin
 		}
 	}
 	return rm, true, nil
+}
+
+// remoteMayPreview reports whether userID may see the summary of a room
+// this server is not in, as its server describes it: the rules of
+// MayPreview that do not need the room's state here (a public or
+// knockable room, world-readable history, or a restricted room one of
+// whose allowed rooms the user is joined to here).
+func (h *Handlers) remoteMayPreview(ctx context.Context, rm spacetree.Room, userID string) (bool, error) {
+	switch {
+	case rm.JoinRule == "public", rm.JoinRule == "knock", rm.JoinRule == "knock_restricted", rm.WorldReadable:
+		return true, nil
+	case !spacetree.Restricted(rm.JoinRule):
+		return false, nil
+	}
+	for _, allowed := range rm.AllowedRoomIDs {
+		m, _, err := h.reader.Membership(ctx, allowed, userID)
+		if errors.Is(err, api.ErrRoomNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("read membership: %w", err)
+		}
+		if m == "join" {
+			return true, nil
+		}
+	}
+	return false, nil
 }
