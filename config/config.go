@@ -262,6 +262,21 @@ type Federation struct {
 	// 100 per second, bursts of 500: far above what a peer sends in
 	// normal operation (Synapse batches its events into transactions).
 	OriginRateLimit RateLimit `yaml:"origin_rate_limit"`
+	// OriginConcurrency bounds how many signed requests of each other
+	// server are handled at once, and how many more may wait for their
+	// turn; beyond, 429 M_LIMIT_EXCEEDED. Default: {concurrent: 10,
+	// max_queued: 100}.
+	OriginConcurrency Concurrency `yaml:"origin_concurrency"`
+}
+
+// Concurrency bounds the requests handled at once per key (Concurrent)
+// and those that may wait meanwhile (MaxQueued). Both zero (or absent)
+// means the default.
+type Concurrency struct {
+	// Concurrent is how many requests run at once.
+	Concurrent int `yaml:"concurrent"`
+	// MaxQueued is how many more may wait for a turn.
+	MaxQueued int `yaml:"max_queued"`
 }
 
 // Media configures the media repository. Its defaults and checks are in

@@ -62,6 +62,9 @@ func (f *Federation) defaults() {
 	if f.OriginRateLimit == (RateLimit{}) {
 		f.OriginRateLimit = RateLimit{PerSecond: 100, Burst: 500}
 	}
+	if f.OriginConcurrency == (Concurrency{}) {
+		f.OriginConcurrency = Concurrency{Concurrent: 10, MaxQueued: 100}
+	}
 }
 
 // verify records every problem of the federation section in errs.
@@ -101,6 +104,9 @@ func (f *Federation) verify(errs *Errors) {
 	}
 	if f.OriginRateLimit.PerSecond < 0 || f.OriginRateLimit.Burst < 0 {
 		errs.Add("federation.origin_rate_limit", "per_second and burst must not be negative")
+	}
+	if f.OriginConcurrency.Concurrent < 1 || f.OriginConcurrency.MaxQueued < 0 {
+		errs.Add("federation.origin_concurrency", "concurrent must be at least 1 and max_queued not negative")
 	}
 }
 

@@ -310,6 +310,9 @@ federation:
   # steady rate (429 M_LIMIT_EXCEEDED beyond). {per_second: 0, burst: 1}
   # turns it off.
   #origin_rate_limit: {per_second: 100, burst: 500}
+  # Signed requests of each other server handled at once, and how many
+  # more may wait for a turn (429 M_LIMIT_EXCEEDED beyond).
+  #origin_concurrency: {concurrent: 10, max_queued: 100}
 
 media:
   # The largest file accepted, in bytes (50 MiB).

@@ -120,8 +120,10 @@ type Component struct {
 	txns keyedMutex
 	// sender is the outbound queue (nil without a bus).
 	sender *sender
-	// originLimit bounds each other server's signed requests.
+	// originLimit bounds the rate of each other server's signed requests.
 	originLimit *httputil.Limiter
+	// originGate bounds how many of them run at once.
+	originGate *originGate
 }
 
 // New builds the component from the server's signing keys and the
@@ -150,6 +152,7 @@ func New(deps Deps) (*Component, error) {
 		edus:        deps.EDUs,
 		profiles:    deps.Profiles,
 		originLimit: httputil.NewLimiter(deps.Config.OriginRateLimit.PerSecond, deps.Config.OriginRateLimit.Burst),
+		originGate:  newOriginGate(deps.Config.OriginConcurrency.Concurrent, deps.Config.OriginConcurrency.MaxQueued),
 	}
 	if deps.DB != nil {
 		c.store = fedstorage.New(deps.DB)
@@ -166,7 +169,7 @@ func New(deps Deps) (*Component, error) {
 	}}, fclient.WithTransport(c.tripper), fclient.WithTimeout(requestTimeout), fclient.WithUserAgent(ServerSoftware+"/"+version.String()))
 	c.keyRing = &gomatrixserverlib.KeyRing{
 		KeyDatabase: keyDatabase{c},
-		KeyFetchers: []gomatrixserverlib.KeyFetcher{directFetcher{c}},
+		KeyFetchers: []gomatrixserverlib.KeyFetcher{directFetcher{c}, relayFetcher{c}},
 	}
 	if deps.Bus != nil && deps.Rooms != nil && c.store != nil {
 		c.sender = newSender(c)
@@ -232,6 +235,9 @@ func (c *Component) Mount(r chi.Router) {
 			route{"GET", v1 + "/make_leave/{roomID}/{userID}", true, c.MakeLeave},
 			route{"PUT", v2 + "/send_leave/{roomID}/{eventID}", true, c.SendLeave},
 			route{"PUT", v2 + "/invite/{roomID}/{eventID}", true, c.Invite},
+			route{"GET", v1 + "/make_knock/{roomID}/{userID}", true, c.MakeKnock},
+			route{"PUT", v1 + "/send_knock/{roomID}/{eventID}", true, c.SendKnock},
+			route{"GET", v1 + "/hierarchy/{roomID}", true, c.Hierarchy},
 			route{"GET", v1 + "/query/directory", true, c.QueryDirectory},
 			route{"GET", v1 + "/publicRooms", true, c.PublicRooms},
 			route{"POST", v1 + "/publicRooms", true, c.PublicRooms},
@@ -265,12 +271,19 @@ func (c *Component) Mount(r chi.Router) {
 }
 
 // limitOrigin takes a token of the request's origin (signed routes only:
-// the origin is known) before h runs.
+// the origin is known), then waits for one of its turns (the per-origin
+// concurrency limit), before h runs.
 func (c *Component) limitOrigin(h httputil.HandlerFunc) httputil.HandlerFunc {
 	return func(r *http.Request) (any, error) {
-		if err := c.originLimit.Allow(string(originOf(r))); err != nil {
+		origin := string(originOf(r))
+		if err := c.originLimit.Allow(origin); err != nil {
 			return nil, err
 		}
+		release, err := c.originGate.enter(r.Context(), origin)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		return h(r)
 	}
 }

@@ -68,6 +68,10 @@ func (c *Component) Invite(r *http.Request) (any, error) {
 			return nil, httputil.Forbidden("%s", msg)
 		}
 	} else {
+		// The stripped state is all the invitee will see of the room.
+		if err := c.checkStrippedState(withRelay(ctx, originOf(r)), v, roomID, req.InviteRoomState); err != nil {
+			return nil, httputil.BadJSON("invite_room_state: %v", err)
+		}
 		_, err := c.rooms.ImportMembership(ctx, rsapi.ImportMembershipRequest{
 			RoomID: roomID, RoomVersion: req.RoomVersion, Event: signed.JSON(), StrippedState: req.InviteRoomState,
 		})
@@ -162,9 +166,9 @@ func (c *Component) InviteRemote(ctx context.Context, roomID, sender, target str
 
 var _ fedapi.RemoteInviter = (*Component)(nil)
 
-// LeaveRemote makes userID (a local user invited to a room this server is
-// not in) leave it, rejecting the invite, through the first of servers
-// that lets it: make_leave, the leave built and signed here, send_leave,
+// LeaveRemote makes userID (a local user invited to, or knocking on, a
+// room this server is not in) leave it, rejecting the invite or
+// withdrawing the knock, through the first of servers that lets it: make_leave, the leave built and signed here, send_leave,
 // then the leave kept as the user's membership.
 func (c *Component) LeaveRemote(ctx context.Context, roomID, userID string, servers []string) error {
 	lastErr := fedapi.ErrNoServer
@@ -205,6 +209,9 @@ func (c *Component) leaveVia(ctx context.Context, roomID, userID string, server 
 		return refusal(server, err)
 	}
 	_, err = c.rooms.ImportMembership(ctx, rsapi.ImportMembershipRequest{RoomID: roomID, RoomVersion: string(res.RoomVersion), Event: leave.JSON()})
+	if errors.Is(err, rsapi.ErrRoomNotFound) {
+		return nil // a join taken back: nothing of the room was kept
+	}
 	return err
 }
 

@@ -18,7 +18,7 @@ import (
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
-// makeMembership answers make_join and make_leave: a template of the
+// makeMembership answers make_join, make_knock and make_leave: a template of the
 // membership event for the user (a user of the asking server), which
 // that server signs and sends back with send_join or send_leave.
 func (c *Component) makeMembership(r *http.Request, membership string) (any, error) {
@@ -37,7 +37,7 @@ func (c *Component) makeMembership(r *http.Request, membership string) (any, err
 	if err != nil {
 		return nil, err
 	}
-	if membership == spec.Join {
+	if membership == spec.Join || membership == spec.Knock {
 		supported := r.URL.Query()["ver"]
 		if len(supported) == 0 {
 			supported = []string{"1"} // the spec's default
@@ -206,8 +206,10 @@ func isMemberEvent(e rsapi.Event) bool {
 // through the first of servers that lets it: make_join, the join event
 // built and signed here, send_join, the answer checked (signatures,
 // hashes, the auth rules over the state and auth chain), then the room
-// imported into the roomserver with the state before the join. The
-// returned error is the last server's when none let the user in.
+// imported into the roomserver with the state before the join. A room
+// whose state shows members of servers off the allow-list is left at
+// once (fedapi.ErrServerNotAllowed). The returned error is the last
+// server's when none let the user in.
 func (c *Component) JoinRemote(ctx context.Context, roomID, userID string, servers []string, content map[string]any) error {
 	rid, err := spec.NewRoomID(roomID)
 	if err != nil {
@@ -224,6 +226,9 @@ func (c *Component) JoinRemote(ctx context.Context, roomID, userID string, serve
 		}
 		if err := c.joinVia(ctx, rid, uid, spec.ServerName(server), content); err != nil {
 			c.log.WithError(err).WithFields(map[string]any{fieldRoomID: roomID, fieldServer: server}).Info("remote join failed")
+			if errors.Is(err, fedapi.ErrServerNotAllowed) {
+				return err // the room is the same through any server
+			}
 			lastErr = err
 			continue
 		}
@@ -234,7 +239,9 @@ func (c *Component) JoinRemote(ctx context.Context, roomID, userID string, serve
 
 // joinVia is one attempt of JoinRemote.
 func (c *Component) joinVia(ctx context.Context, roomID *spec.RoomID, userID *spec.UserID, server spec.ServerName, content map[string]any) error {
-	res, ferr := gomatrixserverlib.PerformJoin(ctx, joinClient{c.client}, gomatrixserverlib.PerformJoinInput{
+	ctx = withRelay(ctx, server)
+	jc := &joinClient{fc: c.client}
+	res, ferr := gomatrixserverlib.PerformJoin(ctx, jc, gomatrixserverlib.PerformJoinInput{
 		UserID: userID, RoomID: roomID, ServerName: server, Content: content,
 		PrivateKey: c.keys.current.Private, KeyID: gomatrixserverlib.KeyID(c.keys.current.ID), KeyRing: c.keyRing,
 		EventProvider: func(gomatrixserverlib.RoomVersion, []string) ([]gomatrixserverlib.PDU, error) {
@@ -253,6 +260,20 @@ func (c *Component) joinVia(ctx context.Context, roomID *spec.RoomID, userID *sp
 	req := rsapi.ImportRoomRequest{RoomID: roomID.String(), RoomVersion: string(join.Version()), Join: join.JSON()}
 	for _, js := range res.StateSnapshot.GetStateEvents() {
 		req.State = append(req.State, json.RawMessage(js))
+	}
+	// The room turns out to hold members of servers off the allow-list:
+	// the join, already in the room, is taken back. The state is read as
+	// the resident server sent it: the checked state has lost the events
+	// whose signatures could not be checked, and must not hide a member.
+	var state [][]byte
+	for _, js := range jc.sent.GetStateEvents() {
+		state = append(state, js)
+	}
+	if err := c.offList(joinedServersOf(state, jc.sent.ServersInRoom)); err != nil {
+		if lerr := c.leaveVia(ctx, roomID.String(), userID.String(), server); lerr != nil {
+			c.log.WithError(lerr).WithFields(map[string]any{fieldRoomID: roomID.String(), fieldServer: server}).Warn("taking back a join refused by the allow-list")
+		}
+		return err
 	}
 	for _, js := range res.StateSnapshot.GetAuthEvents() {
 		req.AuthChain = append(req.AuthChain, json.RawMessage(js))
@@ -277,11 +298,14 @@ func (c *Component) joinVia(ctx context.Context, roomID *spec.RoomID, userID *sp
 }
 
 // joinClient adapts the federation client to the join interface of
-// gomatrixserverlib.PerformJoin.
-type joinClient struct{ fc fclient.FederationClient }
+// gomatrixserverlib.PerformJoin, and keeps send_join's answer as it came.
+type joinClient struct {
+	fc   fclient.FederationClient
+	sent fclient.RespSendJoin
+}
 
 // MakeJoin implements gomatrixserverlib.FederatedJoinClient.
-func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roomID, userID string) (gomatrixserverlib.MakeJoinResponse, error) {
+func (j *joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roomID, userID string) (gomatrixserverlib.MakeJoinResponse, error) {
 	res, err := j.fc.MakeJoin(ctx, origin, s, roomID, userID)
 	if err != nil {
 		return nil, err
@@ -290,11 +314,12 @@ func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roo
 }
 
 // SendJoin implements gomatrixserverlib.FederatedJoinClient.
-func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, event gomatrixserverlib.PDU) (gomatrixserverlib.SendJoinResponse, error) {
+func (j *joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, event gomatrixserverlib.PDU) (gomatrixserverlib.SendJoinResponse, error) {
 	res, err := j.fc.SendJoin(ctx, origin, s, event)
 	if err != nil {
 		return nil, err
 	}
+	j.sent = res
 	return &res, nil
 }
 

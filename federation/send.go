@@ -29,12 +29,15 @@ type txnRequest struct {
 // Send answers PUT /_matrix/federation/v1/send/{txnId}: each PDU is
 // checked (format, prev_events, signatures, content hash) and given to
 // the roomserver, which checks the auth rules; the answer gives each
-// PDU's result by event id. A transaction already handled (same origin
+// PDU's result by event id. PDUs of senders whose servers are off the
+// allow-list are taken like the others (relay.go). A transaction already handled (same origin
 // and id) gets the same answer again without being handled twice. PDUs
 // of rooms this server does not know, or that do not parse far enough
 // to have an event id, are dropped, as the spec allows.
 func (c *Component) Send(r *http.Request) (any, error) {
-	ctx := r.Context()
+	// Events of servers off the allow-list that the origin relays are
+	// checked with keys the origin vouches for (relay.go).
+	ctx := withRelay(r.Context(), originOf(r))
 	origin, txnID := string(originOf(r)), httputil.PathParam(r, "txnID")
 	var req txnRequest
 	if err := decodeContent(r, &req); err != nil {

@@ -233,6 +233,9 @@ func New(deps Deps) (*Component, error) {
 		c.delayed = calls.NewDelayed(calls.DelayedDeps{Store: store, Send: c.rooms, Rooms: deps.Rooms,
 			MaxDelay: deps.Config.Calls.MaxEventDelay.Std(), MaxRequestBytes: deps.Config.MaxRequestBytes, Log: deps.Log, Bus: deps.Bus})
 		sd := spaces.Deps{Rooms: deps.Rooms, Preview: c.rooms, Reader: deps.Rooms}
+		if deps.RemoteRooms != nil {
+			sd.Remote = deps.RemoteRooms
+		}
 		if c.directory != nil {
 			sd.Aliases = c.directory
 		}

@@ -174,18 +174,35 @@ func startFederation(t testing.TB, dbURL func(testing.TB) string, names []string
 // federationEngines runs fn per storage engine on servers started by
 // startFederation.
 func federationEngines(t *testing.T, names []string, fn func(t *testing.T, f *Federation)) {
+	federationEnginesWith(t, names, nil, fn)
+}
+
+// federationEnginesWith is federationEngines with startFederation's
+// mutate.
+func federationEnginesWith(t *testing.T, names []string, mutate func(cfg *config.Config), fn func(t *testing.T, f *Federation)) {
 	t.Run("sqlite", func(t *testing.T) {
 		if os.Getenv(storagetest.EnginesEnv) != "" && !engineSelected("sqlite") {
 			t.Skip("sqlite not selected")
 		}
-		fn(t, startFederation(t, storagetest.SQLiteURL, names, nil))
+		fn(t, startFederation(t, storagetest.SQLiteURL, names, mutate))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		if os.Getenv(storagetest.EnginesEnv) != "" && !engineSelected("postgres") {
 			t.Skip("postgres not selected")
 		}
-		fn(t, startFederation(t, storagetest.PostgresURL, names, nil))
+		fn(t, startFederation(t, storagetest.PostgresURL, names, mutate))
 	})
+}
+
+// allowLists returns a startFederation mutate that gives each server
+// named in lists exactly that allow-list (the others keep every other
+// server of the federation).
+func allowLists(lists map[string][]string) func(cfg *config.Config) {
+	return func(cfg *config.Config) {
+		if l, ok := lists[cfg.Global.ServerName]; ok {
+			cfg.Federation.AllowedServers = l
+		}
+	}
 }
 
 // engineSelected reports whether storagetest.EnginesEnv names engine.

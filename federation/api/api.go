@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 )
 
@@ -26,12 +27,48 @@ type RemoteInviter interface {
 	InviteRemote(ctx context.Context, roomID, sender, target string, content map[string]any) error
 }
 
-// RemoteLeaver rejects invites to rooms this server is not in.
+// RemoteLeaver rejects invites to, and withdraws knocks on, rooms this
+// server is not in.
 type RemoteLeaver interface {
-	// LeaveRemote makes userID (a local user invited to roomID, which
-	// this server is not in) leave it through the first of servers that
-	// lets it.
+	// LeaveRemote makes userID (a local user invited to, or knocking on,
+	// roomID, which this server is not in) leave it through the first of
+	// servers that lets it.
 	LeaveRemote(ctx context.Context, roomID, userID string, servers []string) error
+}
+
+// RemoteKnocker knocks on rooms this server is not in.
+type RemoteKnocker interface {
+	// KnockRemote makes userID (a local user) knock on roomID through the
+	// first of servers that lets it (make_knock, send_knock), and keeps
+	// the knock with the room's stripped state the resident server gave,
+	// so that the user's /sync shows it. content is the knock's content
+	// besides membership (reason).
+	KnockRemote(ctx context.Context, roomID, userID string, servers []string, content map[string]any) error
+}
+
+// RoomPolicy is the federation policy on rooms (federation.allowed_servers).
+type RoomPolicy interface {
+	// CheckRoomServers returns an error wrapping ErrServerNotAllowed when
+	// a member of roomID (a room this server is in) belongs to a server
+	// this one does not federate with: local users may then not join,
+	// invite or knock there. Nil in an open federation.
+	CheckRoomServers(ctx context.Context, roomID string) error
+}
+
+// RemoteSpaces reads the space hierarchy of rooms this server is not in.
+type RemoteSpaces interface {
+	// RemoteHierarchy asks the first of servers that answers for the
+	// summary of roomID and of its children (federation /hierarchy).
+	RemoteHierarchy(ctx context.Context, roomID string, servers []string, suggestedOnly bool) (Hierarchy, error)
+}
+
+// Hierarchy is another server's answer about a room of a space: its
+// summary (a public room entry with its children_state), the summaries
+// of the children it could give, and the children it would not.
+type Hierarchy struct {
+	Room                 json.RawMessage   `json:"room"`
+	Children             []json.RawMessage `json:"children"`
+	InaccessibleChildren []string          `json:"inaccessible_children"`
 }
 
 // RemoteRooms is what the client API asks of the federation component.
@@ -39,6 +76,9 @@ type RemoteRooms interface {
 	RemoteJoiner
 	RemoteInviter
 	RemoteLeaver
+	RemoteKnocker
+	RemoteSpaces
+	RoomPolicy
 }
 
 // Sentinel errors of the federation component.
@@ -49,4 +89,7 @@ var (
 	// ErrRefused: the remote server refused (its answer's status was
 	// 4xx); the error's message says why.
 	ErrRefused = errors.New("refused by the remote server")
+	// ErrServerNotAllowed: the room has members of a server off the
+	// allow-list; the error's message names them.
+	ErrServerNotAllowed = errors.New("the room has members of servers this server does not federate with")
 )

@@ -39,8 +39,8 @@ type Federator interface {
 	ImportRoom(ctx context.Context, req ImportRoomRequest) (InputResult, error)
 	// ImportMembership keeps a membership event of a local user for a
 	// room this server is not in, checked and signed by the federation
-	// component: an invite received over federation, or the leave that
-	// rejects it. The room becomes known with these events as its only
+	// component: an invite received over federation, a knock sent over
+	// it, or the leave that rejects or withdraws them. The room becomes known with these events as its only
 	// state (no m.room.create: this server is not in the room), the
 	// user's membership follows, and the event is published, an invite
 	// with the stripped state the inviting server gave (StrippedState
@@ -54,7 +54,8 @@ type ImportMembershipRequest struct {
 	RoomID      string          `json:"room_id"`
 	RoomVersion string          `json:"room_version"`
 	Event       json.RawMessage `json:"event"`
-	// StrippedState is the inviting server's invite_room_state.
+	// StrippedState is the inviting server's invite_room_state, or the
+	// knock_room_state of send_knock's answer.
 	StrippedState []json.RawMessage `json:"stripped_state,omitempty"`
 }
 

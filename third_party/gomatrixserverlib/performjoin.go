@@ -257,10 +257,12 @@ func PerformJoin(
 	// for as long as possible for the work to complete by using a background
 	// context instead of the provided ctx. If the client does give up waiting,
 	// we'll still continue to process the join anyway so that we don't waste the effort.
+	// (Local patch: the context keeps the caller's values, so that its key
+	// ring can tell which server relayed the events; only its end is dropped.)
 	// TODO: Can we expand Check here to return a list of missing auth
 	// events rather than failing one at a time?
 	respState, err = CheckSendJoinResponse(
-		context.Background(),
+		context.WithoutCancel(ctx),
 		roomVersion, StateResponse(respSendJoin),
 		input.KeyRing,
 		event,

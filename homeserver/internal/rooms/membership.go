@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	fedapi "github.com/matrix-gouv/homeserver/federation/api"
@@ -54,6 +55,9 @@ func (h *Handlers) join(r *http.Request, roomID string) (any, error) {
 		}
 		return map[string]string{"room_id": roomID}, nil
 	}
+	if err := h.checkRoomServers(r.Context(), roomID); err != nil {
+		return nil, err
+	}
 	// A restricted room's join names who lets the user in (restricted.go).
 	via, err := h.restrictedJoinVia(r.Context(), roomID, dev.UserID)
 	if err != nil {
@@ -84,6 +88,9 @@ func (h *Handlers) Invite(r *http.Request) (any, error) {
 	}
 	u, _ := checkUserID("user_id", req.UserID)
 	dev := auth.DeviceFrom(r.Context())
+	if err := h.checkRoomServers(r.Context(), httputil.PathParam(r, "roomID")); err != nil {
+		return nil, err
+	}
 	if string(u.Domain()) != h.global.ServerName {
 		if h.remote == nil {
 			return nil, errRemoteInvite()
@@ -122,46 +129,73 @@ func (h *Handlers) Leave(r *http.Request) (any, error) {
 	return struct{}{}, nil
 }
 
-// remoteInviter returns the server of whoever invited userID to roomID,
-// when this server is not in the room (it knows the room only from the
-// invite): "" otherwise.
-func (h *Handlers) remoteInviter(ctx context.Context, roomID, userID string) (string, error) {
-	_, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeCreate})
-	if err == nil || !errors.Is(err, api.ErrNotFound) {
-		if errors.Is(err, api.ErrRoomNotFound) {
-			err = nil
-		}
-		return "", err
+// remoteServers returns the servers through which userID's invite to,
+// or knock on, roomID can be answered when this server is not in the
+// room (it knows the room only from that invite or knock): the
+// inviter's server, or for a knock the servers of the senders of the
+// room's stripped state (its creator's first); none otherwise.
+func (h *Handlers) remoteServers(ctx context.Context, roomID, userID string) ([]string, error) {
+	if in, err := h.inRoom(ctx, roomID); in || err != nil {
+		return nil, err
 	}
 	ev, err := h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeMember, StateKey: userID})
-	if errors.Is(err, api.ErrNotFound) {
-		return "", nil
+	if errors.Is(err, api.ErrNotFound) || errors.Is(err, api.ErrRoomNotFound) {
+		return nil, nil
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	e, err := events.Parse(ev)
-	if err != nil || e.Membership() != membershipInvite {
-		return "", err
+	if err != nil {
+		return nil, err
 	}
-	_, domain, _ := strings.Cut(e.Sender, ":")
-	return domain, nil
+	switch e.Membership() {
+	case membershipInvite:
+		_, domain, _ := strings.Cut(e.Sender, ":")
+		return []string{domain}, nil
+	case membershipKnock:
+		stripped, err := h.rooms.StrippedState(ctx, roomID)
+		if err != nil {
+			return nil, err
+		}
+		var servers []string
+		for _, raw := range stripped {
+			var head struct {
+				Type   string `json:"type"`
+				Sender string `json:"sender"`
+			}
+			if json.Unmarshal(raw, &head) != nil {
+				continue
+			}
+			_, domain, _ := strings.Cut(head.Sender, ":")
+			switch {
+			case domain == "" || domain == h.global.ServerName || slices.Contains(servers, domain):
+			case head.Type == typeCreate:
+				servers = append([]string{domain}, servers...)
+			default:
+				servers = append(servers, domain)
+			}
+		}
+		return servers, nil
+	}
+	return nil, nil
 }
 
-// leaveRemote rejects, over federation, an invite to a room this server
-// is not in; left is false when the leave is a local one.
+// leaveRemote rejects an invite to, or withdraws a knock on, a room this
+// server is not in, over federation; left is false when the leave is a
+// local one.
 func (h *Handlers) leaveRemote(ctx context.Context, roomID, userID string) (left bool, err error) {
 	if h.remote == nil {
 		return false, nil
 	}
-	server, err := h.remoteInviter(ctx, roomID, userID)
-	if err != nil || server == "" {
+	servers, err := h.remoteServers(ctx, roomID, userID)
+	if err != nil || len(servers) == 0 {
 		return false, err
 	}
-	err = h.remote.LeaveRemote(ctx, roomID, userID, []string{server})
+	err = h.remote.LeaveRemote(ctx, roomID, userID, servers)
 	switch {
 	case errors.Is(err, fedapi.ErrNoServer):
-		return false, httputil.Forbidden("this server no longer federates with the inviting server")
+		return false, httputil.Forbidden("this server no longer federates with the room's servers")
 	case errors.Is(err, fedapi.ErrRefused):
 		return false, httputil.Forbidden("%v", err)
 	case err != nil:
@@ -393,20 +427,15 @@ func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (j
 	// This server is in the room when it has the room's create event; a
 	// room known only from an invite is joined through the inviter's
 	// server.
-	_, err = h.rooms.CurrentStateEvent(ctx, roomID, api.StateKey{Type: typeCreate})
-	if err == nil || !errors.Is(err, api.ErrRoomNotFound) && !errors.Is(err, api.ErrNotFound) {
+	if in, err := h.inRoom(ctx, roomID); in || err != nil {
 		return false, err
 	}
-	q := r.URL.Query()
-	servers := append(q["via"], q["server_name"]...)
-	if _, domain, ok := strings.Cut(roomID, ":"); ok {
-		servers = append(servers, domain)
-	}
-	if inviter, err := h.remoteInviter(ctx, roomID, userID); err != nil {
+	servers := viaServers(r, roomID)
+	more, err := h.remoteServers(ctx, roomID, userID)
+	if err != nil {
 		return false, err
-	} else if inviter != "" {
-		servers = append(servers, inviter)
 	}
+	servers = append(servers, more...)
 	if len(servers) == 0 {
 		return false, httputil.NotFound("unknown room, and no server to join it through")
 	}
@@ -418,7 +447,7 @@ func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (j
 	switch {
 	case errors.Is(err, fedapi.ErrNoServer):
 		return false, httputil.NotFound("no server this one federates with can let you in")
-	case errors.Is(err, fedapi.ErrRefused):
+	case errors.Is(err, fedapi.ErrServerNotAllowed), errors.Is(err, fedapi.ErrRefused):
 		return false, httputil.Forbidden("%v", err)
 	case err != nil:
 		return false, fmt.Errorf("join over federation: %w", err)

@@ -15,12 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
-	"strings"
 
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
+	"github.com/matrix-gouv/homeserver/internal/spacetree"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -37,6 +37,12 @@ type Previewer interface {
 	MayPreview(ctx context.Context, roomID, userID string) (bool, error)
 }
 
+// Remote asks other servers about rooms this server is not in (the
+// federation component).
+type Remote interface {
+	RemoteHierarchy(ctx context.Context, roomID string, servers []string, suggestedOnly bool) (fedapi.Hierarchy, error)
+}
+
 // Deps is what the hierarchy and room summary handlers need.
 type Deps struct {
 	Rooms   Roomserver
@@ -45,6 +51,9 @@ type Deps struct {
 	Reader SummaryReader
 	// Aliases resolves aliases for room summaries; nil: only room ids.
 	Aliases Aliases
+	// Remote describes the children this server is not in; nil: they
+	// are left out.
+	Remote Remote
 }
 
 // Handlers serves the space endpoints and room summaries.
@@ -53,11 +62,12 @@ type Handlers struct {
 	preview Previewer
 	reader  SummaryReader
 	aliases Aliases
+	remote  Remote
 }
 
 // New returns the space handlers.
 func New(d Deps) *Handlers {
-	return &Handlers{rooms: d.Rooms, preview: d.Preview, reader: d.Reader, aliases: d.Aliases}
+	return &Handlers{rooms: d.Rooms, preview: d.Preview, reader: d.Reader, aliases: d.Aliases, remote: d.Remote}
 }
 
 // Limits of a hierarchy request. The spec asks servers for a default and a
@@ -68,44 +78,13 @@ const (
 	maxDepth     = 50
 )
 
-// Event types, room types and state keys the package reads.
-const (
-	typeCreate            = "m.room.create"
-	typeMember            = "m.room.member"
-	typeSpaceChild        = "m.space.child"
-	typeName              = "m.room.name"
-	typeTopic             = "m.room.topic"
-	typeCanonicalAlias    = "m.room.canonical_alias"
-	typeAvatar            = "m.room.avatar"
-	typeJoinRules         = "m.room.join_rules"
-	typeHistoryVisibility = "m.room.history_visibility"
-	typeGuestAccess       = "m.room.guest_access"
-	roomTypeSpace         = "m.space"
-)
+// typeJoinRules is the event type room summaries read allowed rooms from.
+const typeJoinRules = "m.room.join_rules"
 
 // hierarchyResponse is the body of GET /hierarchy.
 type hierarchyResponse struct {
-	Rooms     []room `json:"rooms"`
-	NextBatch string `json:"next_batch,omitempty"`
-}
-
-// room is one entry of the hierarchy: the room's public room directory
-// entry and, for a space, its children.
-type room struct {
-	api.PublicRoom
-	// ChildrenState are the space's m.space.child events (stripped state
-	// with origin_server_ts); empty for a room that is not a space.
-	ChildrenState []childEvent `json:"children_state"`
-}
-
-// childEvent is an m.space.child event as stripped state with its
-// origin_server_ts.
-type childEvent struct {
-	Type           string          `json:"type"`
-	StateKey       string          `json:"state_key"`
-	Content        json.RawMessage `json:"content"`
-	Sender         string          `json:"sender"`
-	OriginServerTS int64           `json:"origin_server_ts"`
+	Rooms     []spacetree.Room `json:"rooms"`
+	NextBatch string           `json:"next_batch,omitempty"`
 }
 
 // query is what a hierarchy request asks, kept in its paging token so
@@ -125,9 +104,11 @@ type query struct {
 // spec's order (the order key, then the event's timestamp, then the room
 // id); with suggested_only, only those marked suggested. Each room is
 // listed once (loops end there), the rooms the user may not preview are
-// left out and not walked, and so are rooms this server does not know
-// (federation would fill them in). The requested room itself must be
-// visible to the user, else 403, as for an unknown room.
+// left out and not walked. Rooms this server is not in are asked of the
+// servers their m.space.child event names (federation /hierarchy, as
+// Synapse does): that server decides what it shows, and the children it
+// describes in its answer are not asked about again. The requested room
+// itself must be visible to the user, else 403, as for an unknown room.
 //
 // The next_batch token holds the request (its root, max_depth and
 // suggested_only, which may not change between pages: 400 otherwise) and
@@ -152,10 +133,15 @@ func (h *Handlers) Hierarchy(r *http.Request) (any, error) {
 	type entry struct {
 		roomID string
 		depth  int
+		// via are the servers the parent's m.space.child names.
+		via []string
 	}
-	stack := []entry{{q.Root, 0}}
+	stack := []entry{{q.Root, 0, nil}}
 	seen := map[string]bool{}
-	resp := hierarchyResponse{Rooms: []room{}}
+	// remote holds the summaries other servers gave of rooms this
+	// server is not in, children included, so that each is asked once.
+	remote := map[string]spacetree.Room{}
+	resp := hierarchyResponse{Rooms: []spacetree.Room{}}
 	found := 0
 	for len(stack) > 0 && len(resp.Rooms) < limit {
 		e := stack[len(stack)-1]
@@ -164,21 +150,30 @@ func (h *Handlers) Hierarchy(r *http.Request) (any, error) {
 			continue
 		}
 		seen[e.roomID] = true
+		var rm spacetree.Room
 		if e.depth > 0 {
 			ok, err := h.preview.MayPreview(ctx, e.roomID, dev.UserID)
 			if err != nil {
 				return nil, err
 			}
 			if !ok {
-				continue
+				if rm, ok, err = h.remoteSummary(ctx, e.roomID, dev.UserID, e.via, q.SuggestedOnly, remote); err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
 			}
 		}
-		rm, err := h.summary(ctx, e.roomID, q.SuggestedOnly)
-		if errors.Is(err, api.ErrRoomNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
+		if rm.RoomID == "" {
+			var err error
+			rm, err = h.summary(ctx, e.roomID, q.SuggestedOnly)
+			if errors.Is(err, api.ErrRoomNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
 		if found >= q.Skip {
 			resp.Rooms = append(resp.Rooms, rm)
@@ -187,8 +182,8 @@ func (h *Handlers) Hierarchy(r *http.Request) (any, error) {
 		if e.depth < q.MaxDepth {
 			// Pushed last first, so that the first child comes next.
 			for i := len(rm.ChildrenState) - 1; i >= 0; i-- {
-				if child := rm.ChildrenState[i].StateKey; !seen[child] {
-					stack = append(stack, entry{child, e.depth + 1})
+				if child := rm.ChildrenState[i]; !seen[child.StateKey] {
+					stack = append(stack, entry{child.StateKey, e.depth + 1, child.Via()})
 				}
 			}
 		}
@@ -261,130 +256,88 @@ func parseToken(s string) (query, error) {
 	return q, nil
 }
 
-// summary describes a room from its current state: its public room entry
-// and, for a space, its valid children in the spec's order (only the
-// suggested ones with suggestedOnly). api.ErrRoomNotFound for a room this
-// server does not know.
-func (h *Handlers) summary(ctx context.Context, roomID string, suggestedOnly bool) (room, error) {
+// summary describes a room from its current state (spacetree.Describe);
+// api.ErrRoomNotFound for a room this server does not know.
+func (h *Handlers) summary(ctx context.Context, roomID string, suggestedOnly bool) (spacetree.Room, error) {
 	evs, err := h.rooms.CurrentState(ctx, roomID)
 	if err != nil {
-		return room{}, err
+		return spacetree.Room{}, err
 	}
-	rm := room{PublicRoom: api.PublicRoom{RoomID: roomID, JoinRule: "invite"}, ChildrenState: []childEvent{}}
-	var children []childEvent
-	for _, ev := range evs {
-		var e struct {
-			Type           string          `json:"type"`
-			StateKey       string          `json:"state_key"`
-			Sender         string          `json:"sender"`
-			OriginServerTS int64           `json:"origin_server_ts"`
-			Content        json.RawMessage `json:"content"`
-			fields         map[string]json.RawMessage
-		}
-		if err := json.Unmarshal(ev.JSON, &e); err != nil {
-			return room{}, fmt.Errorf("parse state of %s: %w", roomID, err)
-		}
-		_ = json.Unmarshal(e.Content, &e.fields)
-		// A field of the wrong shape (a number for a name) is left empty
-		// rather than hiding the room.
-		str := func(key string) string {
-			var s string
-			_ = json.Unmarshal(e.fields[key], &s)
-			return s
-		}
-		switch {
-		case e.Type == typeMember:
-			if str("membership") == "join" {
-				rm.NumJoinedMembers++
-			}
-		case e.Type == typeSpaceChild:
-			if validChild(e.StateKey, e.fields, suggestedOnly) {
-				children = append(children, childEvent{Type: e.Type, StateKey: e.StateKey, Content: e.Content,
-					Sender: e.Sender, OriginServerTS: e.OriginServerTS})
-			}
-		case e.StateKey != "":
-		case e.Type == typeCreate:
-			rm.RoomType = str("type")
-		case e.Type == typeName:
-			rm.Name = str("name")
-		case e.Type == typeTopic:
-			rm.Topic = str("topic")
-		case e.Type == typeCanonicalAlias:
-			rm.CanonicalAlias = str("alias")
-		case e.Type == typeAvatar:
-			rm.AvatarURL = str("url")
-		case e.Type == typeJoinRules:
-			if jr := str("join_rule"); jr != "" {
-				rm.JoinRule = jr
-			}
-		case e.Type == typeHistoryVisibility:
-			rm.WorldReadable = str("history_visibility") == "world_readable"
-		case e.Type == typeGuestAccess:
-			rm.GuestCanJoin = str("guest_access") == "can_join"
-		}
+	state := make([]json.RawMessage, len(evs))
+	for i, ev := range evs {
+		state[i] = ev.JSON
 	}
-	if rm.RoomType == roomTypeSpace {
-		sortChildren(children)
-		rm.ChildrenState = children
-	}
-	return rm, nil
+	return spacetree.Describe(roomID, state, suggestedOnly)
 }
 
-// validChild reports whether a space's m.space.child event counts: a room
-// id as state key, a non-empty via list, and suggested when only
-// suggested children are wanted.
-func validChild(stateKey string, content map[string]json.RawMessage, suggestedOnly bool) bool {
-	var via []string
-	if !strings.HasPrefix(stateKey, "!") || json.Unmarshal(content["via"], &via) != nil || len(via) == 0 {
-		return false
+// remoteSummary describes a child room this server is not in, as another
+// server does: from the answers already given (remote), else asked of
+// via. ok is false when the room is known here (the user may not preview
+// it), when no server describes it, or when the user may not preview it
+// (remoteMayPreview).
+func (h *Handlers) remoteSummary(ctx context.Context, roomID, userID string, via []string, suggestedOnly bool, remote map[string]spacetree.Room) (spacetree.Room, bool, error) {
+	if rm, ok := remote[roomID]; ok {
+		ok, err := h.remoteMayPreview(ctx, rm, userID)
+		return rm, ok, err
 	}
-	if suggestedOnly {
-		var suggested bool
-		if json.Unmarshal(content["suggested"], &suggested) != nil || !suggested {
-			return false
+	if h.remote == nil || len(via) == 0 {
+		return spacetree.Room{}, false, nil
+	}
+	if _, err := h.rooms.CurrentState(ctx, roomID); !errors.Is(err, api.ErrRoomNotFound) {
+		return spacetree.Room{}, false, err
+	}
+	ans, err := h.remote.RemoteHierarchy(ctx, roomID, via, suggestedOnly)
+	if err != nil {
+		// Another server's room that cannot be described is left out,
+		// as one the user may not see.
+		return spacetree.Room{}, false, nil
+	}
+	var rm spacetree.Room
+	if json.Unmarshal(ans.Room, &rm) != nil || rm.RoomID != roomID {
+		return spacetree.Room{}, false, nil
+	}
+	ok, err := h.remoteMayPreview(ctx, rm, userID)
+	if err != nil || !ok {
+		return spacetree.Room{}, false, err
+	}
+	if rm.ChildrenState == nil {
+		rm.ChildrenState = []spacetree.Child{}
+	}
+	for _, raw := range ans.Children {
+		var child spacetree.Room
+		if json.Unmarshal(raw, &child) == nil && child.RoomID != "" {
+			if child.ChildrenState == nil {
+				child.ChildrenState = []spacetree.Child{}
+			}
+			remote[child.RoomID] = child
 		}
 	}
-	return true
+	return rm, true, nil
 }
 
-// sortChildren puts a space's children in the spec's order: those with a
-// valid order key first, by that key (byte order); then by the event's
-// origin_server_ts, then by room id.
-func sortChildren(children []childEvent) {
-	order := func(c childEvent) (string, bool) {
-		var o struct {
-			Order *string `json:"order"`
-		}
-		if json.Unmarshal(c.Content, &o) != nil || o.Order == nil || !validOrder(*o.Order) {
-			return "", false
-		}
-		return *o.Order, true
+// remoteMayPreview reports whether userID may see the summary of a room
+// this server is not in, as its server describes it: the rules of
+// MayPreview that do not need the room's state here (a public or
+// knockable room, world-readable history, or a restricted room one of
+// whose allowed rooms the user is joined to here).
+func (h *Handlers) remoteMayPreview(ctx context.Context, rm spacetree.Room, userID string) (bool, error) {
+	switch {
+	case rm.JoinRule == "public", rm.JoinRule == "knock", rm.JoinRule == "knock_restricted", rm.WorldReadable:
+		return true, nil
+	case !spacetree.Restricted(rm.JoinRule):
+		return false, nil
 	}
-	sort.SliceStable(children, func(i, j int) bool {
-		oi, hasI := order(children[i])
-		oj, hasJ := order(children[j])
-		switch {
-		case hasI != hasJ:
-			return hasI
-		case hasI && oi != oj:
-			return oi < oj
-		case children[i].OriginServerTS != children[j].OriginServerTS:
-			return children[i].OriginServerTS < children[j].OriginServerTS
+	for _, allowed := range rm.AllowedRoomIDs {
+		m, _, err := h.reader.Membership(ctx, allowed, userID)
+		if errors.Is(err, api.ErrRoomNotFound) {
+			continue
 		}
-		return children[i].StateKey < children[j].StateKey
-	})
-}
-
-// validOrder reports whether an order key is valid: at most 50
-// characters, each printable ASCII (0x20 to 0x7E).
-func validOrder(s string) bool {
-	if len(s) > 50 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7E {
-			return false
+		if err != nil {
+			return false, fmt.Errorf("read membership: %w", err)
+		}
+		if m == "join" {
+			return true, nil
 		}
 	}
-	return true
+	return false, nil
 }

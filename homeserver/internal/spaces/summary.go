@@ -10,6 +10,7 @@ import (
 
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
+	"github.com/matrix-gouv/homeserver/internal/spacetree"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -27,7 +28,7 @@ type Aliases interface {
 // roomSummary is the body of GET /room_summary (spec v1.15): the room's
 // public entry, and what a client shows before joining.
 type roomSummary struct {
-	api.PublicRoom
+	spacetree.Entry
 	RoomVersion    string   `json:"room_version,omitempty"`
 	Encryption     string   `json:"encryption,omitempty"`
 	AllowedRoomIDs []string `json:"allowed_room_ids,omitempty"`
@@ -73,7 +74,7 @@ func (h *Handlers) RoomSummary(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := roomSummary{PublicRoom: rm.PublicRoom}
+	out := roomSummary{Entry: rm.Entry}
 	if out.RoomVersion, err = h.reader.RoomVersion(ctx, roomID); err != nil {
 		return nil, fmt.Errorf("read room version: %w", err)
 	}

@@ -246,8 +246,8 @@ func (in *Inputter) isStubLocked(ctx context.Context, r *room) (bool, error) {
 	return !found && len(r.ext) == 0, nil
 }
 
-// ImportMembership keeps an invite to a room this server is not in, or
-// the leave rejecting it (api.Federator).
+// ImportMembership keeps an invite to, or a knock on, a room this server
+// is not in, or the leave rejecting or withdrawing it (api.Federator).
 func (in *Inputter) ImportMembership(ctx context.Context, req api.ImportMembershipRequest) (api.InputResult, error) {
 	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(req.RoomVersion))
 	if err != nil {
@@ -257,17 +257,18 @@ func (in *Inputter) ImportMembership(ctx context.Context, req api.ImportMembersh
 	if err != nil {
 		return api.InputResult{}, fmt.Errorf("%w: membership event: %v", api.ErrInvalidEvent, err)
 	}
-	// The inviting server's stripped state rides in the invite's
-	// unsigned section, where StrippedState finds it (unsigned is
-	// covered by neither hashes nor signatures).
+	m, _ := invite.Membership()
+	if invite.Type() != "m.room.member" || (m != "invite" && m != "knock" && m != "leave") || invite.StateKey() == nil || invite.RoomID().String() != req.RoomID {
+		return api.InputResult{}, fmt.Errorf("%w: not an invite, knock or leave of room %s", api.ErrInvalidEvent, req.RoomID)
+	}
+	// The resident server's stripped state rides in the event's unsigned
+	// section (invite_room_state or knock_room_state, as the spec names
+	// them), where StrippedState finds it (unsigned is covered by
+	// neither hashes nor signatures).
 	if len(req.StrippedState) > 0 {
-		if invite, err = invite.SetUnsigned(map[string]any{"invite_room_state": req.StrippedState}); err != nil {
+		if invite, err = invite.SetUnsigned(map[string]any{m + "_room_state": req.StrippedState}); err != nil {
 			return api.InputResult{}, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
 		}
-	}
-	m, _ := invite.Membership()
-	if invite.Type() != "m.room.member" || (m != "invite" && m != "leave") || invite.StateKey() == nil || invite.RoomID().String() != req.RoomID {
-		return api.InputResult{}, fmt.Errorf("%w: not an invite or leave of room %s", api.ErrInvalidEvent, req.RoomID)
 	}
 	r := in.lock(req.RoomID)
 	defer r.mu.Unlock()

@@ -234,8 +234,8 @@ func (q *Reader) StrippedState(ctx context.Context, roomID string) ([]json.RawMe
 }
 
 // invitedStrippedState is the stripped state of a room known only from
-// an invite over federation: what the inviting server gave, kept in the
-// invite's unsigned section (input.ImportInvite).
+// an invite or a knock over federation: what the resident server gave,
+// kept in the event's unsigned section (input.ImportMembership).
 func (q *Reader) invitedStrippedState(ctx context.Context, st storage.StateMap) ([]json.RawMessage, error) {
 	nids := make([]int64, 0, len(st))
 	for _, nid := range st {
@@ -248,9 +248,12 @@ func (q *Reader) invitedStrippedState(ctx context.Context, st storage.StateMap) 
 	for _, e := range evs {
 		var u struct {
 			InviteRoomState []json.RawMessage `json:"invite_room_state"`
+			KnockRoomState  []json.RawMessage `json:"knock_room_state"`
 		}
 		if json.Unmarshal(e.PDU.Unsigned(), &u) == nil && len(u.InviteRoomState) > 0 {
 			return u.InviteRoomState, nil
+		} else if len(u.KnockRoomState) > 0 {
+			return u.KnockRoomState, nil
 		}
 	}
 	return nil, nil
