@@ -73,6 +73,7 @@ type consumeOptions struct {
 	maxBatch               int
 	backoffMin, backoffMax time.Duration
 	replayPending          bool
+	linger                 time.Duration
 }
 
 // WithMaxAckPending lets n messages be in flight at once. The default, 1,
@@ -97,6 +98,15 @@ func WithMaxAckPending(n int) ConsumeOption {
 // process consumes: the consumer is recreated at its ack floor.
 func WithReplayPendingFirst() ConsumeOption {
 	return func(o *consumeOptions) { o.replayPending = true }
+}
+
+// WithBatchLinger makes ConsumeBatch wait up to d after a batch's first
+// message for more to join it (up to its maximum), instead of taking only
+// what is already waiting. For a handler whose cost is mostly per batch
+// (a commit) and whose readers can wait d (the search index): under a
+// steady trickle it commits every d instead of at every message.
+func WithBatchLinger(d time.Duration) ConsumeOption {
+	return func(o *consumeOptions) { o.linger = max(d, 0) }
 }
 
 // WithBackoff sets the redelivery delay after a failure: min at first,
@@ -271,9 +281,12 @@ func (c *consumer) drain(ctx context.Context, cons jetstream.Consumer) {
 			return
 		}
 		batch := []jetstream.Msg{msg}
+		lingerUntil := time.Now().Add(c.opts.linger)
 		for len(batch) < c.opts.maxBatch {
-			// Take what is already buffered; a short wait only.
-			more, err := it.Next(jetstream.NextMaxWait(batchWait))
+			// Take what is already buffered; a short wait only, unless
+			// the consumer lingers.
+			wait := max(batchWait, time.Until(lingerUntil))
+			more, err := it.Next(jetstream.NextMaxWait(wait))
 			if err != nil {
 				break
 			}

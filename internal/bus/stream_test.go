@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -385,6 +386,51 @@ func TestConsumeBatchReplaysPendingFirst(t *testing.T) {
 		defer mu.Unlock()
 		if got[0].v != 15 || got[0].delivery != 1 {
 			t.Fatalf("the next run began with %v, want message 15 delivered once", got[0])
+		}
+	})
+}
+
+// TestConsumeBatchLingers: with WithBatchLinger, messages published a
+// little apart are handled as one batch; without it, each alone.
+func TestConsumeBatchLingers(t *testing.T) {
+	eachBus(t, func(t *testing.T, b *Bus) {
+		ctx := context.Background()
+		for _, tc := range []struct {
+			name string
+			opts []ConsumeOption
+			want []int
+		}{
+			{"no linger", nil, []int{1, 1, 1}},
+			{"linger", []ConsumeOption{WithBatchLinger(time.Second)}, []int{3}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				sizes := make(chan int, 3)
+				stop, err := b.ConsumeBatch(ctx, StreamRoomserverOutput, "linger"+strconv.Itoa(len(tc.opts)), SubjectRoomserverOutput+".linger"+strconv.Itoa(len(tc.opts)),
+					func(_ context.Context, msgs []Message) error { sizes <- len(msgs); return nil }, 64, tc.opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer stop()
+				for i := 0; i < 3; i++ {
+					if err := b.Publish(ctx, Subject(SubjectRoomserverOutput, "linger"+strconv.Itoa(len(tc.opts))), fmt.Sprint(tc.name, i), i); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				var got []int
+				for n := 0; n < 3; {
+					select {
+					case s := <-sizes:
+						got = append(got, s)
+						n += s
+					case <-time.After(5 * time.Second):
+						t.Fatalf("batches so far %v", got)
+					}
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Fatalf("batch sizes %v, want %v", got, tc.want)
+				}
+			})
 		}
 	})
 }

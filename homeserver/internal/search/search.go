@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -25,6 +26,12 @@ const durable = "homeserver_search"
 
 // batch bounds the events indexed in one transaction.
 const batch = 256
+
+// linger is how long a batch of the index waits for more events: one
+// commit per quarter second under a steady flow of messages rather than
+// one per message, which competed with sends for the database. A message
+// is searchable this much later at worst.
+const linger = 250 * time.Millisecond
 
 // maxValueBytes bounds the text indexed per event (an event is at most
 // 64 KiB anyway).
@@ -45,7 +52,8 @@ type Indexer struct {
 
 // Start attaches the durable consumer.
 func (x *Indexer) Start(ctx context.Context) error {
-	stop, err := x.Bus.ConsumeBatch(context.WithoutCancel(ctx), bus.StreamRoomserverOutput, durable, "", x.handle, batch)
+	stop, err := x.Bus.ConsumeBatch(context.WithoutCancel(ctx), bus.StreamRoomserverOutput, durable, "", x.handle, batch,
+		bus.WithBatchLinger(linger))
 	if err != nil {
 		return fmt.Errorf("consume roomserver output for search: %w", err)
 	}
