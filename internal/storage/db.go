@@ -160,10 +160,11 @@ func (db *DB) Read() Querier { return db.pool }
 // fn fails, nothing it wrote remains. On SQLite, concurrent calls share
 // one transaction and one commit (see groupCommit). fn must not call Write.
 func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	bfn := func(b *Batch) error { return fn(b.Tx) }
 	if db.group != nil {
-		return db.group.write(ctx, fn)
+		return db.group.write(ctx, bfn)
 	}
-	return db.writeAlone(ctx, fn)
+	return db.writeAlone(ctx, bfn)
 }
 
 // WriteBatched is Write for a hot path of many small writes: on
@@ -171,8 +172,9 @@ func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // one commit. The price is that fn may run twice: when another write of
 // its batch fails, the batch is rolled back and fn runs again alone. So
 // fn must start afresh each time, leaving nothing of a first run behind
-// outside tx. fn must not call Write.
-func (db *DB) WriteBatched(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// outside tx. Rows it queues with Batch.InsertLater are written with
+// those of the other writes of its batch. fn must not call Write.
+func (db *DB) WriteBatched(ctx context.Context, fn func(b *Batch) error) error {
 	switch {
 	case db.group != nil:
 		return db.group.write(ctx, fn)
@@ -183,12 +185,12 @@ func (db *DB) WriteBatched(ctx context.Context, fn func(tx *sql.Tx) error) error
 }
 
 // writeAlone runs fn in a transaction of its own.
-func (db *DB) writeAlone(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (db *DB) writeAlone(ctx context.Context, fn func(b *Batch) error) error {
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	if err := runWithLater(ctx, tx, fn); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

@@ -43,14 +43,14 @@ type groupCommit struct {
 
 type writeReq struct {
 	ctx  context.Context
-	fn   func(tx *sql.Tx) error
+	fn   func(b *Batch) error
 	done chan error
 }
 
 // write queues fn and returns its outcome once its batch has committed.
 // The caller that finds fewer than maxLeaders batches running leads: it
 // commits batches until none is pending.
-func (g *groupCommit) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (g *groupCommit) write(ctx context.Context, fn func(b *Batch) error) error {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, req)
@@ -112,7 +112,7 @@ func (g *groupCommit) run(tx *sql.Tx, r *writeReq, shared bool) (err error) {
 		return err
 	}
 	if !shared {
-		if err := r.fn(tx); err != nil {
+		if err := runWithLater(r.ctx, tx, r.fn); err != nil {
 			// The batch holds this write alone: roll the whole
 			// transaction back by making the commit fail.
 			_ = tx.Rollback()
@@ -123,7 +123,7 @@ func (g *groupCommit) run(tx *sql.Tx, r *writeReq, shared bool) (err error) {
 	if _, err := tx.ExecContext(r.ctx, "SAVEPOINT write"); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
-	if err := r.fn(tx); err != nil {
+	if err := runWithLater(r.ctx, tx, r.fn); err != nil {
 		if _, rbErr := tx.ExecContext(context.Background(), "ROLLBACK TO SAVEPOINT write"); rbErr != nil {
 			return fmt.Errorf("%w (and rolling back: %v)", err, rbErr)
 		}
@@ -154,18 +154,26 @@ func (g *groupCommit) commitOptimistic(batch []*writeReq) {
 		}
 		return
 	}
+	later := newLaterInserts()
+	replay := func() {
+		_ = tx.Rollback()
+		for _, r := range batch {
+			r.done <- g.db.writeAlone(r.ctx, r.fn)
+		}
+	}
 	for _, r := range batch {
 		err := r.ctx.Err()
 		if err == nil {
-			err = r.fn(tx)
+			err = r.fn(&Batch{Tx: tx, later: later})
 		}
 		if err != nil {
-			_ = tx.Rollback()
-			for _, r := range batch {
-				r.done <- g.db.writeAlone(r.ctx, r.fn)
-			}
+			replay()
 			return
 		}
+	}
+	if err := later.flush(context.Background(), tx); err != nil {
+		replay()
+		return
 	}
 	err = tx.Commit()
 	if err != nil {
@@ -174,4 +182,14 @@ func (g *groupCommit) commitOptimistic(batch []*writeReq) {
 	for _, r := range batch {
 		r.done <- err
 	}
+}
+
+// runWithLater runs fn in tx and then writes the rows it queued with
+// InsertLater.
+func runWithLater(ctx context.Context, tx *sql.Tx, fn func(b *Batch) error) error {
+	later := newLaterInserts()
+	if err := fn(&Batch{Tx: tx, later: later}); err != nil {
+		return err
+	}
+	return later.flush(ctx, tx)
 }

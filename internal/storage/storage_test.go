@@ -79,30 +79,43 @@ func TestPlaceholders(t *testing.T) {
 // TestConcurrentWritesFailAlone: many concurrent writes (batched into
 // shared commits on SQLite), every third failing after it wrote; exactly
 // the others remain.
+// writeFn is a write under test: tx, and queueing a row for later
+// (nil where the write has no Batch).
+type writeFn func(tx *sql.Tx, later func(into string, values ...any)) error
+
 func TestConcurrentWritesFailAlone(t *testing.T) {
 	// WriteBatched shares transactions on PostgreSQL too, and replays a
-	// batch write by write when one fails: the outcome must be Write's.
-	for name, write := range map[string]func(*storage.DB, context.Context, func(*sql.Tx) error) error{
-		"Write":        (*storage.DB).Write,
-		"WriteBatched": (*storage.DB).WriteBatched,
+	// batch write by write when one fails; rows queued with InsertLater
+	// go with their write. The outcome must be Write's.
+	for name, write := range map[string]func(*storage.DB, context.Context, writeFn) error{
+		"Write": func(db *storage.DB, ctx context.Context, fn writeFn) error {
+			return db.Write(ctx, func(tx *sql.Tx) error { return fn(tx, nil) })
+		},
+		"WriteBatched": func(db *storage.DB, ctx context.Context, fn writeFn) error {
+			return db.WriteBatched(ctx, func(b *storage.Batch) error { return fn(b.Tx, b.InsertLater) })
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			storagetest.DBs(t, func(t *testing.T, db *storage.DB) {
-				testConcurrentWritesFailAlone(t, db, write)
+				testConcurrentWritesFailAlone(t, db, write, name == "WriteBatched")
 			})
 		})
 	}
 }
 
-func testConcurrentWritesFailAlone(t *testing.T, db *storage.DB, write func(*storage.DB, context.Context, func(*sql.Tx) error) error) {
+func testConcurrentWritesFailAlone(t *testing.T, db *storage.DB, write func(*storage.DB, context.Context, writeFn) error, queuesLater bool) {
 	ctx := context.Background()
 	const n = 60
 	errs := make(chan error, n)
+	laterRows := 0
 	for i := 0; i < n; i++ {
 		go func(i int) {
-			errs <- write(db, ctx, func(tx *sql.Tx) error {
+			errs <- write(db, ctx, func(tx *sql.Tx, later func(string, ...any)) error {
 				if _, err := tx.ExecContext(ctx, "INSERT INTO registration_tokens (token, created_ts) VALUES ($1, $2)", fmt.Sprint("t", i), i); err != nil {
 					return err
+				}
+				if later != nil {
+					later("registration_tokens (token, created_ts)", fmt.Sprint("later", i), i)
 				}
 				if i%3 == 0 {
 					return errors.New("fail after writing")
@@ -117,12 +130,18 @@ func testConcurrentWritesFailAlone(t *testing.T, db *storage.DB, write func(*sto
 			failed++
 		}
 	}
-	var rows int
-	if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM registration_tokens").Scan(&rows); err != nil {
+	var rows, later int
+	if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM registration_tokens WHERE token LIKE 't%'").Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
-	if failed != n/3 || rows != n-n/3 {
-		t.Fatalf("%d writes failed and %d rows remain; want %d and %d", failed, rows, n/3, n-n/3)
+	if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM registration_tokens WHERE token LIKE 'later%'").Scan(&later); err != nil {
+		t.Fatal(err)
+	}
+	if queuesLater {
+		laterRows = n - n/3
+	}
+	if failed != n/3 || rows != n-n/3 || later != laterRows {
+		t.Fatalf("%d writes failed and %d rows (%d queued for later) remain; want %d and %d", failed, rows, later, n/3, n-n/3)
 	}
 	var bad int
 	if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM registration_tokens WHERE created_ts % 3 = 0").Scan(&bad); err != nil || bad != 0 {

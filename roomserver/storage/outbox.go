@@ -17,12 +17,10 @@ type OutboxEntry struct {
 	RoomID, EventID string
 }
 
-// AddToOutbox queues an output event, in the event's own transaction.
-func (s *Store) AddToOutbox(ctx context.Context, tx *sql.Tx, eventNID int64, outputJSON []byte) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO roomserver_outbox (event_nid, output_json) VALUES ($1, $2)`, eventNID, string(outputJSON)); err != nil {
-		return fmt.Errorf("queue output event: %w", err)
-	}
-	return nil
+// AddToOutbox queues an output event, in the event's own transaction
+// (written with the other rows of its batch: storage.Batch).
+func (s *Store) AddToOutbox(b *storage.Batch, eventNID int64, outputJSON []byte) {
+	b.InsertLater("roomserver_outbox (event_nid, output_json)", eventNID, string(outputJSON))
 }
 
 // Outbox returns up to limit queued output events, oldest first.

@@ -38,7 +38,7 @@ func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // WriteBatched runs fn in a write transaction shared with other writes
 // arriving at the same time (storage.DB.WriteBatched): fn may run twice.
-func (s *Store) WriteBatched(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) WriteBatched(ctx context.Context, fn func(b *storage.Batch) error) error {
 	return s.db.WriteBatched(ctx, fn)
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/matrix-gouv/homeserver/internal/storage"
 )
 
 // TxnEvent returns the nid of the event sender's device sent with a
@@ -24,10 +26,7 @@ func (s *Store) TxnEvent(ctx context.Context, sender, deviceID, scope, txnID str
 
 // InsertTxn records, in the event's transaction, the transaction id it was
 // sent with.
-func (s *Store) InsertTxn(ctx context.Context, tx *sql.Tx, sender, deviceID, scope, txnID string, eventNID int64) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO roomserver_txns (sender, device_id, scope, txn_id, event_nid, created_ts)
-		VALUES ($1, $2, $3, $4, $5, $6)`, sender, deviceID, scope, txnID, eventNID, time.Now().UnixMilli()); err != nil {
-		return fmt.Errorf("record transaction id: %w", err)
-	}
-	return nil
+func (s *Store) InsertTxn(b *storage.Batch, sender, deviceID, scope, txnID string, eventNID int64) {
+	b.InsertLater("roomserver_txns (sender, device_id, scope, txn_id, event_nid, created_ts)",
+		sender, deviceID, scope, txnID, eventNID, time.Now().UnixMilli())
 }

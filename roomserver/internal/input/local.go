@@ -63,7 +63,7 @@ func (in *Inputter) Send(ctx context.Context, roomID string, p api.ProtoEvent) (
 			return err
 		}
 		if p.Txn != nil {
-			return in.deps.Store.InsertTxn(ctx, t.tx, p.Sender, p.Txn.DeviceID, p.Txn.Scope, p.Txn.ID, ev.NID)
+			in.deps.Store.InsertTxn(t.batch, p.Sender, p.Txn.DeviceID, p.Txn.Scope, p.Txn.ID, ev.NID)
 		}
 		return nil
 	})

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
 	"maps"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -21,6 +22,8 @@ type roomTxn struct {
 	in  *Inputter
 	ctx context.Context
 	tx  *sql.Tx
+	// batch is tx with the rows queued for the end of the write.
+	batch *dbstorage.Batch
 	// nid and version of the room (set by CreateRoom for a new room).
 	nid     int64
 	version gomatrixserverlib.IRoomVersion
@@ -73,9 +76,10 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 			}
 		}
 	}
-	err := in.deps.Store.WriteBatched(ctx, func(tx *sql.Tx) error {
+	err := in.deps.Store.WriteBatched(ctx, func(b *dbstorage.Batch) error {
+		tx := b.Tx
 		forget() // a run rolled back with its batch
-		t = &roomTxn{in: in, ctx: ctx, tx: tx, nid: r.nid, version: r.version, snap: r.snap, state: r.state, ext: r.ext}
+		t = &roomTxn{in: in, ctx: ctx, tx: tx, batch: b, nid: r.nid, version: r.version, snap: r.snap, state: r.state, ext: r.ext}
 		if err := work(t); err != nil {
 			return err
 		}
@@ -114,9 +118,7 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 
 // queue writes the output event of ev to the outbox, in the transaction.
 func (t *roomTxn) queue(eventNID int64, ev api.Event, outputJSON []byte) error {
-	if err := t.in.deps.Store.AddToOutbox(t.ctx, t.tx, eventNID, outputJSON); err != nil {
-		return err
-	}
+	t.in.deps.Store.AddToOutbox(t.batch, eventNID, outputJSON)
 	t.queued = append(t.queued, storage.OutboxEntry{EventNID: eventNID, JSON: outputJSON, RoomID: ev.RoomID, EventID: ev.EventID})
 	return nil
 }
