@@ -17,7 +17,8 @@ import (
 )
 
 // Entry is a room's public description, the fields of a public room
-// directory entry (the spec's PublicRoomsChunk).
+// directory entry (the spec's PublicRoomsChunk); the roomserver's
+// directory gives its entries in this type too (rsapi.PublicRoom).
 type Entry struct {
 	RoomID string `json:"room_id"`
 	// Name, Topic, CanonicalAlias and AvatarURL come from the m.room.name,
@@ -34,7 +35,8 @@ type Entry struct {
 	// GuestCanJoin: guest access is can_join.
 	GuestCanJoin bool `json:"guest_can_join"`
 	// JoinRule is the room's join rule; "invite" when the room has no
-	// m.room.join_rules event, as the auth rules then treat it.
+	// m.room.join_rules event, as the auth rules then treat it (the spec
+	// has clients assume "public" when the field is absent).
 	JoinRule string `json:"join_rule,omitempty"`
 	// RoomType is the create event's type ("m.space"), empty for none.
 	RoomType string `json:"room_type,omitempty"`

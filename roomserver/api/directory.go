@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+
+	"github.com/matrix-gouv/homeserver/internal/spacetree"
 )
 
 // RoomAlias is a local room alias and what it points to.
@@ -16,29 +18,9 @@ type RoomAlias struct {
 }
 
 // PublicRoom is one entry of the public room directory, in the JSON of the
-// spec's PublishedRoomsChunk, computed from the room's current state.
-type PublicRoom struct {
-	RoomID string `json:"room_id"`
-	// Name, Topic, CanonicalAlias and AvatarURL come from the m.room.name,
-	// m.room.topic, m.room.canonical_alias and m.room.avatar events;
-	// empty when the room has none.
-	Name           string `json:"name,omitempty"`
-	Topic          string `json:"topic,omitempty"`
-	CanonicalAlias string `json:"canonical_alias,omitempty"`
-	AvatarURL      string `json:"avatar_url,omitempty"`
-	// NumJoinedMembers counts the members whose membership is join.
-	NumJoinedMembers int `json:"num_joined_members"`
-	// WorldReadable: history visibility is world_readable.
-	WorldReadable bool `json:"world_readable"`
-	// GuestCanJoin: guest access is can_join.
-	GuestCanJoin bool `json:"guest_can_join"`
-	// JoinRule is the room's join rule; "invite" when the room has no
-	// m.room.join_rules event, as the auth rules then treat it (the spec
-	// has clients assume "public" when the field is absent).
-	JoinRule string `json:"join_rule,omitempty"`
-	// RoomType is the create event's type ("m.space"), empty for none.
-	RoomType string `json:"room_type,omitempty"`
-}
+// spec's PublishedRoomsChunk, computed from the room's current state: the
+// same description a space hierarchy gives of a room.
+type PublicRoom = spacetree.Entry
 
 // PublicRoomsQuery asks for one page of the public room directory.
 type PublicRoomsQuery struct {

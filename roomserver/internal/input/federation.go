@@ -157,30 +157,11 @@ func (in *Inputter) ImportRoom(ctx context.Context, req api.ImportRoomRequest) (
 	return res, nil
 }
 
-// addOutlier stores an event known only as state or auth event: no state
-// of its own, no place in the timeline, nothing published.
-func (t *roomTxn) addOutlier(pdu gomatrixserverlib.PDU, rejected string) (*state.Event, error) {
-	tuple, err := t.intern(pdu)
-	if err != nil {
-		return nil, err
-	}
-	row := storage.Event{
-		RoomNID: t.nid, EventID: pdu.EventID(), Tuple: tuple, Depth: pdu.Depth(),
-		OriginServerTS: int64(pdu.OriginServerTS()), Sender: string(pdu.SenderID()), JSON: pdu.JSON(),
-		Rejected: rejected, Outlier: true,
-	}
-	if row.NID, err = t.in.deps.Store.InsertEvent(t.ctx, t.tx, row); err != nil {
-		return nil, err
-	}
-	ev := &state.Event{Event: row, PDU: pdu}
-	t.in.deps.Events.Add(ev)
-	t.added = append(t.added, ev)
-	return ev, nil
-}
-
-// addOutliers is addOutlier for many events, in bulk (a remote join's
-// state and auth chain: thousands of events), each checked against its
-// auth events, which come earlier in pdus or are stored already.
+// addOutliers stores events known only as state or auth events (no
+// state of their own, no place in the timeline, nothing published), in
+// bulk: a remote join's state and auth chain are thousands of events.
+// Each is checked against its auth events, which come earlier in pdus or
+// are stored already; one that fails is stored rejected.
 func (t *roomTxn) addOutliers(pdus []gomatrixserverlib.PDU) (map[string]*state.Event, error) {
 	var pairs []storage.TypeStateKey
 	for _, pdu := range pdus {
