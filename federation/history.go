@@ -145,9 +145,15 @@ func sortByDepth(evs []rsapi.Event) {
 // of the room and pdu, when some of pdu's prev_events are unknown here,
 // and inputs those it gets, oldest first, each checked as any received
 // PDU. It gives up quietly: pdu's own input then reports the gap.
-func (c *Component) fetchMissing(ctx context.Context, origin spec.ServerName, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) error {
+//
+// The prev events in known are taken as known: PDUs of the same
+// transaction, given to the roomserver with this one.
+func (c *Component) fetchMissing(ctx context.Context, origin spec.ServerName, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU, known map[string]bool) error {
 	missing := false
 	for _, id := range pdu.PrevEventIDs() {
+		if known[id] {
+			continue
+		}
 		if _, err := c.rooms.Event(ctx, id); errors.Is(err, rsapi.ErrNotFound) {
 			missing = true
 			break

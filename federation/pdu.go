@@ -83,6 +83,53 @@ func (c *Component) roomVersionOf(ctx context.Context, roomID string) (gomatrixs
 	return v, nil
 }
 
+// roomPDUs are checked PDUs of one room, in the order received.
+type roomPDUs struct {
+	v    gomatrixserverlib.IRoomVersion
+	pdus []gomatrixserverlib.PDU
+}
+
+// inputRoom gives a room's checked PDUs to the roomserver in one call,
+// after fetching the prev events missing (those among the PDUs count as
+// known), and returns the per-PDU errors by event id ("" when accepted).
+// Past a PDU the roomserver finds invalid, the rest go one by one.
+func (c *Component) inputRoom(ctx context.Context, origin spec.ServerName, g *roomPDUs) (map[string]string, error) {
+	pending := map[string]bool{}
+	raws := make([]json.RawMessage, len(g.pdus))
+	for i, pdu := range g.pdus {
+		if err := c.fetchMissing(ctx, origin, g.v, pdu, pending); err != nil {
+			return nil, err
+		}
+		pending[pdu.EventID()] = true
+		raws[i] = pdu.JSON()
+	}
+	msgs := make(map[string]string, len(g.pdus))
+	res, err := c.rooms.InputEvents(ctx, g.pdus[0].RoomID().String(), raws)
+	if err != nil && !errors.Is(err, rsapi.ErrInvalidEvent) {
+		return nil, err
+	}
+	for i, r := range res {
+		msgs[g.pdus[i].EventID()] = inputMessage(r)
+	}
+	if err != nil {
+		msgs[g.pdus[len(res)].EventID()] = err.Error()
+		for _, pdu := range g.pdus[len(res)+1:] {
+			if msgs[pdu.EventID()], err = c.inputOne(ctx, pdu); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return msgs, nil
+}
+
+// inputMessage is the per-PDU error of an input result.
+func inputMessage(r rsapi.InputResult) string {
+	if r.Rejected != "" {
+		return "rejected: " + r.Rejected
+	}
+	return ""
+}
+
 // inputOne gives one checked PDU to the roomserver and returns what
 // became of it, as a per-PDU error ("" when accepted).
 func (c *Component) inputOne(ctx context.Context, pdu gomatrixserverlib.PDU) (string, error) {
@@ -94,8 +141,6 @@ func (c *Component) inputOne(ctx context.Context, pdu gomatrixserverlib.PDU) (st
 		return "", err
 	case len(res) != 1:
 		return "", fmt.Errorf("input event %s: %d results", pdu.EventID(), len(res))
-	case res[0].Rejected != "":
-		return "rejected: " + res[0].Rejected, nil
 	}
-	return "", nil
+	return inputMessage(res[0]), nil
 }

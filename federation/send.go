@@ -58,6 +58,10 @@ func (c *Component) Send(r *http.Request) (any, error) {
 	}
 	log := c.log.WithFields(map[string]any{fieldOrigin: origin, fieldTxnID: txnID})
 	resp := fclient.RespSend{PDUs: map[string]fclient.PDUResult{}}
+	// The PDUs that pass the checks, by room, in order: each room's go to
+	// the roomserver in one call (one commit).
+	var rooms []*roomPDUs
+	byRoom := map[string]*roomPDUs{}
 	for _, raw := range req.PDUs {
 		var head struct {
 			RoomID string `json:"room_id"`
@@ -90,16 +94,25 @@ func (c *Component) Send(r *http.Request) (any, error) {
 			resp.PDUs[pdu.EventID()] = fclient.PDUResult{Error: "denied by the room's server ACL"}
 			continue
 		}
-		if err := c.fetchMissing(ctx, originOf(r), v, pdu); err != nil {
-			return nil, err
+		g := byRoom[head.RoomID]
+		if g == nil {
+			g = &roomPDUs{v: v}
+			byRoom[head.RoomID] = g
+			rooms = append(rooms, g)
 		}
-		msg, err := c.inputOne(ctx, pdu)
+		g.pdus = append(g.pdus, pdu)
+	}
+	for _, g := range rooms {
+		msgs, err := c.inputRoom(ctx, originOf(r), g)
 		if err != nil {
 			return nil, err
 		}
-		resp.PDUs[pdu.EventID()] = fclient.PDUResult{Error: msg}
-		if msg != "" {
-			log.WithField(fieldEventID, pdu.EventID()).WithField("reason", msg).Info("inbound PDU not accepted")
+		for _, pdu := range g.pdus {
+			msg := msgs[pdu.EventID()]
+			resp.PDUs[pdu.EventID()] = fclient.PDUResult{Error: msg}
+			if msg != "" {
+				log.WithField(fieldEventID, pdu.EventID()).WithField("reason", msg).Info("inbound PDU not accepted")
+			}
 		}
 	}
 	// Of the EDUs, to-device messages, device-list changes, typing and

@@ -25,30 +25,47 @@ func (in *Inputter) InputEvents(ctx context.Context, roomID string, raws []json.
 	if err := in.loadLocked(ctx, r); err != nil {
 		return nil, err
 	}
-	results := make([]api.InputResult, 0, len(raws))
-	for _, raw := range raws {
-		res, err := in.inputOneLocked(ctx, r, raw)
-		if err != nil {
-			return results, err
+	// One transaction for all: a transaction of 50 PDUs costs one
+	// commit, not 50. An invalid event stops the input there; those
+	// before it are kept.
+	var results []api.InputResult
+	var invalid error
+	err := in.commitLocked(ctx, r, func(t *roomTxn) error {
+		results, invalid = results[:0], nil
+		for _, raw := range raws {
+			res, err := in.inputOne(ctx, t, r.id, raw)
+			if errors.Is(err, api.ErrInvalidEvent) {
+				invalid = err
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			results = append(results, res)
 		}
-		results = append(results, res)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return results, nil
+	return results, invalid
 }
 
-func (in *Inputter) inputOneLocked(ctx context.Context, r *room, raw json.RawMessage) (api.InputResult, error) {
-	pdu, err := r.version.NewEventFromUntrustedJSON(raw)
+// inputOne checks and adds one event in t (see InputEvents).
+func (in *Inputter) inputOne(ctx context.Context, t *roomTxn, roomID string, raw json.RawMessage) (api.InputResult, error) {
+	pdu, err := t.version.NewEventFromUntrustedJSON(raw)
 	if err != nil {
 		return api.InputResult{}, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
 	}
 	res := api.InputResult{EventID: pdu.EventID()}
-	if pdu.RoomID().String() != r.id {
+	if pdu.RoomID().String() != roomID {
 		return api.InputResult{}, fmt.Errorf("%w: event %s is for room %s", api.ErrInvalidEvent, pdu.EventID(), pdu.RoomID().String())
 	}
 	if len(raw) > api.MaxEventBytes {
 		res.Rejected = "event too large"
 		return res, nil
 	}
+	// The cache holds the events this transaction added too.
 	known, err := in.deps.Events.ByID(ctx, []string{pdu.EventID()})
 	if err != nil {
 		return api.InputResult{}, err
@@ -80,38 +97,34 @@ func (in *Inputter) inputOneLocked(ctx context.Context, r *room, raw json.RawMes
 		parent = snap
 		sets = append(sets, st)
 	}
-	before, err := in.deps.Resolver.Resolve(ctx, r.version.Version(), sets)
+	before, err := in.deps.Resolver.Resolve(ctx, t.version.Version(), sets)
 	if err != nil {
 		return api.InputResult{}, err
 	}
-	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
-		beforeSnap := parent
-		if len(sets) > 1 {
-			_, parentState, err := in.deps.Snapshots.Load(ctx, parent.NID)
-			if err != nil {
-				return err
-			}
-			if beforeSnap, err = t.snapshot(parent, parentState, before); err != nil {
-				return err
-			}
+	beforeSnap := parent
+	if len(sets) > 1 {
+		_, parentState, err := in.deps.Snapshots.Load(ctx, parent.NID)
+		if err != nil {
+			return api.InputResult{}, err
 		}
-		rejected := in.checkAuthEvents(ctx, pdu)
-		if rejected == "" {
-			if err := in.authorise(ctx, t, pdu, before); err != nil {
-				rejected = reason(err)
-			}
+		if beforeSnap, err = t.snapshot(parent, parentState, before); err != nil {
+			return api.InputResult{}, err
 		}
-		softFailed := false
-		if rejected == "" {
-			if err := in.authorise(ctx, t, pdu, t.state); err != nil {
-				softFailed = true
-			}
+	}
+	rejected := in.checkAuthEvents(ctx, pdu)
+	if rejected == "" {
+		if err := in.authorise(ctx, t, pdu, before); err != nil {
+			rejected = reason(err)
 		}
-		res.Rejected, res.SoftFailed = rejected, softFailed
-		_, err := t.addEvent(pdu, beforeSnap, before, rejected, softFailed)
-		return err
-	})
-	if err != nil {
+	}
+	softFailed := false
+	if rejected == "" {
+		if err := in.authorise(ctx, t, pdu, t.state); err != nil {
+			softFailed = true
+		}
+	}
+	res.Rejected, res.SoftFailed = rejected, softFailed
+	if _, err := t.addEvent(pdu, beforeSnap, before, rejected, softFailed); err != nil {
 		return api.InputResult{}, err
 	}
 	return res, nil

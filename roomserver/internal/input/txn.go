@@ -41,7 +41,9 @@ type roomTxn struct {
 	wroteExt bool
 	// added are the events written, cached at once (so resolution within
 	// the transaction finds them) and forgotten if it rolls back.
-	added  []*state.Event
+	added []*state.Event
+	// snaps are the snapshots written, cached at once (see added).
+	snaps  []int64
 	tuples []rememberedTuple
 	types  []rememberedType
 	// queued are the output events the transaction wrote to the outbox,
@@ -74,6 +76,7 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 			for _, e := range t.added {
 				in.deps.Events.Forget(e.NID)
 			}
+			in.deps.Snapshots.Settle(t.snaps)
 		}
 	}
 	err := in.deps.Store.WriteBatched(ctx, func(b *dbstorage.Batch) error {
@@ -98,6 +101,8 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 		forget()
 		return err
 	}
+	in.deps.Events.Settle(nidsOf(t.added))
+	in.deps.Snapshots.Settle(t.snaps)
 	for _, tu := range t.tuples {
 		in.deps.Tuples.Remember(tu.typ, tu.stateKey, tu.nids)
 	}
@@ -185,6 +190,7 @@ func (t *roomTxn) snapshot(parent storage.Snapshot, parentState, st storage.Stat
 	// Snapshot nids are never reused, so caching one that a rollback
 	// discards is harmless.
 	t.in.deps.Snapshots.Add(snap, st)
+	t.snaps = append(t.snaps, snap.NID)
 	return snap, nil
 }
 

@@ -27,23 +27,40 @@ type Events struct {
 	version func(roomNID int64) (gomatrixserverlib.IRoomVersion, error)
 	limit   int
 
-	mu   sync.Mutex // guards byID and byNID
+	mu   sync.Mutex // guards byID, byNID and pinned
 	byID map[string]*Event
 	// byNID holds the same entries as byID.
 	byNID map[int64]*Event
+	// pinned are events of transactions not yet committed, which the
+	// database does not show: never dropped until settled.
+	pinned map[int64]struct{}
 }
 
 // NewEvents returns an event cache of at most limit events; version tells
 // a room's version, to parse its events.
 func NewEvents(store *storage.Store, limit int, version func(roomNID int64) (gomatrixserverlib.IRoomVersion, error)) *Events {
-	return &Events{store: store, version: version, limit: limit, byID: map[string]*Event{}, byNID: map[int64]*Event{}}
+	return &Events{store: store, version: version, limit: limit, byID: map[string]*Event{}, byNID: map[int64]*Event{},
+		pinned: map[int64]struct{}{}}
 }
 
-// Add caches an event just written, so it need not be read back.
+// Add caches an event just written, so it need not be read back. It is
+// kept until Settle (its transaction committed) or Forget (rolled back):
+// the rest of its transaction must find it, and reading it back from the
+// database would not.
 func (c *Events) Add(e *Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.addLocked(e)
+	c.pinned[e.NID] = struct{}{}
+}
+
+// Settle lets the cache drop events of a committed transaction.
+func (c *Events) Settle(nids []int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range nids {
+		delete(c.pinned, n)
+	}
 }
 
 func (c *Events) addLocked(e *Event) {
@@ -51,6 +68,9 @@ func (c *Events) addLocked(e *Event) {
 		// Drop an arbitrary tenth: cheap, and a miss only costs a read.
 		n := 0
 		for nid, ev := range c.byNID {
+			if _, ok := c.pinned[nid]; ok {
+				continue
+			}
 			delete(c.byNID, nid)
 			delete(c.byID, ev.EventID)
 			if n++; n >= c.limit/10 {
@@ -62,10 +82,12 @@ func (c *Events) addLocked(e *Event) {
 	c.byNID[e.NID] = e
 }
 
-// Forget drops an event whose row changed (a redaction was applied).
+// Forget drops an event whose row changed (a redaction was applied) or
+// whose transaction rolled back.
 func (c *Events) Forget(nid int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.pinned, nid)
 	if e, ok := c.byNID[nid]; ok {
 		delete(c.byNID, nid)
 		delete(c.byID, e.EventID)
