@@ -192,18 +192,36 @@ const (
 
 // deviceListUpdate is the content of an m.device_list_update EDU.
 type deviceListUpdate struct {
-	UserID   string  `json:"user_id"`
-	DeviceID string  `json:"device_id"`
-	StreamID int64   `json:"stream_id"`
-	PrevID   []int64 `json:"prev_id"`
-	Deleted  bool    `json:"deleted,omitempty"`
+	UserID      string          `json:"user_id"`
+	DeviceID    string          `json:"device_id"`
+	DisplayName string          `json:"device_display_name,omitempty"`
+	StreamID    int64           `json:"stream_id"`
+	PrevID      []int64         `json:"prev_id"`
+	Deleted     bool            `json:"deleted,omitempty"`
+	Keys        json.RawMessage `json:"keys,omitempty"`
+}
+
+// deviceListEDU is the content of the m.device_list_update EDU telling
+// of u: prev_id names the user's change before it, so that a server that
+// keeps remote device lists (Synapse) applies the update in place when it
+// had that one, and asks /user/devices for the whole list when it did
+// not, instead of asking at every change (which an empty prev_id makes
+// it do).
+func deviceListEDU(u hsapi.DeviceListUpdate) ([]byte, error) {
+	d := deviceListUpdate{UserID: u.UserID, DeviceID: u.DeviceID, DisplayName: u.DisplayName, StreamID: u.StreamID,
+		PrevID: []int64{}, Deleted: u.Deleted}
+	if u.PrevStreamID > 0 {
+		d.PrevID = []int64{u.PrevStreamID}
+	}
+	if !u.Deleted && len(u.Keys) > 0 {
+		d.Keys = u.Keys
+	}
+	return json.Marshal(d)
 }
 
 // SendDeviceListUpdate implements hsapi.DeviceListSender: the change is
-// queued, as an m.device_list_update EDU, for every allowed server with
-// members joined to a room the user is joined to. prev_id is left empty:
-// a server that keeps remote device lists then asks /user/devices again
-// (this server keeps none: its clients ask for keys afresh).
+// queued, as an m.device_list_update EDU (deviceListEDU), for every
+// allowed server with members joined to a room the user is joined to.
 func (c *Component) SendDeviceListUpdate(ctx context.Context, u hsapi.DeviceListUpdate) error {
 	if c.sender == nil {
 		return nil
@@ -227,7 +245,7 @@ func (c *Component) SendDeviceListUpdate(ctx context.Context, u hsapi.DeviceList
 	if len(dests) == 0 {
 		return nil
 	}
-	content, err := json.Marshal(deviceListUpdate{UserID: u.UserID, DeviceID: u.DeviceID, StreamID: u.StreamID, PrevID: []int64{}, Deleted: u.Deleted})
+	content, err := deviceListEDU(u)
 	if err != nil {
 		return err
 	}

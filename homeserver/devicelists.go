@@ -2,6 +2,7 @@ package homeserver
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -36,26 +37,49 @@ func (n federatedKeysNotifier) NotifyKeyCounts(userID, deviceID string) {
 	n.next.NotifyKeyCounts(userID, deviceID)
 }
 
-// NotifyDeviceListChange implements keys.Notifier. The hand-over runs
-// apart: it reads the change and queues messages, which the request that
-// made the change need not wait for.
+// NotifyDeviceListChange implements keys.Notifier. The change is handed
+// over before the request that made it returns (queued durably on the
+// bus), so that a crash right after cannot lose it.
 func (n federatedKeysNotifier) NotifyDeviceListChange(userID string) {
 	n.next.NotifyDeviceListChange(userID)
 	if !strings.HasSuffix(userID, n.suffix) {
 		return
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), deviceListSendTimeout)
-		defer cancel()
-		c, err := n.store.LatestDeviceChange(ctx, userID)
-		if err != nil {
-			n.log.WithError(err).Warn("read a device-list change for other servers")
-			return
+	ctx, cancel := context.WithTimeout(context.Background(), deviceListSendTimeout)
+	defer cancel()
+	u, err := n.update(ctx, userID)
+	if err != nil {
+		n.log.WithError(err).Warn("read a device-list change for other servers")
+		return
+	}
+	if err := n.sender.SendDeviceListUpdate(ctx, u); err != nil {
+		n.log.WithError(err).Warn("queue a device-list change for other servers")
+	}
+}
+
+// update describes userID's last device-list change as other servers
+// are told of it: with the change before it, and the device's keys and
+// display name as they are now (Synapse stores them from the update).
+func (n federatedKeysNotifier) update(ctx context.Context, userID string) (api.DeviceListUpdate, error) {
+	c, prev, err := n.store.LatestDeviceChange(ctx, userID)
+	if err != nil {
+		return api.DeviceListUpdate{}, err
+	}
+	u := api.DeviceListUpdate{UserID: userID, DeviceID: c.DeviceID, StreamID: c.StreamID, PrevStreamID: prev, Deleted: c.Deleted}
+	if c.Deleted || c.DeviceID == "" {
+		return u, nil
+	}
+	keys, err := n.store.DeviceKeysOf(ctx, userID, []string{c.DeviceID})
+	if err != nil {
+		return api.DeviceListUpdate{}, err
+	}
+	if len(keys) == 1 {
+		u.Keys = json.RawMessage(keys[0].KeyJSON)
+		if keys[0].DisplayName != nil {
+			u.DisplayName = *keys[0].DisplayName
 		}
-		if err := n.sender.SendDeviceListUpdate(ctx, api.DeviceListUpdate{UserID: userID, DeviceID: c.DeviceID, StreamID: c.StreamID, Deleted: c.Deleted}); err != nil {
-			n.log.WithError(err).Warn("queue a device-list change for other servers")
-		}
-	}()
+	}
+	return u, nil
 }
 
 var _ keys.Notifier = federatedKeysNotifier{}

@@ -159,7 +159,14 @@ type DeviceListUpdate struct {
 	UserID   string
 	DeviceID string
 	StreamID int64
-	Deleted  bool
+	// PrevStreamID is the stream id of the user's change before this one
+	// (0 for none): a server that missed it asks for the whole list.
+	PrevStreamID int64
+	Deleted      bool
+	// DisplayName and Keys (the device's signed device_keys) describe the
+	// device as it is now; empty when deleted or without keys.
+	DisplayName string
+	Keys        json.RawMessage
 }
 
 // DeviceListSender tells the servers that share a room with a local user

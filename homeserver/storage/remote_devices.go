@@ -28,19 +28,35 @@ func (s *Store) RecordRemoteDeviceChange(ctx context.Context, userID, deviceID s
 	return pos, nil
 }
 
-// LatestDeviceChange returns the last device-list change of userID, or
-// ErrNotFound.
-func (s *Store) LatestDeviceChange(ctx context.Context, userID string) (DeviceListChange, error) {
-	var c DeviceListChange
-	err := s.db.Read().QueryRowContext(ctx, `SELECT stream_id, user_id, device_id, deleted FROM device_list_changes
-		WHERE user_id = $1 ORDER BY stream_id DESC LIMIT 1`, userID).Scan(&c.StreamID, &c.UserID, &c.DeviceID, &c.Deleted)
-	if errors.Is(err, sql.ErrNoRows) {
-		return DeviceListChange{}, ErrNotFound
-	}
+// LatestDeviceChange returns the last device-list change of userID and
+// the stream id of the one before it (0 for none), or ErrNotFound: other
+// servers are told of each change with the one before it (prev_id), so
+// that they can tell when they missed one.
+func (s *Store) LatestDeviceChange(ctx context.Context, userID string) (c DeviceListChange, prevStreamID int64, err error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT stream_id, user_id, device_id, deleted FROM device_list_changes
+		WHERE user_id = $1 ORDER BY stream_id DESC LIMIT 2`, userID)
 	if err != nil {
-		return DeviceListChange{}, fmt.Errorf("last device-list change of %s: %w", userID, err)
+		return DeviceListChange{}, 0, fmt.Errorf("last device-list change of %s: %w", userID, err)
 	}
-	return c, nil
+	defer rows.Close()
+	var got []DeviceListChange
+	for rows.Next() {
+		var r DeviceListChange
+		if err := rows.Scan(&r.StreamID, &r.UserID, &r.DeviceID, &r.Deleted); err != nil {
+			return DeviceListChange{}, 0, fmt.Errorf("scan device-list change: %w", err)
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		return DeviceListChange{}, 0, fmt.Errorf("last device-list change of %s: %w", userID, err)
+	}
+	switch len(got) {
+	case 0:
+		return DeviceListChange{}, 0, ErrNotFound
+	case 1:
+		return got[0], 0, nil
+	}
+	return got[0], got[1].StreamID, nil
 }
 
 // JoinedRoomsOf returns the rooms where userID (of any server) is joined,
