@@ -44,7 +44,9 @@ func TestFederationSynapseShapedTransaction(t *testing.T) {
 		}
 		now := time.Now().UnixMilli()
 		var edus []any
-		edu := func(typ string, content any) { edus = append(edus, map[string]any{"edu_type": typ, "content": content}) }
+		edu := func(typ string, content any) {
+			edus = append(edus, map[string]any{"edu_type": typ, "content": content})
+		}
 		for i := 0; i < 40; i++ {
 			edu("m.direct_to_device", map[string]any{"sender": bob.UserID, "type": "org.example.ping", "message_id": fmt.Sprintf("msg%02d", i),
 				"messages": map[string]any{alice.UserID.String(): map[string]any{alice.DeviceID.String(): map[string]any{"n": i}}}})
