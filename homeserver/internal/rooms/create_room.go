@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -305,7 +307,10 @@ func (h *Handlers) buildCreateRoom(creator string, req createRoomRequest, alias 
 	if len(h.acl) > 0 && !inInitial[api.StateKey{Type: typeServerACL}] {
 		// A closed federation: the room says so itself, so that servers
 		// outside the list are refused by every server in it.
-		acl := map[string]any{"allow": h.acl, "deny": []string{}, "allow_ip_literals": false}
+		// IP literals are refused unless the list names one (a server
+		// named by its address, as in tests on loopback): the spec checks
+		// allow_ip_literals before the allow list.
+		acl := map[string]any{"allow": h.acl, "deny": []string{}, "allow_ip_literals": slices.ContainsFunc(h.acl, isIPLiteral)}
 		if err := add(typeServerACL, acl); err != nil {
 			return api.CreateRoomRequest{}, err
 		}
@@ -373,6 +378,16 @@ func (h *Handlers) invitees(creator string, list []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// isIPLiteral reports whether a server name is an IP address, with or
+// without a port.
+func isIPLiteral(serverName string) bool {
+	host := serverName
+	if h, _, err := net.SplitHostPort(serverName); err == nil {
+		host = h
+	}
+	return net.ParseIP(strings.Trim(host, "[]")) != nil
 }
 
 // typeServerACL is the server ACL's event type.

@@ -1,0 +1,41 @@
+//go:build goolm
+
+package tests
+
+import (
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+)
+
+// TestFederationDendriteE2EE: a user of ours and one of Dendrite's talk in
+// an encrypted room with real Olm/Megolm clients (goolm): device keys and
+// one-time keys cross between the two implementations (/user/keys/query
+// and /user/keys/claim), Megolm sessions go as to-device EDUs, and each
+// decrypts the other's messages.
+func TestFederationDendriteE2EE(t *testing.T) {
+	s, ourName, d, _ := startWithDendrite(t)
+	aliceC, daveC := s.Register("alice"), d.register(t, "dave")
+	alice := startE2EEDevice(t, "alice", aliceC)
+	dave := startE2EEDevice(t, "dave", daveC)
+	room := createRoom(t, s, aliceC, map[string]any{"preset": "public_chat", "name": "encrypted, with Dendrite",
+		"initial_state": []any{map[string]any{"type": "m.room.encryption", "state_key": "",
+			"content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := daveC.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{ourName}})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Dendrite's user joins: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	devices := []*e2eeDevice{alice, dave}
+	for _, dev := range devices {
+		dev.waitRoom(room, alice, dave)
+	}
+	exchange(t, "with Dendrite", room, devices)
+}
