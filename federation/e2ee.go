@@ -219,6 +219,30 @@ func deviceListEDU(u hsapi.DeviceListUpdate) ([]byte, error) {
 	return json.Marshal(d)
 }
 
+// userDestinations returns the allowed servers, other than this one, with
+// members joined to a room userID is joined to.
+func (c *Component) userDestinations(ctx context.Context, userID string) ([]string, error) {
+	rooms, err := c.rooms.RoomsOf(ctx, userID, spec.Join)
+	if err != nil {
+		return nil, fmt.Errorf("rooms of %s: %w", userID, err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rooms {
+		dests, err := c.roomDestinations(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range dests {
+			if !seen[d] {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	return out, nil
+}
+
 // SendDeviceListUpdate implements hsapi.DeviceListSender: the change is
 // queued, as an m.device_list_update EDU (deviceListEDU), for every
 // allowed server with members joined to a room the user is joined to.
@@ -226,30 +250,15 @@ func (c *Component) SendDeviceListUpdate(ctx context.Context, u hsapi.DeviceList
 	if c.sender == nil {
 		return nil
 	}
-	rooms, err := c.rooms.RoomsOf(ctx, u.UserID, spec.Join)
-	if err != nil {
-		return fmt.Errorf("rooms of %s: %w", u.UserID, err)
-	}
-	dests := map[string]bool{}
-	for _, r := range rooms {
-		servers, err := c.rooms.JoinedServers(ctx, r)
-		if err != nil {
-			return fmt.Errorf("servers of %s: %w", r, err)
-		}
-		for _, s := range servers {
-			if s != string(c.serverName) && c.cfg.ServerAllowed(s) {
-				dests[s] = true
-			}
-		}
-	}
-	if len(dests) == 0 {
-		return nil
+	dests, err := c.userDestinations(ctx, u.UserID)
+	if err != nil || len(dests) == 0 {
+		return err
 	}
 	content, err := deviceListEDU(u)
 	if err != nil {
 		return err
 	}
-	for d := range dests {
+	for _, d := range dests {
 		edu := gomatrixserverlib.EDU{Type: eduDeviceListUpdate, Origin: string(c.serverName), Destination: d, Content: content}
 		if err := c.sender.queueEDU(ctx, d, fmt.Sprintf("dl %s %d", u.UserID, u.StreamID), edu); err != nil {
 			return err

@@ -7,18 +7,37 @@ import (
 	"slices"
 
 	"github.com/matrix-org/gomatrixserverlib"
+
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 )
 
 // Typing notifications and read receipts between servers: a local user's
 // go to the servers with members in the room, as m.typing and m.receipt
 // EDUs on the outbound queue; another server's are taken when the server
-// speaks for its own user in a room it is in.
+// speaks for its own user in a room it is in. Presence goes to the
+// servers sharing any room with the user, and is taken from a server for
+// its own users.
 
-// EDU types of typing and receipts.
+// EDU types of typing, receipts and presence.
 const (
-	eduTyping  = "m.typing"
-	eduReceipt = "m.receipt"
+	eduTyping   = "m.typing"
+	eduReceipt  = "m.receipt"
+	eduPresence = "m.presence"
 )
+
+// presenceEDU is the content of an m.presence EDU.
+type presenceEDU struct {
+	Push []presenceUpdate `json:"push"`
+}
+
+// presenceUpdate is one user's presence in an m.presence EDU.
+type presenceUpdate struct {
+	UserID          string `json:"user_id"`
+	Presence        string `json:"presence"`
+	StatusMsg       string `json:"status_msg,omitempty"`
+	LastActiveAgo   int64  `json:"last_active_ago"`
+	CurrentlyActive bool   `json:"currently_active"`
+}
 
 // typingEDU is the content of an m.typing EDU.
 type typingEDU struct {
@@ -135,6 +154,55 @@ func (c *Component) receiveReceipts(ctx context.Context, origin string, content 
 					}
 				}
 			}
+		}
+	}
+	return nil
+}
+
+// SendPresence implements hsapi.EDUSender: p goes to every allowed server
+// with members in a room the user is joined to.
+func (c *Component) SendPresence(ctx context.Context, p hsapi.Presence) error {
+	if c.sender == nil {
+		return nil
+	}
+	dests, err := c.userDestinations(ctx, p.UserID)
+	if err != nil || len(dests) == 0 {
+		return err
+	}
+	raw, err := json.Marshal(presenceEDU{Push: []presenceUpdate{{UserID: p.UserID, Presence: p.State, StatusMsg: p.StatusMsg,
+		LastActiveAgo: p.LastActiveAgoMS, CurrentlyActive: p.CurrentlyActive}}})
+	if err != nil {
+		return fmt.Errorf("encode presence: %w", err)
+	}
+	id := fmt.Sprintf("presence %s %d", p.UserID, c.now().UnixNano())
+	for _, d := range dests {
+		edu := gomatrixserverlib.EDU{Type: eduPresence, Origin: string(c.serverName), Destination: d, Content: raw}
+		if err := c.sender.queueEDU(ctx, d, id, edu); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// receivePresence takes an m.presence EDU's updates of origin's own users.
+func (c *Component) receivePresence(ctx context.Context, origin string, content json.RawMessage) error {
+	var e presenceEDU
+	if json.Unmarshal(content, &e) != nil {
+		return nil
+	}
+	for _, u := range e.Push {
+		switch u.Presence {
+		case "online", "unavailable", "offline":
+		default:
+			continue
+		}
+		if serverOf(u.UserID) != origin {
+			c.log.WithField(fieldOrigin, origin).Info("dropping presence of a user of another server")
+			continue
+		}
+		if err := c.edus.ReceivePresence(ctx, hsapi.Presence{UserID: u.UserID, State: u.Presence, StatusMsg: u.StatusMsg,
+			LastActiveAgoMS: max(u.LastActiveAgo, 0), CurrentlyActive: u.CurrentlyActive}); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -115,8 +115,9 @@ func (c *Component) Send(r *http.Request) (any, error) {
 			}
 		}
 	}
-	// Of the EDUs, to-device messages, device-list changes, typing and
-	// receipts are handled; presence is acknowledged and dropped for now.
+	// Of the EDUs, to-device messages, device-list changes, typing,
+	// receipts and presence are handled; others are acknowledged and
+	// dropped.
 	for _, raw := range req.EDUs {
 		var edu struct {
 			Type    string          `json:"edu_type"`
@@ -135,6 +136,8 @@ func (c *Component) Send(r *http.Request) (any, error) {
 			err = c.receiveTyping(ctx, origin, edu.Content)
 		case eduReceipt:
 			err = c.receiveReceipts(ctx, origin, edu.Content)
+		case eduPresence:
+			err = c.receivePresence(ctx, origin, edu.Content)
 		}
 		if err != nil {
 			return nil, err

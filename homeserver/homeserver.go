@@ -276,7 +276,7 @@ func (c *Component) buildSync(deps Deps, store *storage.Store, edus *eduPublishe
 	c.sync = syncv3.New(syncv3.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, Log: deps.Log,
 		Counter: pushCounter{store: store, pending: pending}, Ignored: ignored, PushRules: pushRulesContent{p.Rules()},
-		Presence: presence, MaxRequestBytes: deps.Config.MaxRequestBytes,
+		Presence: presence, MaxRequestBytes: deps.Config.MaxRequestBytes, Federation: deps.EDUs,
 	})
 	c.slidingSync = slidingsync.New(slidingsync.Deps{V3: c.sync, Rooms: deps.Rooms, Store: store, Notifier: c.notifier,
 		Log: deps.Log, MaxRequestBytes: deps.Config.MaxRequestBytes})

@@ -176,19 +176,32 @@ type DeviceListSender interface {
 	SendDeviceListUpdate(ctx context.Context, update DeviceListUpdate) error
 }
 
-// EDUSender tells other servers of local users' typing and public read
-// receipts (m.typing and m.receipt EDUs); the federation component
-// implements it.
+// EDUSender tells other servers of local users' typing, public read
+// receipts and presence (m.typing, m.receipt and m.presence EDUs); the
+// federation component implements it.
 type EDUSender interface {
 	SendTyping(ctx context.Context, roomID, userID string, typing bool, timeoutMS int64) error
 	SendReceipt(ctx context.Context, roomID, userID, receiptType, threadID, eventID string, ts int64) error
+	SendPresence(ctx context.Context, p Presence) error
 }
 
-// EDUReceiver takes other servers' users' typing and read receipts, which
-// the federation component checked came from the users' own server.
+// Presence is a user's presence as servers tell each other of it.
+type Presence struct {
+	UserID string
+	// State is online, unavailable or offline.
+	State           string
+	StatusMsg       string
+	LastActiveAgoMS int64
+	CurrentlyActive bool
+}
+
+// EDUReceiver takes other servers' users' typing, read receipts and
+// presence, which the federation component checked came from the users'
+// own server.
 type EDUReceiver interface {
 	ReceiveTyping(ctx context.Context, roomID, userID string, typing bool) error
 	ReceiveReceipt(ctx context.Context, roomID, userID, receiptType, threadID, eventID string, ts int64) error
+	ReceivePresence(ctx context.Context, p Presence) error
 }
 
 // ErrNotFound: what was asked for does not exist (a profile, a field).

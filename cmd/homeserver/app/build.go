@@ -257,8 +257,8 @@ func (r *openIDRef) QueryOpenIDToken(ctx context.Context, token string) (string,
 // start, read only after.
 type keyServerRef struct{ api.KeyServer }
 
-// eduReceiverRef is the client component's receiver of typing and
-// receipts, known after the federation component is built; nil inside
+// eduReceiverRef is the client component's receiver of typing, receipts
+// and presence, known after the federation component is built; nil inside
 // when the client component does not sync.
 type eduReceiverRef struct{ r api.EDUReceiver }
 
@@ -276,6 +276,14 @@ func (e *eduReceiverRef) ReceiveReceipt(ctx context.Context, roomID, userID, typ
 		return nil
 	}
 	return e.r.ReceiveReceipt(ctx, roomID, userID, typ, threadID, eventID, ts)
+}
+
+// ReceivePresence implements api.EDUReceiver.
+func (e *eduReceiverRef) ReceivePresence(ctx context.Context, p api.Presence) error {
+	if e.r == nil {
+		return nil
+	}
+	return e.r.ReceivePresence(ctx, p)
 }
 
 // profileServerRef is the client component's profile server, known after

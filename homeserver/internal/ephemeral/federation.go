@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -42,5 +43,24 @@ func (h *Handlers) ReceiveReceipt(ctx context.Context, roomID, userID, typ, thre
 	if pos > 0 {
 		h.Notifier.OnReceipt(roomID, pos)
 	}
+	return nil
+}
+
+// ReceivePresence records another server's user's presence (an
+// m.presence EDU) and wakes the local users who share a room with them.
+func (h *Handlers) ReceivePresence(ctx context.Context, p hsapi.Presence) error {
+	if !h.Presence {
+		return nil
+	}
+	pos, err := h.Store.PutPresence(ctx, storage.Presence{UserID: p.UserID, State: p.State, StatusMsg: p.StatusMsg,
+		LastActiveTS: h.now().Add(-time.Duration(p.LastActiveAgoMS) * time.Millisecond).UnixMilli()})
+	if err != nil {
+		return err
+	}
+	rooms, err := h.Store.JoinedRoomsOf(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	h.Notifier.OnRemotePresence(rooms, pos)
 	return nil
 }

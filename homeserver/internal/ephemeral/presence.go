@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
@@ -53,6 +54,12 @@ func (h *Handlers) SetPresence(r *http.Request) (any, error) {
 	if h.Bridges != nil {
 		h.Bridges.Presence(r.Context(), userID, p.State, p.StatusMsg)
 	}
+	if h.Federation != nil {
+		if err := h.Federation.SendPresence(r.Context(), hsapi.Presence{UserID: userID, State: p.State, StatusMsg: p.StatusMsg,
+			CurrentlyActive: p.State == "online"}); err != nil {
+			h.Log.WithError(err).Warn("queue presence for other servers")
+		}
+	}
 	return struct{}{}, nil
 }
 
@@ -61,8 +68,14 @@ func (h *Handlers) SetPresence(r *http.Request) (any, error) {
 func (h *Handlers) GetPresence(r *http.Request) (any, error) {
 	me := auth.DeviceFrom(r.Context()).UserID
 	target := httputil.PathParam(r, "userID")
-	if target != me && !h.Notifier.SharesRoom(me, target) {
-		return nil, httputil.Forbidden("you do not share a room with this user")
+	if target != me {
+		shares, err := h.Notifier.SharesRoomWith(r.Context(), h.Store, me, target)
+		if err != nil {
+			return nil, err
+		}
+		if !shares {
+			return nil, httputil.Forbidden("you do not share a room with this user")
+		}
 	}
 	if !h.Presence {
 		return streams.PresenceContent{Presence: "offline"}, nil

@@ -283,6 +283,27 @@ func (n *Notifier) OnPresence(userID string, pos int64) {
 	n.wakePeersLocked(userID)
 }
 
+// OnRemotePresence records a remote user's presence change, up to
+// position pos, and wakes the local members of rooms (the rooms the
+// remote user is joined to: only local users' rooms are indexed here).
+func (n *Notifier) OnRemotePresence(rooms []string, pos int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.pos.Presence = max(n.pos.Presence, pos)
+	for _, r := range rooms {
+		n.wakeRoomLocked(r)
+	}
+}
+
+// SharesRoomWith is SharesRoom for any b: a remote user's rooms are not
+// indexed here, so for one the database answers.
+func (n *Notifier) SharesRoomWith(ctx context.Context, store *storage.Store, a, b string) (bool, error) {
+	if n.IsLocal(b) {
+		return n.SharesRoom(a, b), nil
+	}
+	return store.ShareJoinedRoom(ctx, a, b)
+}
+
 // OnToDevice records new to-device messages for userID, up to stream id
 // pos.
 func (n *Notifier) OnToDevice(userID string, pos int64) {

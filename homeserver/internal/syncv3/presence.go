@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 )
@@ -52,6 +53,12 @@ func (h *Handlers) touchPresence(ctx context.Context, userID, p string) {
 	}
 	h.presence.set(userID, state, now)
 	h.Notifier.OnPresence(userID, pos)
+	if h.Federation != nil {
+		if err := h.Federation.SendPresence(ctx, hsapi.Presence{UserID: userID, State: state, StatusMsg: cur.StatusMsg,
+			CurrentlyActive: state == "online"}); err != nil {
+			h.Log.WithError(err).Warn("queue presence for other servers")
+		}
+	}
 }
 
 // presenceCache remembers what each user's stored presence was last
@@ -102,8 +109,14 @@ func (b *builder) presence(ctx context.Context, resp *response) error {
 	}
 	me := b.req.dev.UserID
 	for _, p := range changes {
-		if p.UserID != me && !b.h.Notifier.SharesRoom(me, p.UserID) {
-			continue
+		if p.UserID != me {
+			shares, err := b.h.Notifier.SharesRoomWith(ctx, b.h.Store, me, p.UserID)
+			if err != nil {
+				return err
+			}
+			if !shares {
+				continue
+			}
 		}
 		if !b.req.filter.Presence.Allows(eventFrom("m.presence", p.UserID)) {
 			continue

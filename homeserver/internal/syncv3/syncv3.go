@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	hsapi "github.com/matrix-gouv/homeserver/homeserver/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/streams"
 	"github.com/matrix-gouv/homeserver/homeserver/storage"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
@@ -63,6 +64,9 @@ type Deps struct {
 	Log     *logrus.Entry
 	// Presence turns presence on; off, /sync never reports it.
 	Presence bool
+	// Federation, when set, tells other servers of presence that a sync
+	// changes (a user coming online).
+	Federation hsapi.EDUSender
 	// MaxRequestBytes bounds request bodies (filters).
 	MaxRequestBytes int64
 }
