@@ -247,24 +247,11 @@ func (c *Component) userDestinations(ctx context.Context, userID string) ([]stri
 // queued, as an m.device_list_update EDU (deviceListEDU), for every
 // allowed server with members joined to a room the user is joined to.
 func (c *Component) SendDeviceListUpdate(ctx context.Context, u hsapi.DeviceListUpdate) error {
-	if c.sender == nil {
-		return nil
-	}
-	dests, err := c.userDestinations(ctx, u.UserID)
-	if err != nil || len(dests) == 0 {
-		return err
-	}
 	content, err := deviceListEDU(u)
 	if err != nil {
 		return err
 	}
-	for _, d := range dests {
-		edu := gomatrixserverlib.EDU{Type: eduDeviceListUpdate, Origin: string(c.serverName), Destination: d, Content: content}
-		if err := c.sender.queueEDU(ctx, d, fmt.Sprintf("dl %s %d", u.UserID, u.StreamID), edu); err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.queueUserEDU(ctx, u.UserID, eduDeviceListUpdate, fmt.Sprintf("dl %s %d", u.UserID, u.StreamID), json.RawMessage(content))
 }
 
 // receiveDeviceListUpdate hands an inbound m.device_list_update or

@@ -78,8 +78,29 @@ func (c *Component) queueRoomEDU(ctx context.Context, roomID, typ, id string, co
 		return nil
 	}
 	dests, err := c.roomDestinations(ctx, roomID)
-	if err != nil || len(dests) == 0 {
+	if err != nil {
 		return err
+	}
+	return c.queueEDUs(ctx, dests, typ, id, content)
+}
+
+// queueUserEDU queues an EDU about userID for the servers sharing a room
+// with them; id is unique to the EDU.
+func (c *Component) queueUserEDU(ctx context.Context, userID, typ, id string, content any) error {
+	if c.sender == nil {
+		return nil
+	}
+	dests, err := c.userDestinations(ctx, userID)
+	if err != nil {
+		return err
+	}
+	return c.queueEDUs(ctx, dests, typ, id, content)
+}
+
+// queueEDUs queues one EDU for each of dests.
+func (c *Component) queueEDUs(ctx context.Context, dests []string, typ, id string, content any) error {
+	if len(dests) == 0 {
+		return nil
 	}
 	raw, err := json.Marshal(content)
 	if err != nil {
@@ -162,26 +183,9 @@ func (c *Component) receiveReceipts(ctx context.Context, origin string, content 
 // SendPresence implements hsapi.EDUSender: p goes to every allowed server
 // with members in a room the user is joined to.
 func (c *Component) SendPresence(ctx context.Context, p hsapi.Presence) error {
-	if c.sender == nil {
-		return nil
-	}
-	dests, err := c.userDestinations(ctx, p.UserID)
-	if err != nil || len(dests) == 0 {
-		return err
-	}
-	raw, err := json.Marshal(presenceEDU{Push: []presenceUpdate{{UserID: p.UserID, Presence: p.State, StatusMsg: p.StatusMsg,
-		LastActiveAgo: p.LastActiveAgoMS, CurrentlyActive: p.CurrentlyActive}}})
-	if err != nil {
-		return fmt.Errorf("encode presence: %w", err)
-	}
-	id := fmt.Sprintf("presence %s %d", p.UserID, c.now().UnixNano())
-	for _, d := range dests {
-		edu := gomatrixserverlib.EDU{Type: eduPresence, Origin: string(c.serverName), Destination: d, Content: raw}
-		if err := c.sender.queueEDU(ctx, d, id, edu); err != nil {
-			return err
-		}
-	}
-	return nil
+	content := presenceEDU{Push: []presenceUpdate{{UserID: p.UserID, Presence: p.State, StatusMsg: p.StatusMsg,
+		LastActiveAgo: p.LastActiveAgoMS, CurrentlyActive: p.CurrentlyActive}}}
+	return c.queueUserEDU(ctx, p.UserID, eduPresence, fmt.Sprintf("presence %s %d", p.UserID, c.now().UnixNano()), content)
 }
 
 // receivePresence takes an m.presence EDU's updates of origin's own users.

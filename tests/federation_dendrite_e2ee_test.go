@@ -4,9 +4,6 @@ package tests
 
 import (
 	"testing"
-	"time"
-
-	"maunium.net/go/mautrix"
 )
 
 // TestFederationDendriteE2EE: a user of ours and one of Dendrite's talk in
@@ -22,17 +19,7 @@ func TestFederationDendriteE2EE(t *testing.T) {
 	room := createRoom(t, s, aliceC, map[string]any{"preset": "public_chat", "name": "encrypted, with Dendrite",
 		"initial_state": []any{map[string]any{"type": "m.room.encryption", "state_key": "",
 			"content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := daveC.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{ourName}})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Dendrite's user joins: %v", err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	joinFromDendrite(t, daveC, room, ourName)
 	devices := []*e2eeDevice{alice, dave}
 	for _, dev := range devices {
 		dev.waitRoom(room, alice, dave)

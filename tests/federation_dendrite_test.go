@@ -51,17 +51,7 @@ func TestFederationDendrite(t *testing.T) {
 
 	// A room of ours, joined from Dendrite.
 	room := createRoom(t, s, alice, map[string]any{"preset": "public_chat", "name": "on ours"})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := dave.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{ourAddr}})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Dendrite's user joins our room: %v", err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	joinFromDendrite(t, dave, room, ourAddr)
 	talkBothWays(t, room, dave, alice)
 }
 
@@ -90,6 +80,23 @@ func startWithDendrite(t *testing.T) (s *Server, ourName string, d *dendrite, de
 		cfg.Federation.ServerAddresses = map[string]string{dendriteAddr: dendriteAddr}
 	})
 	return s, ourAddr, d, dendriteAddr
+}
+
+// joinFromDendrite joins Dendrite's user c to our room through ourName,
+// trying again for a while: Dendrite may not have our keys yet.
+func joinFromDendrite(t *testing.T, c *mautrix.Client, room id.RoomID, ourName string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := c.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{ourName}})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Dendrite's user joins our room: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // talkBothWays has each of two users (the room's creator second) send a

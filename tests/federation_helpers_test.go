@@ -316,3 +316,17 @@ func stateEventID(t testing.TB, s *Server, c *mautrix.Client, room id.RoomID, ty
 	t.Fatalf("no %s/%s in the state of %s", typ, key, room)
 	return ""
 }
+
+// publicRoomOnA registers alice on fedA and bob on fedB, creates a public
+// room on A and has bob join it over federation: the start of many
+// two-server tests.
+func publicRoomOnA(t testing.TB, f *Federation) (a, b *Server, alice, bob *mautrix.Client, room id.RoomID) {
+	t.Helper()
+	a, b = f.Servers[fedA], f.Servers[fedB]
+	alice, bob = a.Register("alice"), b.Register("bob")
+	room = createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
+	if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+		t.Fatalf("bob joins over federation: %v", err)
+	}
+	return a, b, alice, bob, room
+}

@@ -15,12 +15,7 @@ import (
 // presence EDU from B for a user of A is dropped.
 func TestFederationPresence(t *testing.T) {
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
-		a, b := f.Servers[fedA], f.Servers[fedB]
-		alice, bob := a.Register("alice"), b.Register("bob")
-		room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
-		if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
-			t.Fatal(err)
-		}
+		a, b, alice, bob, _ := publicRoomOnA(t, f)
 		aliceSync, _ := newSyncer(t, alice, "")
 		bobSync, _ := newSyncer(t, bob, "")
 		presenceOf := func(r *mautrix.RespSync, user id.UserID) *event.PresenceEventContent {

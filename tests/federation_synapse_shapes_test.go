@@ -22,12 +22,7 @@ import (
 // and receipt reach alice's sync, and so does the change of his devices.
 func TestFederationSynapseShapedTransaction(t *testing.T) {
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
-		a, b := f.Servers[fedA], f.Servers[fedB]
-		alice, bob := a.Register("alice"), b.Register("bob")
-		room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
-		if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
-			t.Fatal(err)
-		}
+		a, _, alice, bob, room := publicRoomOnA(t, f)
 		aliceSync, _ := newSyncer(t, alice, "")
 
 		prev := stateEventID(t, a, alice, room, "m.room.member", bob.UserID.String())

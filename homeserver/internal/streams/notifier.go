@@ -290,9 +290,7 @@ func (n *Notifier) OnRemotePresence(rooms []string, pos int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.pos.Presence = max(n.pos.Presence, pos)
-	for _, r := range rooms {
-		n.wakeRoomLocked(r)
-	}
+	n.wakeRoomsLocked(rooms)
 }
 
 // SharesRoomWith is SharesRoom for any b: a remote user's rooms are not
@@ -330,6 +328,11 @@ func (n *Notifier) OnRemoteDeviceListChange(rooms []string, pos int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.pos.DeviceLists = max(n.pos.DeviceLists, pos)
+	n.wakeRoomsLocked(rooms)
+}
+
+// wakeRoomsLocked wakes the local members of rooms.
+func (n *Notifier) wakeRoomsLocked(rooms []string) {
 	for _, r := range rooms {
 		n.wakeRoomLocked(r)
 	}
