@@ -76,6 +76,13 @@ func (c *Component) stateAt(r *http.Request) (state, chain []rsapi.Event, err er
 	if err != nil {
 		return nil, nil, err
 	}
+	if ev.StreamPos == 0 {
+		// An outlier: known as state or auth, not its own state.
+		return nil, nil, httputil.NotFound("state not known at this event")
+	}
+	if err := c.mustSee(ctx, originOf(r), ev); err != nil {
+		return nil, nil, err
+	}
 	if state, err = c.rooms.StateBefore(ctx, eventID); err != nil {
 		return nil, nil, err
 	}
@@ -118,6 +125,9 @@ func (c *Component) GetEventAuth(r *http.Request) (any, error) {
 		return nil, httputil.NotFound("unknown event")
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := c.mustSee(ctx, originOf(r), ev); err != nil {
 		return nil, err
 	}
 	chain, err := c.rooms.AuthChain(ctx, []string{eventID})

@@ -8,6 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/matrix-gouv/homeserver/internal/httputil"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -42,6 +43,20 @@ func (c *Component) forServer(ctx context.Context, server spec.ServerName, evs [
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// mustSee refuses (403) the room's state or auth chain at an event that
+// history visibility hides from server: what the room was like then is
+// as much history as what was said.
+func (c *Component) mustSee(ctx context.Context, server spec.ServerName, ev rsapi.Event) error {
+	visible, err := c.visibleTo(ctx, server, ev)
+	if err != nil {
+		return err
+	}
+	if !visible {
+		return httputil.Forbidden("history visibility hides this event from your server")
+	}
+	return nil
 }
 
 // visibleTo reports whether server may see ev whole.

@@ -586,6 +586,17 @@ func TestFederationHistoryVisibility(t *testing.T) {
 	if len(pdus) < 3 || !slices.Equal(bodies, []any{"after bob"}) {
 		t.Errorf("backfill: %d events, readable bodies %v", len(pdus), bodies)
 	}
+	// The state and auth chain at an event hidden from B are refused;
+	// at one it may see, given.
+	esc := url.PathEscape(room.String())
+	for _, path := range []string{"/state_ids/" + esc + "?event_id=", "/state/" + esc + "?event_id=", "/event_auth/" + esc + "/"} {
+		if status, body := f.asServer(t, fedA, fedB, "GET", v1+path+url.QueryEscape(before), nil); status != 403 || body["errcode"] != "M_FORBIDDEN" {
+			t.Errorf("%s at an event hidden from B: %d %v", path, status, body)
+		}
+		if status, body := f.asServer(t, fedA, fedB, "GET", v1+path+url.QueryEscape(after), nil); status != 200 {
+			t.Errorf("%s at an event B may see: %d %v", path, status, body)
+		}
+	}
 }
 
 // TestFederationDirectory: another server resolves our aliases, reads our
