@@ -5,12 +5,12 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
 	"maps"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	dbstorage "github.com/matrix-gouv/homeserver/internal/storage"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 	"github.com/matrix-gouv/homeserver/roomserver/internal/state"
 	"github.com/matrix-gouv/homeserver/roomserver/storage"
@@ -80,8 +80,8 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 		}
 	}
 	err := in.deps.Store.WriteBatched(ctx, func(b *dbstorage.Batch) error {
-		tx := b.Tx
 		forget() // a run rolled back with its batch
+		tx := b.Tx
 		t = &roomTxn{in: in, ctx: ctx, tx: tx, batch: b, nid: r.nid, version: r.version, snap: r.snap, state: r.state, ext: r.ext}
 		if err := work(t); err != nil {
 			return err
