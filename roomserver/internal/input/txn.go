@@ -42,6 +42,10 @@ type roomTxn struct {
 	// added are the events written, cached at once (so resolution within
 	// the transaction finds them) and forgotten if it rolls back.
 	added []*state.Event
+	// changed are events whose rows the transaction changed (redacted):
+	// forgotten by the cache at once and again once it commits, since a
+	// read meanwhile sees the old row.
+	changed []int64
 	// snaps are the snapshots written, cached at once (see added).
 	snaps  []int64
 	tuples []rememberedTuple
@@ -102,6 +106,9 @@ func (in *Inputter) commitLocked(ctx context.Context, r *room, work func(t *room
 		return err
 	}
 	in.deps.Events.Settle(nidsOf(t.added))
+	for _, nid := range t.changed {
+		in.deps.Events.Forget(nid)
+	}
 	in.deps.Snapshots.Settle(t.snaps)
 	for _, tu := range t.tuples {
 		in.deps.Tuples.Remember(tu.typ, tu.stateKey, tu.nids)
@@ -425,6 +432,7 @@ func (t *roomTxn) redact(red *state.Event) error {
 		return err
 	}
 	t.in.deps.Events.Forget(target.NID)
+	t.changed = append(t.changed, target.NID)
 	return nil
 }
 

@@ -27,13 +27,16 @@ type Events struct {
 	version func(roomNID int64) (gomatrixserverlib.IRoomVersion, error)
 	limit   int
 
-	mu   sync.Mutex // guards byID, byNID and pinned
+	mu   sync.Mutex // guards byID, byNID, pinned and forgets
 	byID map[string]*Event
 	// byNID holds the same entries as byID.
 	byNID map[int64]*Event
 	// pinned are events of transactions not yet committed, which the
 	// database does not show: never dropped until settled.
 	pinned map[int64]struct{}
+	// forgets counts Forget calls: a read that a Forget overlapped may
+	// hold a row older than the change, and is not cached.
+	forgets uint64
 }
 
 // NewEvents returns an event cache of at most limit events; version tells
@@ -87,6 +90,7 @@ func (c *Events) addLocked(e *Event) {
 func (c *Events) Forget(nid int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.forgets++
 	delete(c.pinned, nid)
 	if e, ok := c.byNID[nid]; ok {
 		delete(c.byNID, nid)
@@ -100,6 +104,7 @@ func (c *Events) ByNID(ctx context.Context, nids []int64) ([]*Event, error) {
 	out := make([]*Event, len(nids))
 	var missing []int64
 	c.mu.Lock()
+	forgets := c.forgets
 	for i, n := range nids {
 		if e, ok := c.byNID[n]; ok {
 			out[i] = e
@@ -115,7 +120,7 @@ func (c *Events) ByNID(ctx context.Context, nids []int64) ([]*Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	loaded, err := c.parse(rows)
+	loaded, err := c.parse(rows, forgets)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +139,7 @@ func (c *Events) ByID(ctx context.Context, ids []string) (map[string]*Event, err
 	out := make(map[string]*Event, len(ids))
 	var missing []string
 	c.mu.Lock()
+	forgets := c.forgets
 	for _, id := range ids {
 		if e, ok := c.byID[id]; ok {
 			out[id] = e
@@ -149,7 +155,7 @@ func (c *Events) ByID(ctx context.Context, ids []string) (map[string]*Event, err
 	if err != nil {
 		return nil, err
 	}
-	loaded, err := c.parse(rows)
+	loaded, err := c.parse(rows, forgets)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +165,11 @@ func (c *Events) ByID(ctx context.Context, ids []string) (map[string]*Event, err
 	return out, nil
 }
 
-func (c *Events) parse(rows []storage.Event) (map[int64]*Event, error) {
+// parse parses rows read from the database and caches them, unless a
+// Forget happened since the read began (forgets was then the count): the
+// rows may predate the change it announced. Pinned events are not
+// replaced either: the transaction writing them has the newer version.
+func (c *Events) parse(rows []storage.Event, forgets uint64) (map[int64]*Event, error) {
 	out := make(map[int64]*Event, len(rows))
 	for _, r := range rows {
 		v, err := c.version(r.RoomNID)
@@ -173,9 +183,14 @@ func (c *Events) parse(rows []storage.Event) (map[int64]*Event, error) {
 		out[r.NID] = &Event{Event: r, PDU: pdu}
 	}
 	c.mu.Lock()
-	for _, e := range out {
-		c.addLocked(e)
+	defer c.mu.Unlock()
+	if c.forgets != forgets {
+		return out, nil
 	}
-	c.mu.Unlock()
+	for nid, e := range out {
+		if _, pinned := c.pinned[nid]; !pinned {
+			c.addLocked(e)
+		}
+	}
 	return out, nil
 }
