@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strings"
 
@@ -59,7 +60,7 @@ func (c *Component) adminQuarantineRoom(r *http.Request) (any, error) {
 func (c *Component) roomMedia(ctx context.Context, roomID string) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
-	var from int64
+	from := int64(math.MinInt64) // backfilled history has negative positions
 	for {
 		events, err := c.rooms.Timeline(ctx, roomID, from, rsapi.Forward, timelinePage)
 		if errors.Is(err, rsapi.ErrRoomNotFound) {

@@ -28,7 +28,7 @@ func TestExtremitiesSurviveRestart(t *testing.T) {
 			srv := &remoteServer{t: t, v: gomatrixserverlib.MustGetRoomVersion("12"), key: pk, room: roomID, createID: create}
 			pl := stateID(t, rs, roomID, "m.room.power_levels", "")
 			jr := stateID(t, rs, roomID, "m.room.join_rules", "")
-			tl, err := rs.Timeline(ctx(), roomID, 0, api.Backward, 1)
+			tl, err := rs.Timeline(ctx(), roomID, api.TimelineEnd, api.Backward, 1)
 			if err != nil || len(tl) != 1 {
 				t.Fatalf("timeline: %v", err)
 			}

@@ -136,7 +136,7 @@ func TestRemoteJoinImport(t *testing.T) {
 			t.Fatalf("imported state %v, resident's %v", got, want)
 		}
 		// Only the join is in the joining server's timeline.
-		tl, err := joiner.Timeline(ctx(), roomID, 0, api.Backward, 50)
+		tl, err := joiner.Timeline(ctx(), roomID, api.TimelineEnd, api.Backward, 50)
 		if err != nil || len(tl) != 1 || tl[0].EventID != join.EventID() {
 			t.Fatalf("timeline = %d events, %v", len(tl), err)
 		}
@@ -148,7 +148,7 @@ func TestRemoteJoinImport(t *testing.T) {
 		// The resident's next message is accepted where frank joined.
 		msg := send(t, resident, roomID, alice, "m.room.message", nil, map[string]string{"body": "after"})
 		input(t, joiner, roomID, api.InputResult{EventID: msg.EventID}, msg.JSON)
-		if tl, _ := joiner.Timeline(ctx(), roomID, 0, api.Backward, 50); len(tl) != 2 || tl[0].EventID != msg.EventID {
+		if tl, _ := joiner.Timeline(ctx(), roomID, api.TimelineEnd, api.Backward, 50); len(tl) != 2 || tl[0].EventID != msg.EventID {
 			t.Fatalf("timeline after the message: %d events", len(tl))
 		}
 		for _, rs := range []*roomserver.Component{resident, joiner} {

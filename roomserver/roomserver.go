@@ -149,6 +149,11 @@ func (c *Component) ImportRoom(ctx context.Context, req api.ImportRoomRequest) (
 	return c.input.ImportRoom(ctx, req)
 }
 
+// Backfill implements api.Federator.
+func (c *Component) Backfill(ctx context.Context, req api.BackfillRequest) (int, error) {
+	return c.input.Backfill(ctx, req)
+}
+
 // ImportMembership implements api.Federator.
 func (c *Component) ImportMembership(ctx context.Context, req api.ImportMembershipRequest) (api.InputResult, error) {
 	return c.input.ImportMembership(ctx, req)

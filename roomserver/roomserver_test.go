@@ -164,7 +164,7 @@ func TestCreateSendAndRead(t *testing.T) {
 				if err != nil || len(rooms) == 0 || rooms[len(rooms)-1] != roomID {
 					t.Fatalf("bob's rooms: %v %v", rooms, err)
 				}
-				tl, err := rs.Timeline(ctx(), roomID, 0, api.Backward, 3)
+				tl, err := rs.Timeline(ctx(), roomID, api.TimelineEnd, api.Backward, 3)
 				if err != nil || len(tl) != 3 || tl[0].EventID != name.EventID || tl[2].EventID != msg.EventID {
 					t.Fatalf("timeline backward: %v %v", tl, err)
 				}

@@ -96,7 +96,7 @@ func TestStateResolutionOnForks(t *testing.T) {
 				pl := stateID(t, rs, roomID, "m.room.power_levels", "")
 				jr := stateID(t, rs, roomID, "m.room.join_rules", "")
 				last := func() string {
-					tl, err := rs.Timeline(ctx(), roomID, 0, api.Backward, 1)
+					tl, err := rs.Timeline(ctx(), roomID, api.TimelineEnd, api.Backward, 1)
 					if err != nil || len(tl) != 1 {
 						t.Fatalf("timeline: %v", err)
 					}

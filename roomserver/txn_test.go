@@ -65,7 +65,7 @@ func TestSendWithTxnIsExactlyOnce(t *testing.T) {
 				t.Fatalf("send with %+v: %v %v", o, ev.EventID, err)
 			}
 		}
-		tl, err := rs.Timeline(ctx(), roomID, 0, api.Backward, 10)
+		tl, err := rs.Timeline(ctx(), roomID, api.TimelineEnd, api.Backward, 10)
 		if err != nil {
 			t.Fatal(err)
 		}

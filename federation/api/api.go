@@ -71,6 +71,17 @@ type Hierarchy struct {
 	InaccessibleChildren []string          `json:"inaccessible_children"`
 }
 
+// RemoteHistory fetches the history of rooms from the other servers in
+// them.
+type RemoteHistory interface {
+	// BackfillRoom asks the other servers in roomID for up to limit
+	// events before the oldest one this server has, and has the
+	// roomserver place them at the start of the timeline. It returns how
+	// many it placed: 0 when the room's history is whole here (it starts
+	// with m.room.create) or no server had more.
+	BackfillRoom(ctx context.Context, roomID string, limit int) (int, error)
+}
+
 // RemoteRooms is what the client API asks of the federation component.
 type RemoteRooms interface {
 	RemoteJoiner
@@ -78,6 +89,7 @@ type RemoteRooms interface {
 	RemoteLeaver
 	RemoteKnocker
 	RemoteSpaces
+	RemoteHistory
 	RoomPolicy
 }
 

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/matrix-org/gomatrixserverlib"
 )
@@ -31,7 +32,10 @@ type Event struct {
 	// JSON is the full PDU, redacted if the event has been redacted.
 	JSON json.RawMessage `json:"json"`
 	// StreamPos orders accepted events across all rooms: it is the
-	// position of the event in the roomserver's output. 0 for outliers.
+	// position of the event in the roomserver's output. 0 for outliers;
+	// negative for events fetched from another server's history
+	// (backfilled), which were never output: they sort before every
+	// event the room had when they were fetched, and only within it.
 	StreamPos int64 `json:"stream_pos"`
 	// RedactedBy is the id of the redaction that applies to the event,
 	// empty when none does.
@@ -148,6 +152,10 @@ const (
 	Forward  Direction = 'f'
 )
 
+// TimelineEnd is the position after every event: Timeline from it going
+// Backward starts with a room's latest event.
+const TimelineEnd int64 = math.MaxInt64
+
 // Reader reads rooms. Access control (who may see what) is the caller's:
 // the roomserver answers what is, and the state needed to decide.
 type Reader interface {
@@ -174,7 +182,8 @@ type Reader interface {
 	RoomsOf(ctx context.Context, userID, membership string) ([]string, error)
 	// Timeline returns up to limit events of the room's timeline (no
 	// rejected or soft-failed events) from stream position from, not
-	// included, in direction dir. from 0 with Backward starts at the end.
+	// included, in direction dir; TimelineEnd with Backward starts at the
+	// end.
 	Timeline(ctx context.Context, roomID string, from int64, dir Direction, limit int) ([]Event, error)
 	// LatestPos returns the highest stream position of any accepted event.
 	LatestPos(ctx context.Context) (int64, error)

@@ -46,6 +46,32 @@ type Federator interface {
 	// with the stripped state the inviting server gave (StrippedState
 	// answers it). A later ImportRoom of the room completes it.
 	ImportMembership(ctx context.Context, req ImportMembershipRequest) (InputResult, error)
+	// Backfill stores history older than the room's timeline, checked by
+	// the federation component (signatures, hashes): each event with the
+	// state after its prev events, or the state given for it when this
+	// server does not have them, checked against the auth rules on that
+	// state, placed before every event of the timeline (negative
+	// StreamPos) and not published. It returns how many events it
+	// placed; events it has already, or whose state it cannot know, are
+	// skipped.
+	Backfill(ctx context.Context, req BackfillRequest) (int, error)
+	// UnknownEvents returns those of ids this server has no event of
+	// (not even as an outlier).
+	UnknownEvents(ctx context.Context, ids []string) ([]string, error)
+}
+
+// BackfillRequest is another server's answer to /backfill, for Backfill.
+type BackfillRequest struct {
+	RoomID string `json:"room_id"`
+	// Events are the history, in any order.
+	Events []json.RawMessage `json:"events"`
+	// StateBefore is the state before the events whose prev events this
+	// server does not have (the ids of /state_ids' answer), by event id.
+	StateBefore map[string][]string `json:"state_before,omitempty"`
+	// Outliers are the events of those states and their auth chains
+	// that this server did not have (UnknownEvents), stored first as
+	// outliers.
+	Outliers []json.RawMessage `json:"outliers,omitempty"`
 }
 
 // ImportMembershipRequest is an invite received over federation, or the

@@ -29,20 +29,40 @@ type Event struct {
 	// are state, but have no place in the timeline and no state of
 	// their own (StateBeforeNID and StateAfterNID are 0).
 	Outlier bool
+	// BackfillPos is the timeline position of an event fetched from
+	// another server's history (/backfill): negative, below every event
+	// the room had then. 0 for the others, whose position is NID.
+	BackfillPos int64
 }
+
+// Pos is the event's timeline position (api.Event's StreamPos).
+func (e Event) Pos() int64 {
+	if e.BackfillPos != 0 {
+		return e.BackfillPos
+	}
+	return e.NID
+}
+
+// timelinePos is Event.Pos in SQL; the index roomserver_events_timeline
+// serves it.
+const timelinePos = "COALESCE(backfill_pos, event_nid)"
+
+// nullZero stores 0 as NULL (a column where 0 means none).
+func nullZero(n int64) sql.NullInt64 { return sql.NullInt64{Int64: n, Valid: n != 0} }
 
 // IsState reports whether the event is a state event.
 func (e Event) IsState() bool { return e.Tuple.StateKeyNID != 0 }
 
 const eventColumns = `event_nid, room_nid, event_id, type_nid, state_key_nid, depth, origin_server_ts, sender, event_json,
-	state_before_nid, state_after_nid, rejected, soft_failed, redacted_by, outlier`
+	state_before_nid, state_after_nid, rejected, soft_failed, redacted_by, outlier, backfill_pos`
 
 func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
 	var e Event
 	var js string
+	var pos sql.NullInt64
 	err := sc.Scan(&e.NID, &e.RoomNID, &e.EventID, &e.Tuple.TypeNID, &e.Tuple.StateKeyNID, &e.Depth, &e.OriginServerTS, &e.Sender, &js,
-		&e.StateBeforeNID, &e.StateAfterNID, &e.Rejected, &e.SoftFailed, &e.RedactedBy, &e.Outlier)
-	e.JSON = []byte(js)
+		&e.StateBeforeNID, &e.StateAfterNID, &e.Rejected, &e.SoftFailed, &e.RedactedBy, &e.Outlier, &pos)
+	e.JSON, e.BackfillPos = []byte(js), pos.Int64
 	return e, err
 }
 
@@ -50,9 +70,10 @@ func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
 func (s *Store) InsertEvent(ctx context.Context, tx *sql.Tx, e Event) (int64, error) {
 	var nid int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO roomserver_events (room_nid, event_id, type_nid, state_key_nid, depth, origin_server_ts, sender,
-		event_json, state_before_nid, state_after_nid, rejected, soft_failed, outlier) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING event_nid`,
+		event_json, state_before_nid, state_after_nid, rejected, soft_failed, outlier, backfill_pos)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING event_nid`,
 		e.RoomNID, e.EventID, e.Tuple.TypeNID, e.Tuple.StateKeyNID, e.Depth, e.OriginServerTS, e.Sender, string(e.JSON),
-		e.StateBeforeNID, e.StateAfterNID, e.Rejected, e.SoftFailed, e.Outlier).Scan(&nid)
+		e.StateBeforeNID, e.StateAfterNID, e.Rejected, e.SoftFailed, e.Outlier, nullZero(e.BackfillPos)).Scan(&nid)
 	if err != nil {
 		return 0, fmt.Errorf("insert event %s: %w", e.EventID, err)
 	}
@@ -182,18 +203,15 @@ func (s *Store) eventsWhereIn(ctx context.Context, column string, args []any) ([
 }
 
 // Timeline returns up to limit accepted, served events of a room after
-// (Forward) or before (Backward) event nid from. from 0 going backward
-// starts at the end.
+// (Forward) or before (Backward) timeline position from (Event.Pos).
 func (s *Store) Timeline(ctx context.Context, roomNID, from int64, forward bool, limit int) ([]Event, error) {
-	cond, order := "event_nid > $2", "ASC"
+	cond, order := timelinePos+" > $2", "ASC"
 	if !forward {
-		cond, order = "event_nid < $2", "DESC"
-		if from == 0 {
-			from = 1 << 62
-		}
+		cond, order = timelinePos+" < $2", "DESC"
 	}
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT `+eventColumns+` FROM roomserver_events
-		WHERE room_nid = $1 AND `+cond+` AND rejected = '' AND NOT soft_failed AND NOT outlier ORDER BY event_nid `+order+` LIMIT $3`, roomNID, from, limit)
+		WHERE room_nid = $1 AND `+cond+` AND rejected = '' AND NOT soft_failed AND NOT outlier
+		ORDER BY `+timelinePos+` `+order+` LIMIT $3`, roomNID, from, limit)
 	if err != nil {
 		return nil, fmt.Errorf("load timeline: %w", err)
 	}
@@ -236,4 +254,26 @@ func (s *Store) EventNearTS(ctx context.Context, roomNID, ts int64, forward bool
 		return Event{}, fmt.Errorf("event near timestamp: %w", err)
 	}
 	return e, nil
+}
+
+// OldestPos returns the lowest timeline position of a room's events (0
+// when it has none): backfilled events go below it.
+func (s *Store) OldestPos(ctx context.Context, tx *sql.Tx, roomNID int64) (int64, error) {
+	var n sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MIN(`+timelinePos+`) FROM roomserver_events WHERE room_nid = $1 AND NOT outlier`,
+		roomNID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("oldest position of room %d: %w", roomNID, err)
+	}
+	return n.Int64, nil
+}
+
+// PlaceOutlier gives an outlier found in a room's history (backfilled)
+// its state and timeline position: it is an outlier no more.
+func (s *Store) PlaceOutlier(ctx context.Context, tx *sql.Tx, e Event) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE roomserver_events SET outlier = FALSE, state_before_nid = $1, state_after_nid = $2,
+		rejected = $3, backfill_pos = $4 WHERE event_nid = $5`,
+		e.StateBeforeNID, e.StateAfterNID, e.Rejected, nullZero(e.BackfillPos), e.NID); err != nil {
+		return fmt.Errorf("place outlier %s in the timeline: %w", e.EventID, err)
+	}
+	return nil
 }

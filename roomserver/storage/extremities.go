@@ -24,6 +24,7 @@ func (s *Store) Extremities(ctx context.Context, roomNID int64) (ExtremityLog, e
 		UNION ALL
 		SELECT 1, e.event_nid FROM roomserver_events e JOIN roomserver_rooms r ON r.room_nid = e.room_nid
 		WHERE e.room_nid = $1 AND e.event_nid > r.extremities_nid AND e.rejected = '' AND NOT e.soft_failed AND NOT e.outlier
+			AND e.backfill_pos IS NULL
 		ORDER BY 1, 2`, roomNID)
 	if err != nil {
 		return ExtremityLog{}, fmt.Errorf("load extremities: %w", err)

@@ -49,11 +49,11 @@ func (h *Handlers) Context(r *http.Request) (any, error) {
 		return nil, err
 	}
 	beforeLimit := limit / 2
-	before, err := h.paginate(ctx, v, filter, e.StreamPos-1, -1, api.Backward, beforeLimit)
+	before, err := h.paginate(ctx, v, filter, e.StreamPos-1, noBound, api.Backward, beforeLimit)
 	if err != nil {
 		return nil, err
 	}
-	after, err := h.paginate(ctx, v, filter, e.StreamPos, -1, api.Forward, limit-beforeLimit)
+	after, err := h.paginate(ctx, v, filter, e.StreamPos, noBound, api.Forward, limit-beforeLimit)
 	if err != nil {
 		return nil, err
 	}

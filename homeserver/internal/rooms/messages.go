@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,7 +15,8 @@ import (
 )
 
 // Pagination tokens are "s" and a stream position N, e.g. "s123": the
-// point just after the event at N. Paging backward from "sN" returns the
+// point just after the event at N. N is negative in history fetched from
+// other servers (backfilled events sort before the rest of the room). Paging backward from "sN" returns the
 // events at N and before; paging forward, those after N. Like /sync's
 // tokens will be, they are positions in the roomserver's output stream;
 // anything after an "_" is ignored, so that sync may append positions of
@@ -29,7 +31,7 @@ func formatToken(pos int64) string { return tokenPrefix + strconv.FormatInt(pos,
 func parseToken(tok string) (int64, error) {
 	head, _, _ := strings.Cut(tok, "_")
 	n, err := strconv.ParseInt(strings.TrimPrefix(head, tokenPrefix), 10, 64)
-	if !strings.HasPrefix(head, tokenPrefix) || err != nil || n < 0 {
+	if !strings.HasPrefix(head, tokenPrefix) || err != nil {
 		return 0, httputil.InvalidParam("invalid pagination token %q", tok)
 	}
 	return n, nil
@@ -98,8 +100,8 @@ func (h *Handlers) Messages(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var from, to int64
-	to = -1
+	var from int64
+	to := noBound
 	if t := q.Get("from"); t != "" {
 		if from, err = parseToken(t); err != nil {
 			return nil, err
@@ -160,12 +162,17 @@ type page struct {
 	exhausted bool
 }
 
+// noBound is paginate's to when there is none.
+const noBound int64 = math.MinInt64
+
 // paginate reads the timeline of v's room from position from in
 // direction dir, keeping the events the filter and history visibility
-// let through, until limit events are kept, the timeline ends, or to (-1
-// for none) is reached. It reads at most maxFetches pages of the
+// let through, until limit events are kept, the timeline ends, or to
+// (noBound for none) is reached. It reads at most maxFetches pages of the
 // roomserver's timeline, so that a long run of hidden events ends in an
-// empty chunk with a token rather than a long request.
+// empty chunk with a token rather than a long request. Paging backward
+// past the start of what this server has of the room, it asks the other
+// servers in it for the history before.
 func (h *Handlers) paginate(ctx context.Context, v *viewer, filter events.Filter, from, to int64, dir api.Direction, limit int) (page, error) {
 	p := page{next: from, prevs: map[string]*events.Event{}}
 	if limit == 0 {
@@ -191,7 +198,7 @@ func (h *Handlers) paginate(ctx context.Context, v *viewer, filter events.Filter
 			return page{}, err
 		}
 		for _, e := range evs {
-			if to >= 0 && ((dir == api.Backward && e.StreamPos <= to) || (dir == api.Forward && e.StreamPos > to)) {
+			if to != noBound && ((dir == api.Backward && e.StreamPos <= to) || (dir == api.Forward && e.StreamPos > to)) {
 				p.next, p.exhausted = to, true
 				return p, nil
 			}
@@ -219,11 +226,28 @@ func (h *Handlers) paginate(ctx context.Context, v *viewer, filter events.Filter
 			}
 		}
 		if len(raw) < limit {
+			if dir == api.Backward && to == noBound && h.backfill(ctx, v.roomID, limit) {
+				continue
+			}
 			p.exhausted = true
 			return p, nil
 		}
 	}
 	return p, nil
+}
+
+// backfill asks the other servers in the room for the history before
+// what this server has, and reports whether any came. A failure is
+// logged: the page ends there, as it would without federation.
+func (h *Handlers) backfill(ctx context.Context, roomID string, limit int) bool {
+	if h.remote == nil {
+		return false
+	}
+	n, err := h.remote.BackfillRoom(ctx, roomID, limit)
+	if err != nil {
+		httputil.Log(ctx).WithError(err).WithField("room_id", roomID).Warn("backfill")
+	}
+	return n > 0
 }
 
 // senderMembers returns the member events of the senders of evs, as they

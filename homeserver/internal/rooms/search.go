@@ -282,11 +282,11 @@ func contextLimit(n *int) int {
 // searchContext is a result's event_context: the visible events around
 // it, and the senders' profiles in the room when asked.
 func (h *Handlers) searchContext(ctx context.Context, v *viewer, f *events.Formatter, e events.Event, before, after int, profiles bool) (*searchContext, error) {
-	b, err := h.paginate(ctx, v, events.Filter{}, e.StreamPos-1, -1, api.Backward, before)
+	b, err := h.paginate(ctx, v, events.Filter{}, e.StreamPos-1, noBound, api.Backward, before)
 	if err != nil {
 		return nil, err
 	}
-	a, err := h.paginate(ctx, v, events.Filter{}, e.StreamPos, -1, api.Forward, after)
+	a, err := h.paginate(ctx, v, events.Filter{}, e.StreamPos, noBound, api.Forward, after)
 	if err != nil {
 		return nil, err
 	}

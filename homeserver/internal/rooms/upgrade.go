@@ -215,7 +215,7 @@ func (h *Handlers) buildReplacement(ctx context.Context, roomID, creator string,
 func (h *Handlers) replacementCreateContent(ctx context.Context, roomID string, oldCreate events.Event, v gomatrixserverlib.IRoomVersion, req upgradeRequest) (map[string]json.RawMessage, error) {
 	predecessor := map[string]string{"room_id": roomID}
 	if !v.DomainlessRoomIDs() {
-		last, err := h.rooms.Timeline(ctx, roomID, 0, api.Backward, 1)
+		last, err := h.rooms.Timeline(ctx, roomID, api.TimelineEnd, api.Backward, 1)
 		if err != nil {
 			return nil, fmt.Errorf("read the last event of %s: %w", roomID, err)
 		}

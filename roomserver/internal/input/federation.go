@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"sort"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -84,12 +83,7 @@ func (in *Inputter) ImportRoom(ctx context.Context, req api.ImportRoomRequest) (
 	for _, pdu := range byID {
 		outliers = append(outliers, pdu)
 	}
-	sort.Slice(outliers, func(i, j int) bool {
-		if outliers[i].Depth() != outliers[j].Depth() {
-			return outliers[i].Depth() < outliers[j].Depth()
-		}
-		return outliers[i].EventID() < outliers[j].EventID()
-	})
+	sortByDepth(outliers)
 
 	r := in.lock(req.RoomID)
 	defer r.mu.Unlock()

@@ -85,31 +85,13 @@ func (in *Inputter) inputOne(ctx context.Context, t *roomTxn, roomID string, raw
 	if len(prevs) != len(pdu.PrevEventIDs()) {
 		return api.InputResult{}, fmt.Errorf("%w: event %s has unknown prev_events", api.ErrInvalidEvent, pdu.EventID())
 	}
-	// The state before the event: after its prev event, or the
-	// resolution of the states after each of them.
-	sets := make([]storage.StateMap, 0, len(prevs))
-	var parent storage.Snapshot
+	prevList := make([]*state.Event, 0, len(prevs))
 	for _, id := range pdu.PrevEventIDs() {
-		snap, st, err := in.deps.Snapshots.Load(ctx, prevs[id].StateAfterNID)
-		if err != nil {
-			return api.InputResult{}, err
-		}
-		parent = snap
-		sets = append(sets, st)
+		prevList = append(prevList, prevs[id])
 	}
-	before, err := in.deps.Resolver.Resolve(ctx, t.version.Version(), sets)
+	beforeSnap, before, err := t.stateAfterAll(prevList)
 	if err != nil {
 		return api.InputResult{}, err
-	}
-	beforeSnap := parent
-	if len(sets) > 1 {
-		_, parentState, err := in.deps.Snapshots.Load(ctx, parent.NID)
-		if err != nil {
-			return api.InputResult{}, err
-		}
-		if beforeSnap, err = t.snapshot(parent, parentState, before); err != nil {
-			return api.InputResult{}, err
-		}
 	}
 	rejected := in.checkAuthEvents(ctx, pdu)
 	if rejected == "" {
@@ -128,6 +110,31 @@ func (in *Inputter) inputOne(ctx context.Context, t *roomTxn, roomID string, raw
 		return api.InputResult{}, err
 	}
 	return res, nil
+}
+
+// stateAfterAll returns the state after the events prevs (an event's
+// prev events), which must have state: after the one, or the resolution
+// of the states after each of them, stored as a snapshot.
+func (t *roomTxn) stateAfterAll(prevs []*state.Event) (storage.Snapshot, storage.StateMap, error) {
+	sets := make([]storage.StateMap, 0, len(prevs))
+	var parent storage.Snapshot
+	for _, p := range prevs {
+		snap, st, err := t.in.deps.Snapshots.Load(t.ctx, p.StateAfterNID)
+		if err != nil {
+			return storage.Snapshot{}, nil, err
+		}
+		parent = snap
+		sets = append(sets, st)
+	}
+	st, err := t.in.deps.Resolver.Resolve(t.ctx, t.version.Version(), sets)
+	if err != nil {
+		return storage.Snapshot{}, nil, err
+	}
+	if len(sets) == 1 {
+		return parent, st, nil
+	}
+	snap, err := t.snapshot(parent, sets[len(sets)-1], st)
+	return snap, st, err
 }
 
 // checkAuthEvents checks the event against its own auth events, which

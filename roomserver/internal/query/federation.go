@@ -50,6 +50,21 @@ func (q *Reader) AuthChain(ctx context.Context, eventIDs []string) ([]api.Event,
 	return q.events.APIEvents(ctx, chain)
 }
 
+// UnknownEvents implements api.Federator.
+func (q *Reader) UnknownEvents(ctx context.Context, ids []string) ([]string, error) {
+	known, err := q.events.ByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, id := range ids {
+		if _, ok := known[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
 // JoinedServers implements api.Federator.
 func (q *Reader) JoinedServers(ctx context.Context, roomID string) ([]string, error) {
 	r, err := q.room(ctx, roomID)

@@ -24,7 +24,7 @@ func (c *Events) apiEvent(ctx context.Context, e *Event, roomID string) (api.Eve
 		EventID:     e.EventID,
 		RoomID:      roomID,
 		JSON:        e.JSON,
-		StreamPos:   e.NID,
+		StreamPos:   e.Pos(),
 	}
 	if e.Outlier {
 		out.StreamPos = 0

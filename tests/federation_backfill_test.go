@@ -1,0 +1,111 @@
+package tests
+
+import (
+	"slices"
+	"testing"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// TestFederationBackfill: a user who joins a room of another server
+// pages back past his join into the history his server never had, which
+// it fetches (/backfill, /state_ids, /state) and keeps: every message in
+// order, the room's state events, down to m.room.create, with the state
+// at each event (a topic changed midway reads as it was). History that
+// visibility hides from his server stays hidden.
+func TestFederationBackfill(t *testing.T) {
+	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
+		a, b := f.Servers[fedA], f.Servers[fedB]
+		alice, bob := a.Register("alice"), b.Register("bob")
+		room := createRoom(t, a, alice, map[string]any{"preset": "public_chat", "topic": "first topic"})
+		want := texts("old", 30)
+		var midway id.EventID
+		for i, body := range want {
+			if i == 15 {
+				if _, err := alice.SendStateEvent(ctx(), room, event.StateTopic, "", map[string]string{"topic": "second topic"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ev := sendText(t, alice, room, body)
+			if i == 10 {
+				midway = ev
+			}
+		}
+		if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+			t.Fatalf("bob joins over federation: %v", err)
+		}
+		bobSync, _ := newSyncer(t, bob, "")
+		sendText(t, alice, room, "new")
+		bobSync.until("the new message", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, room), "new") })
+
+		// Paging back page by page, as Element does.
+		var msgs, types []string
+		from := ""
+		for pages := 0; ; pages++ {
+			if pages > 50 {
+				t.Fatal("paging does not end")
+			}
+			resp, err := bob.Messages(ctx(), room, from, "", mautrix.DirectionBackward, nil, 10)
+			if err != nil {
+				t.Fatalf("messages from %q: %v", from, err)
+			}
+			for _, e := range resp.Chunk {
+				types = append(types, e.Type.Type)
+			}
+			msgs = append(msgs, bodies(resp.Chunk)...)
+			if resp.End == "" {
+				break
+			}
+			from = resp.End
+		}
+		if !sameList(msgs, append([]string{"new"}, reversed(want)...)) {
+			t.Fatalf("bob's history: %q", msgs)
+		}
+		if types[len(types)-1] != "m.room.create" {
+			t.Errorf("history does not end with the room's creation: %q", types)
+		}
+		if !slices.Contains(types, "m.room.topic") || !slices.Contains(types, "m.room.power_levels") {
+			t.Errorf("history lacks the room's state events: %q", types)
+		}
+		// The backfilled events have their state: the topic when the
+		// eleventh message was sent was the first.
+		ctxResp, err := bob.Context(ctx(), room, midway, nil, 2)
+		if err != nil {
+			t.Fatalf("context of a backfilled event: %v", err)
+		}
+		topic := ""
+		for _, e := range ctxResp.State {
+			if e.Type == event.StateTopic {
+				_ = e.Content.ParseRaw(e.Type)
+				topic = e.Content.AsTopic().Topic
+			}
+		}
+		if topic != "first topic" || len(ctxResp.EventsBefore) != 1 || len(ctxResp.EventsAfter) != 1 {
+			t.Errorf("context of a backfilled event: topic %q, %d before, %d after", topic, len(ctxResp.EventsBefore), len(ctxResp.EventsAfter))
+		}
+		// Paging again reads what is kept, and forward from the start
+		// gives it all in order.
+		again, _ := allMessages(t, bob, room, mautrix.DirectionBackward, 25)
+		if !sameList(again, msgs) {
+			t.Errorf("second paging: %q", again)
+		}
+
+		// A room whose history is "joined": what was said before bob's
+		// server was in it is not his to read.
+		hidden := createRoom(t, a, alice, map[string]any{"preset": "public_chat", "initial_state": []any{
+			map[string]any{"type": "m.room.history_visibility", "state_key": "", "content": map[string]string{"history_visibility": "joined"}},
+		}})
+		sendText(t, alice, hidden, "secret")
+		if _, err := bob.JoinRoom(ctx(), hidden.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+			t.Fatal(err)
+		}
+		sendText(t, alice, hidden, "public")
+		bobSync.until("the message after the join", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, hidden), "public") })
+		got, _ := allMessages(t, bob, hidden, mautrix.DirectionBackward, 10)
+		if !sameList(got, []string{"public"}) {
+			t.Errorf("bob reads in a joined-history room: %q", got)
+		}
+	})
+}
