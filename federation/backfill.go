@@ -3,7 +3,6 @@ package federation
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -104,7 +103,7 @@ func (c *Component) backfillFrom(ctx context.Context, v gomatrixserverlib.IRoomV
 		inAnswer[pdu.EventID()] = true
 	}
 	for _, pdu := range pdus {
-		need, err := c.needsState(ctx, pdu, inAnswer)
+		need, err := c.lacksState(ctx, pdu, inAnswer)
 		if err != nil {
 			return 0, err
 		}
@@ -120,25 +119,6 @@ func (c *Component) backfillFrom(ctx context.Context, v gomatrixserverlib.IRoomV
 		req.Outliers = append(req.Outliers, outliers...)
 	}
 	return c.rooms.Backfill(ctx, req)
-}
-
-// needsState reports whether pdu has a prev event that is neither in the
-// same answer nor in this server's timeline: the roomserver cannot work
-// out the state before it alone.
-func (c *Component) needsState(ctx context.Context, pdu gomatrixserverlib.PDU, inAnswer map[string]bool) (bool, error) {
-	for _, id := range pdu.PrevEventIDs() {
-		if inAnswer[id] {
-			continue
-		}
-		ev, err := c.rooms.Event(ctx, id)
-		if errors.Is(err, rsapi.ErrNotFound) || err == nil && ev.StreamPos == 0 { // unknown, or an outlier
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-	}
-	return false, nil
 }
 
 // stateBefore asks server for the state before eventID: the ids, and the

@@ -188,7 +188,16 @@ func (c *Component) fetchMissing(ctx context.Context, origin spec.ServerName, v 
 	}
 	sort.SliceStable(got, func(i, j int) bool { return got[i].Depth() < got[j].Depth() })
 	for _, p := range got {
-		if _, err := c.inputOne(ctx, p); err != nil {
+		gap, err := c.lacksState(ctx, p, nil)
+		if err != nil {
+			return err
+		}
+		if gap {
+			_, err = c.inputWithState(ctx, origin, v, p)
+		} else {
+			_, err = c.inputOne(ctx, p)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -96,14 +96,36 @@ type roomPDUs struct {
 func (c *Component) inputRoom(ctx context.Context, origin spec.ServerName, g *roomPDUs) (map[string]string, error) {
 	pending := map[string]bool{}
 	raws := make([]json.RawMessage, len(g.pdus))
+	gaps, anyGap := map[string]bool{}, false
 	for i, pdu := range g.pdus {
 		if err := c.fetchMissing(ctx, origin, g.v, pdu, pending); err != nil {
 			return nil, err
 		}
+		gap, err := c.lacksState(ctx, pdu, pending)
+		if err != nil {
+			return nil, err
+		}
+		gaps[pdu.EventID()], anyGap = gap, anyGap || gap
 		pending[pdu.EventID()] = true
 		raws[i] = pdu.JSON()
 	}
 	msgs := make(map[string]string, len(g.pdus))
+	if anyGap {
+		// A gap the missing events did not close (rare): one by one, the
+		// events after it with the state the origin gives.
+		for _, pdu := range g.pdus {
+			var err error
+			if gaps[pdu.EventID()] {
+				msgs[pdu.EventID()], err = c.inputWithState(ctx, origin, g.v, pdu)
+			} else {
+				msgs[pdu.EventID()], err = c.inputOne(ctx, pdu)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		return msgs, nil
+	}
 	res, err := c.rooms.InputEvents(ctx, g.pdus[0].RoomID().String(), raws)
 	if err != nil && !errors.Is(err, rsapi.ErrInvalidEvent) {
 		return nil, err
@@ -120,6 +142,49 @@ func (c *Component) inputRoom(ctx context.Context, origin spec.ServerName, g *ro
 		}
 	}
 	return msgs, nil
+}
+
+// lacksState reports whether pdu has a prev event that is neither among
+// known (events given to the roomserver with it) nor here with its state
+// (unknown, or an outlier): the roomserver cannot work out the state
+// before it alone.
+func (c *Component) lacksState(ctx context.Context, pdu gomatrixserverlib.PDU, known map[string]bool) (bool, error) {
+	for _, id := range pdu.PrevEventIDs() {
+		if known[id] {
+			continue
+		}
+		ev, err := c.rooms.Event(ctx, id)
+		if errors.Is(err, rsapi.ErrNotFound) || err == nil && ev.StreamPos == 0 {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// inputWithState gives the roomserver a checked PDU whose prev events
+// are not here with their state, with the state before it that origin
+// gives (/state_ids, and /state for the events not here), and returns
+// what became of it as a per-PDU error.
+func (c *Component) inputWithState(ctx context.Context, origin spec.ServerName, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) (string, error) {
+	roomID := pdu.RoomID().String()
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	ids, outliers, err := c.stateBefore(ctx, v, roomID, origin, pdu.EventID())
+	if err != nil {
+		c.log.WithError(err).WithFields(map[string]any{fieldOrigin: origin, fieldEventID: pdu.EventID()}).Info("state before an event after a gap")
+		return "prev events unknown and the state before the event unavailable", nil
+	}
+	res, err := c.rooms.InputWithState(ctx, rsapi.StateInputRequest{RoomID: roomID, Event: pdu.JSON(), StateBefore: ids, Outliers: outliers})
+	switch {
+	case errors.Is(err, rsapi.ErrInvalidEvent):
+		return err.Error(), nil
+	case err != nil:
+		return "", err
+	}
+	return inputMessage(res), nil
 }
 
 // inputMessage is the per-PDU error of an input result.

@@ -149,6 +149,11 @@ func (c *Component) ImportRoom(ctx context.Context, req api.ImportRoomRequest) (
 	return c.input.ImportRoom(ctx, req)
 }
 
+// InputWithState implements api.Federator.
+func (c *Component) InputWithState(ctx context.Context, req api.StateInputRequest) (api.InputResult, error) {
+	return c.input.InputWithState(ctx, req)
+}
+
 // Backfill implements api.Federator.
 func (c *Component) Backfill(ctx context.Context, req api.BackfillRequest) (int, error) {
 	return c.input.Backfill(ctx, req)

@@ -55,9 +55,27 @@ type Federator interface {
 	// placed; events it has already, or whose state it cannot know, are
 	// skipped.
 	Backfill(ctx context.Context, req BackfillRequest) (int, error)
+	// InputWithState is InputEvents for one event whose prev events this
+	// server does not have with their state (a gap that
+	// /get_missing_events did not close): the state before it is
+	// req.StateBefore. ErrInvalidEvent when the event cannot be read.
+	InputWithState(ctx context.Context, req StateInputRequest) (InputResult, error)
 	// UnknownEvents returns those of ids this server has no event of
 	// (not even as an outlier).
 	UnknownEvents(ctx context.Context, ids []string) ([]string, error)
+}
+
+// StateInputRequest is an event with the state before it, for
+// InputWithState.
+type StateInputRequest struct {
+	RoomID string          `json:"room_id"`
+	Event  json.RawMessage `json:"event"`
+	// StateBefore are the ids of the state before the event (the
+	// answer of /state_ids).
+	StateBefore []string `json:"state_before"`
+	// Outliers are the events of that state and its auth chain that
+	// this server did not have (UnknownEvents), stored first.
+	Outliers []json.RawMessage `json:"outliers,omitempty"`
 }
 
 // BackfillRequest is another server's answer to /backfill, for Backfill.

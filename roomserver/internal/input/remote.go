@@ -33,7 +33,7 @@ func (in *Inputter) InputEvents(ctx context.Context, roomID string, raws []json.
 	err := in.commitLocked(ctx, r, func(t *roomTxn) error {
 		results, invalid = results[:0], nil
 		for _, raw := range raws {
-			res, err := in.inputOne(ctx, t, r.id, raw)
+			res, err := in.inputOne(ctx, t, r.id, raw, nil)
 			if errors.Is(err, api.ErrInvalidEvent) {
 				invalid = err
 				return nil
@@ -51,8 +51,34 @@ func (in *Inputter) InputEvents(ctx context.Context, roomID string, raws []json.
 	return results, invalid
 }
 
-// inputOne checks and adds one event in t (see InputEvents).
-func (in *Inputter) inputOne(ctx context.Context, t *roomTxn, roomID string, raw json.RawMessage) (api.InputResult, error) {
+// InputWithState is InputEvents for one event whose prev events this
+// server lacks (or has only as outliers, without their state): the state
+// before it is the one given (api.Federator).
+func (in *Inputter) InputWithState(ctx context.Context, req api.StateInputRequest) (api.InputResult, error) {
+	r := in.lock(req.RoomID)
+	defer r.mu.Unlock()
+	if err := in.loadLocked(ctx, r); err != nil {
+		return api.InputResult{}, err
+	}
+	var res api.InputResult
+	err := in.commitLocked(ctx, r, func(t *roomTxn) error {
+		outliers, err := parseRoomEvents(t.version, req.RoomID, req.Outliers)
+		if err != nil {
+			return err
+		}
+		if err := in.addUnknownOutliers(t, outliers); err != nil {
+			return err
+		}
+		res, err = in.inputOne(ctx, t, r.id, req.Event, req.StateBefore)
+		return err
+	})
+	return res, err
+}
+
+// inputOne checks and adds one event in t (see InputEvents). given, when
+// not nil, is the state before the event (event ids, stored), for an
+// event whose prev events are not here with their state.
+func (in *Inputter) inputOne(ctx context.Context, t *roomTxn, roomID string, raw json.RawMessage, given []string) (api.InputResult, error) {
 	pdu, err := t.version.NewEventFromUntrustedJSON(raw)
 	if err != nil {
 		return api.InputResult{}, fmt.Errorf("%w: %v", api.ErrInvalidEvent, err)
@@ -82,14 +108,24 @@ func (in *Inputter) inputOne(ctx context.Context, t *roomTxn, roomID string, raw
 	if err != nil {
 		return api.InputResult{}, err
 	}
-	if len(prevs) != len(pdu.PrevEventIDs()) {
-		return api.InputResult{}, fmt.Errorf("%w: event %s has unknown prev_events", api.ErrInvalidEvent, pdu.EventID())
-	}
+	// The state before the event: after its prev events, which must be
+	// here with their state (not outliers), or the one given.
 	prevList := make([]*state.Event, 0, len(prevs))
 	for _, id := range pdu.PrevEventIDs() {
-		prevList = append(prevList, prevs[id])
+		if p := prevs[id]; p != nil && !p.Outlier {
+			prevList = append(prevList, p)
+		}
 	}
-	beforeSnap, before, err := t.stateAfterAll(prevList)
+	var beforeSnap storage.Snapshot
+	var before storage.StateMap
+	switch {
+	case len(prevList) == len(pdu.PrevEventIDs()):
+		beforeSnap, before, err = t.stateAfterAll(prevList)
+	case given != nil:
+		beforeSnap, before, err = in.givenState(t, given)
+	default:
+		return api.InputResult{}, fmt.Errorf("%w: event %s has prev_events unknown here", api.ErrInvalidEvent, pdu.EventID())
+	}
 	if err != nil {
 		return api.InputResult{}, err
 	}
