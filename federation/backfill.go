@@ -96,11 +96,12 @@ func (c *Component) backfillFrom(ctx context.Context, v gomatrixserverlib.IRoomV
 			continue
 		}
 		pdus = append(pdus, pdu)
-		req.Events = append(req.Events, pdu.JSON())
 	}
+	pdus = ancestors(from, pdus)
 	inAnswer := map[string]bool{}
 	for _, pdu := range pdus {
 		inAnswer[pdu.EventID()] = true
+		req.Events = append(req.Events, pdu.JSON())
 	}
 	for _, pdu := range pdus {
 		need, err := c.lacksState(ctx, pdu, inAnswer)
@@ -119,6 +120,41 @@ func (c *Component) backfillFrom(ctx context.Context, v gomatrixserverlib.IRoomV
 		req.Outliers = append(req.Outliers, outliers...)
 	}
 	return c.rooms.Backfill(ctx, req)
+}
+
+// dagEvent is what ancestors needs of an event.
+type dagEvent interface {
+	EventID() string
+	PrevEventIDs() []string
+}
+
+// ancestors keeps of pdus those reached from the event from through
+// prev_events (from included): a server answering /backfill gives the
+// history before an event, not events of its own making beside it.
+func ancestors[E dagEvent](from string, pdus []E) []E {
+	byID := make(map[string]E, len(pdus))
+	for _, p := range pdus {
+		byID[p.EventID()] = p
+	}
+	reached := map[string]bool{}
+	queue := []string{from}
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		p, ok := byID[id]
+		if !ok || reached[id] {
+			continue
+		}
+		reached[id] = true
+		queue = append(queue, p.PrevEventIDs()...)
+	}
+	out := pdus[:0]
+	for _, p := range pdus {
+		if reached[p.EventID()] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // stateBefore asks server for the state before eventID: the ids, and the
