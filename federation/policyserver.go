@@ -85,6 +85,8 @@ func (c *Component) PolicySign(ctx context.Context, via string, pdu json.RawMess
 			body.Error = "the room's policy server refused the event"
 		}
 		return "", &rsapi.PolicyRefusedError{ErrCode: body.ErrCode, Message: body.Error}
+	case errors.As(err, &httpErr):
+		return "", fmt.Errorf("%w: %s answered %d", rsapi.ErrPolicyServerUnavailable, via, httpErr.Code)
 	case err != nil:
 		return "", fmt.Errorf("%w: %s: %v", rsapi.ErrPolicyServerUnavailable, via, err)
 	}
