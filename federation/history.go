@@ -147,8 +147,10 @@ func sortByDepth(evs []rsapi.Event) {
 // PDU. It gives up quietly: pdu's own input then reports the gap.
 //
 // The prev events in known are taken as known: PDUs of the same
-// transaction, given to the roomserver with this one.
-func (c *Component) fetchMissing(ctx context.Context, origin spec.ServerName, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU, known map[string]bool) error {
+// transaction, given to the roomserver with this one. The events fetched
+// go through the room's policy server as received PDUs do (down is
+// policySigned's).
+func (c *Component) fetchMissing(ctx context.Context, origin spec.ServerName, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU, known map[string]bool, down map[spec.ServerName]bool) error {
 	missing := false
 	for _, id := range pdu.PrevEventIDs() {
 		if known[id] {
@@ -188,6 +190,10 @@ func (c *Component) fetchMissing(ctx context.Context, origin spec.ServerName, v 
 	}
 	sort.SliceStable(got, func(i, j int) bool { return got[i].Depth() < got[j].Depth() })
 	for _, p := range got {
+		p, err := c.policySigned(ctx, p, down)
+		if err != nil {
+			return err
+		}
 		gap, err := c.lacksState(ctx, p, nil)
 		if err != nil {
 			return err

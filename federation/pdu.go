@@ -91,16 +91,24 @@ type roomPDUs struct {
 
 // inputRoom gives a room's checked PDUs to the roomserver in one call,
 // after fetching the prev events missing (those among the PDUs count as
-// known), and returns the per-PDU errors by event id ("" when accepted).
-// Past a PDU the roomserver finds invalid, the rest go one by one.
+// known) and asking the room's policy server for the signatures they
+// lack (policyserver.go), and returns the per-PDU errors by event id (""
+// when accepted). Past a PDU the roomserver finds invalid, the rest go
+// one by one.
 func (c *Component) inputRoom(ctx context.Context, origin spec.ServerName, g *roomPDUs) (map[string]string, error) {
 	pending := map[string]bool{}
+	down := map[spec.ServerName]bool{}
 	raws := make([]json.RawMessage, len(g.pdus))
 	gaps, anyGap := map[string]bool{}, false
 	for i, pdu := range g.pdus {
-		if err := c.fetchMissing(ctx, origin, g.v, pdu, pending); err != nil {
+		if err := c.fetchMissing(ctx, origin, g.v, pdu, pending, down); err != nil {
 			return nil, err
 		}
+		pdu, err := c.policySigned(ctx, pdu, down)
+		if err != nil {
+			return nil, err
+		}
+		g.pdus[i] = pdu
 		gap, err := c.lacksState(ctx, pdu, pending)
 		if err != nil {
 			return nil, err

@@ -50,6 +50,9 @@ type Deps struct {
 	Bus *bus.Bus
 	// Log is already tagged with component=roomserver.
 	Log *logrus.Entry
+	// Policy asks rooms' policy servers to sign the events local users
+	// send (the federation component). Nil: they are sent unsigned.
+	Policy api.PolicySigner
 }
 
 // Component is the roomserver. It implements api.Writer and api.Reader.
@@ -80,7 +83,7 @@ func New(deps Deps) (*Component, error) {
 	c.input = input.New(input.Deps{
 		Store: store, Events: events, Snapshots: snapshots, Tuples: tuples, Resolver: state.NewResolver(events),
 		ServerName: spec.ServerName(deps.Global.ServerName), KeyID: gomatrixserverlib.KeyID(key.ID), Key: key.Private,
-		Log: deps.Log, Queued: c.queued,
+		Log: deps.Log, Policy: deps.Policy, Queued: c.queued,
 	})
 	return c, nil
 }

@@ -113,13 +113,18 @@ type Writer interface {
 	// events in order (create event first).
 	CreateRoom(ctx context.Context, req CreateRoomRequest) (roomID string, eventIDs []string, err error)
 	// Send builds a local event on the room's forward extremities, checks
-	// it against the room's current state and commits it.
+	// it against the room's current state, has the room's policy server
+	// sign it when the room uses one (failing with its
+	// *PolicyRefusedError, or ErrPolicyServerUnavailable, and storing
+	// nothing), and commits it.
 	Send(ctx context.Context, roomID string, ev ProtoEvent) (Event, error)
 	// InputEvents accepts signed PDUs built elsewhere (by another server,
 	// or by tests building forked DAGs), in the order given. Each is
 	// checked against the state before it (resolving forks with the room
 	// version's state resolution) and against the room's current state
-	// (soft-failing it when that check fails). The result of each event
+	// (soft-failing it when that check fails, or when the room uses a
+	// policy server whose valid signature the event lacks). The result of
+	// each event
 	// is reported; an error is returned only when nothing could be done.
 	InputEvents(ctx context.Context, roomID string, events []json.RawMessage) ([]InputResult, error)
 }
@@ -132,8 +137,9 @@ type InputResult struct {
 	// never served or used as state.
 	Rejected string `json:"rejected,omitempty"`
 	// SoftFailed is set when the event passed against the state before it
-	// but failed against current state: stored, not served to clients,
-	// not a forward extremity.
+	// but failed against current state, or lacks the signature of the
+	// room's policy server: stored, not served to clients, not a forward
+	// extremity.
 	SoftFailed bool `json:"soft_failed,omitempty"`
 }
 
@@ -209,6 +215,10 @@ var (
 	// ErrInvalidEvent: the event is malformed (bad content for its type,
 	// bad state key); the error says why.
 	ErrInvalidEvent = errors.New("invalid event")
+	// ErrPolicyServerUnavailable: the room uses a policy server that could
+	// not be asked to sign a local event (unreachable, timed out, or an
+	// answer that was no answer: a 5xx, bad JSON). The event was not sent.
+	ErrPolicyServerUnavailable = errors.New("the room's policy server could not be reached")
 )
 
 // NotAllowedError is the auth rules refusing an event; Reason says which
@@ -217,6 +227,32 @@ type NotAllowedError struct{ Reason string }
 
 // Error implements error.
 func (e *NotAllowedError) Error() string { return "not allowed: " + e.Reason }
+
+// PolicyRefusedError is a room's policy server refusing to sign a local
+// event (spec v1.18, Policy Servers): the event was not sent. ErrCode and
+// Message are the policy server's own errcode and error, to be given to
+// the client as they are; ErrCode is M_FORBIDDEN when it gave none.
+type PolicyRefusedError struct {
+	ErrCode string `json:"errcode"`
+	Message string `json:"error"`
+}
+
+// Error implements error.
+func (e *PolicyRefusedError) Error() string {
+	return "refused by the policy server: " + e.ErrCode + ": " + e.Message
+}
+
+// PolicySigner asks a room's policy server to sign an event, for the
+// roomserver, which makes no network calls itself. The federation
+// component implements it.
+type PolicySigner interface {
+	// PolicySign POSTs pdu (a signed PDU in federation format) to via's
+	// /_matrix/policy/v1/sign and returns the signature it gives by via
+	// with key id ed25519:policy_server (unpadded base64), unchecked. A
+	// refusal (a 4xx, or no signature) is a *PolicyRefusedError; a policy
+	// server that cannot be asked is ErrPolicyServerUnavailable.
+	PolicySign(ctx context.Context, via string, pdu json.RawMessage) (string, error)
+}
 
 // OutputListener is told of each output event as soon as the bus has
 // stored it, with its stream sequence, by a roomserver in the same

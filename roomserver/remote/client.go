@@ -33,7 +33,7 @@ type Client struct {
 
 // NewClient returns a Client that asks over b.
 func NewClient(b *bus.Bus) *Client {
-	declared := map[string]bool{codeNotAllowed: true}
+	declared := map[string]bool{codeNotAllowed: true, codePolicyRefused: true}
 	for code := range sentinelCodes() {
 		declared[code] = true
 	}

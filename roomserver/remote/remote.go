@@ -70,8 +70,11 @@ const (
 // wins, shorter or longer.
 const WriteTimeout = 30 * time.Second
 
-// codeNotAllowed is *api.NotAllowedError's code on the bus.
-const codeNotAllowed = "not_allowed"
+// The codes of the api's error types on the bus.
+const (
+	codeNotAllowed    = "not_allowed"
+	codePolicyRefused = "policy_refused"
+)
 
 // sentinelCodes maps the sentinel errors of roomserver/api to their bus
 // codes, the same table on both sides. A test checks that it names every
@@ -85,14 +88,17 @@ func sentinelCodes() bus.ErrorCodes {
 		"invalid_event":       api.ErrInvalidEvent,
 		"alias_exists":        api.ErrAliasExists,
 		"bad_page_token":      api.ErrBadPageToken,
+		"policy_unavailable":  api.ErrPolicyServerUnavailable,
 	}
 }
 
-// rpcOptions are the error options of every subject: the sentinels, and
-// *api.NotAllowedError with its Reason.
+// rpcOptions are the error options of every subject: the sentinels,
+// *api.NotAllowedError with its Reason and *api.PolicyRefusedError with
+// the policy server's errcode and error.
 func rpcOptions() []bus.RPCOption {
 	return []bus.RPCOption{
 		bus.WithErrors(sentinelCodes()),
 		bus.WithErrorType[api.NotAllowedError](codeNotAllowed),
+		bus.WithErrorType[api.PolicyRefusedError](codePolicyRefused),
 	}
 }

@@ -379,9 +379,10 @@ func TestSameAnswers(t *testing.T) {
 func errorCases() []struct {
 	name    string
 	err     error
-	is      error  // errors.Is must hold
-	reason  string // errors.As must find a *api.NotAllowedError with it
-	subject bool   // the message names the subject (not the roomserver's own error)
+	is      error                   // errors.Is must hold
+	reason  string                  // errors.As must find a *api.NotAllowedError with it
+	subject bool                    // the message names the subject (not the roomserver's own error)
+	refused *api.PolicyRefusedError // errors.As must find one equal to it
 } {
 	type errorCase = struct {
 		name    string
@@ -389,6 +390,7 @@ func errorCases() []struct {
 		is      error
 		reason  string
 		subject bool
+		refused *api.PolicyRefusedError
 	}
 	var cases []errorCase
 	for code, sentinel := range sentinelCodes() {
@@ -401,6 +403,8 @@ func errorCases() []struct {
 	return append(cases,
 		errorCase{name: "not allowed", err: &api.NotAllowedError{Reason: "sender is not in the room"}, reason: "sender is not in the room"},
 		errorCase{name: "not allowed wrapped", err: fmt.Errorf("send: %w", &api.NotAllowedError{Reason: "power level too low"}), reason: "power level too low"},
+		errorCase{name: "policy refused", err: &api.PolicyRefusedError{ErrCode: "M_FORBIDDEN", Message: "spam"}, refused: &api.PolicyRefusedError{ErrCode: "M_FORBIDDEN", Message: "spam"}},
+		errorCase{name: "policy refused wrapped", err: fmt.Errorf("send: %w", &api.PolicyRefusedError{ErrCode: "M_BAD_JSON", Message: "no"}), refused: &api.PolicyRefusedError{ErrCode: "M_BAD_JSON", Message: "no"}},
 		errorCase{name: "undeclared", err: errors.New("database on fire"), subject: true},
 		errorCase{name: "deadline", err: fmt.Errorf("load state: %w", context.DeadlineExceeded), is: context.DeadlineExceeded, subject: true},
 	)
@@ -433,6 +437,10 @@ func TestErrors(t *testing.T) {
 				var na *api.NotAllowedError
 				if errors.As(err, &na) != (tc.reason != "") || na != nil && na.Reason != tc.reason {
 					t.Errorf("errors.As(%v, *NotAllowedError) = %+v, want reason %q", err, na, tc.reason)
+				}
+				var pr *api.PolicyRefusedError
+				if errors.As(err, &pr) != (tc.refused != nil) || pr != nil && *pr != *tc.refused {
+					t.Errorf("errors.As(%v, *PolicyRefusedError) = %+v, want %+v", err, pr, tc.refused)
 				}
 				if tc.subject {
 					if !strings.Contains(err.Error(), "roomserver.") || !strings.HasSuffix(err.Error(), tc.err.Error()) {
@@ -488,7 +496,8 @@ func TestNoRoomserver(t *testing.T) {
 
 // TestEveryErrorIsCarried reads roomserver/api's source: every exported
 // Err* variable must have a code in sentinelCodes, and every error type
-// must be carried by WithErrorType (NotAllowedError is the only one), so
+// must be carried by WithErrorType (NotAllowedError and
+// PolicyRefusedError are the only ones), so
 // that an error added to the api cannot lose its identity on the bus.
 func TestEveryErrorIsCarried(t *testing.T) {
 	fset := token.NewFileSet()
@@ -529,7 +538,7 @@ func TestEveryErrorIsCarried(t *testing.T) {
 			}
 		}
 	}
-	if strings.Join(errorTypes, ",") != "*NotAllowedError" {
+	if strings.Join(errorTypes, ",") != "*NotAllowedError,*PolicyRefusedError" {
 		t.Errorf("api's error types are %v; carry each new one with bus.WithErrorType in rpcOptions", errorTypes)
 	}
 }
@@ -540,6 +549,7 @@ func sentinelNamed(name string) bool {
 		"ErrRoomNotFound": api.ErrRoomNotFound, "ErrNotFound": api.ErrNotFound, "ErrTooLarge": api.ErrTooLarge,
 		"ErrUnsupportedVersion": api.ErrUnsupportedVersion, "ErrInvalidEvent": api.ErrInvalidEvent,
 		"ErrAliasExists": api.ErrAliasExists, "ErrBadPageToken": api.ErrBadPageToken,
+		"ErrPolicyServerUnavailable": api.ErrPolicyServerUnavailable,
 	}
 	s, ok := byName[name]
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // SetMembership records a user's current membership in a room.
@@ -76,4 +77,28 @@ func (s *Store) MembersWith(ctx context.Context, roomNID int64, m string) ([]str
 		out = append(out, id)
 	}
 	return out, rows.Err()
+}
+
+// HasJoinedMemberOf reports whether a user of server is joined to the
+// room: read in tx when given (to see the transaction's own changes),
+// else from committed state.
+func (s *Store) HasJoinedMemberOf(ctx context.Context, tx *sql.Tx, roomNID int64, server string) (bool, error) {
+	// A user id ends in ":" and its server name, and a server name holds
+	// neither % nor _; escaping them anyway keeps the pattern exact.
+	pattern := "%:" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(server)
+	const q = `SELECT 1 FROM roomserver_memberships WHERE room_nid = $1 AND membership = $2 AND user_id LIKE $3 ESCAPE '\' LIMIT 1`
+	var row *sql.Row
+	if tx != nil {
+		row = tx.QueryRowContext(ctx, q, roomNID, "join", pattern)
+	} else {
+		row = s.db.Read().QueryRowContext(ctx, q, roomNID, "join", pattern)
+	}
+	var one int
+	switch err := row.Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("find a joined member of %s: %w", server, err)
+	}
+	return true, nil
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/mediaapi"
 	"github.com/matrix-gouv/homeserver/roomserver"
+	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 	rsremote "github.com/matrix-gouv/homeserver/roomserver/remote"
 )
 
@@ -57,9 +59,18 @@ func (a *App) buildLocked() (built, error) {
 	// (AllComponents' order); requests only arrive once every part has
 	// started.
 	var rs *roomserver.Component
+	// policyLater hands the federation component, built after the
+	// roomserver, to it: the roomserver asks rooms' policy servers
+	// through it. Only when both run here (no NATS transport of
+	// rsapi.PolicySigner: a roomserver alone sends unsigned events).
+	policyLater := &policySignerRef{}
 	if a.run[Roomserver] {
 		var err error
-		rs, err = roomserver.New(roomserver.Deps{Global: &cfg.Global, DB: a.db, Bus: a.bus, Log: a.componentLog(Roomserver)})
+		rd := roomserver.Deps{Global: &cfg.Global, DB: a.db, Bus: a.bus, Log: a.componentLog(Roomserver)}
+		if a.run[Federation] {
+			rd.Policy = policyLater
+		}
+		rs, err = roomserver.New(rd)
 		if err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Roomserver, err)
 		}
@@ -85,6 +96,7 @@ func (a *App) buildLocked() (built, error) {
 		if fed, err = federation.New(fd); err != nil {
 			return built{}, fmt.Errorf("build %s: %w", Federation, err)
 		}
+		policyLater.s = fed
 	}
 	if a.run[Client] {
 		// The roomserver itself when it runs here, else its NATS client,
@@ -250,6 +262,19 @@ func (r *openIDRef) QueryOpenIDToken(ctx context.Context, token string) (string,
 		return "", api.ErrUnknownToken
 	}
 	return r.q.QueryOpenIDToken(ctx, token)
+}
+
+// policySignerRef is the federation component as the roomserver's
+// rsapi.PolicySigner, known after the roomserver that uses it is built:
+// set before the parts start, read only after.
+type policySignerRef struct{ s rsapi.PolicySigner }
+
+// PolicySign implements rsapi.PolicySigner.
+func (p *policySignerRef) PolicySign(ctx context.Context, via string, pdu json.RawMessage) (string, error) {
+	if p.s == nil {
+		return "", rsapi.ErrPolicyServerUnavailable
+	}
+	return p.s.PolicySign(ctx, via, pdu)
 }
 
 // keyServerRef is the client component's key server, known after the

@@ -171,15 +171,23 @@ func checkUserID(field, userID string) (*spec.UserID, error) {
 // writeError turns a roomserver error on a write path into the client's
 // Matrix error: an auth rule's refusal is 403 M_FORBIDDEN with its reason,
 // an oversized event 413 M_TOO_LARGE, a malformed one 400 M_BAD_JSON, an
-// unknown room notFound (the caller's choice of answer). Anything else is
-// wrapped with step and ends as 500.
+// unknown room notFound (the caller's choice of answer). The room's
+// policy server refusing the event is 400 with the policy server's own
+// errcode and error (spec v1.18: given to the client verbatim), one that
+// could not be asked 502 M_UNKNOWN. Anything else is wrapped with step
+// and ends as 500.
 func writeError(step string, err error, notFound error) error {
 	var na *api.NotAllowedError
+	var refused *api.PolicyRefusedError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &na):
 		return httputil.Forbidden("%s", na.Reason)
+	case errors.As(err, &refused):
+		return (&httputil.Error{Code: httputil.Code(refused.ErrCode), Message: refused.Message}).WithStatus(http.StatusBadRequest)
+	case errors.Is(err, api.ErrPolicyServerUnavailable):
+		return httputil.Errorf(httputil.CodeUnknown, "%v", api.ErrPolicyServerUnavailable).WithStatus(http.StatusBadGateway)
 	case errors.Is(err, api.ErrTooLarge):
 		return httputil.Errorf(httputil.CodeTooLarge, "event is larger than %d bytes", api.MaxEventBytes)
 	case errors.Is(err, api.ErrInvalidEvent):

@@ -47,6 +47,9 @@ type Deps struct {
 	KeyID      gomatrixserverlib.KeyID
 	Key        ed25519.PrivateKey
 	Log        *logrus.Entry
+	// Policy asks rooms' policy servers to sign local events (policy.go).
+	// Nil: local events are sent without asking.
+	Policy api.PolicySigner
 	// Queued is called after a commit that queued output events, with
 	// them, in the order they were queued.
 	Queued func(entries []storage.OutboxEntry)

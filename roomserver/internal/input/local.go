@@ -55,6 +55,12 @@ func (in *Inputter) Send(ctx context.Context, roomID string, p api.ProtoEvent) (
 	if err := in.authorise(ctx, view, pdu, r.state); err != nil {
 		return api.Event{}, err
 	}
+	// The room's policy server, if it has one, signs it or refuses it:
+	// a network call, made with the room's lock held (its view must not
+	// move under the event) but outside the transaction.
+	if pdu, err = in.policySign(ctx, view, pdu); err != nil {
+		return api.Event{}, err
+	}
 	var ev *state.Event
 	err = in.commitLocked(ctx, r, func(t *roomTxn) error {
 		var err error

@@ -18,7 +18,8 @@ import (
 // room (signatures and hashes are the federation component's, before it
 // calls this): auth against the event's auth events and against the state
 // before it (resolved over its prev events), then soft failure against
-// the room's current state.
+// the room's current state, and for want of a valid signature of the
+// room's policy server, when it uses one (policy.go).
 func (in *Inputter) InputEvents(ctx context.Context, roomID string, raws []json.RawMessage) ([]api.InputResult, error) {
 	r := in.lock(roomID)
 	defer r.mu.Unlock()
@@ -139,6 +140,13 @@ func (in *Inputter) inputOne(ctx context.Context, t *roomTxn, roomID string, raw
 	if rejected == "" {
 		if err := in.authorise(ctx, t, pdu, t.state); err != nil {
 			softFailed = true
+		}
+	}
+	if rejected == "" && !softFailed {
+		// The policy server's signature, when the room uses one (spec
+		// v1.18, check 7): on current state too.
+		if softFailed, err = in.failsPolicy(ctx, t, pdu); err != nil {
+			return api.InputResult{}, err
 		}
 	}
 	res.Rejected, res.SoftFailed = rejected, softFailed
