@@ -221,8 +221,16 @@ func TestPublisherTellsListener(t *testing.T) {
 	// A backlog goes through the bus alone.
 	p.Hand(store.commit(t, 5, 5+maxTold+1))
 	collect(t, b, maxTold+1)
+	// The listener is told once JetStream acknowledged the publish, which
+	// may come after the collector got the messages.
+	deadline := time.Now().Add(5 * time.Second)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for len(l.ids) < 3 && time.Now().Before(deadline) {
+		l.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+		l.mu.Lock()
+	}
 	if want := []string{"$2", "$3", "$4"}; !slices.Equal(l.ids, want) {
 		t.Fatalf("told of %v, want %v", l.ids, want)
 	}
