@@ -254,12 +254,11 @@ func (c *Component) SendDeviceListUpdate(ctx context.Context, u hsapi.DeviceList
 	return c.queueUserEDU(ctx, u.UserID, eduDeviceListUpdate, fmt.Sprintf("dl %s %d", u.UserID, u.StreamID), json.RawMessage(content))
 }
 
-// receiveDeviceListUpdate hands an inbound m.device_list_update or
-// m.signing_key_update to the client component, when origin speaks for
-// the user.
+// receiveDeviceListUpdate hands an inbound m.device_list_update to the
+// client component, when origin speaks for the user.
 func (c *Component) receiveDeviceListUpdate(ctx context.Context, origin string, content json.RawMessage) error {
 	var d deviceListUpdate
-	if err := json.Unmarshal(content, &d); err != nil || d.UserID == "" {
+	if err := json.Unmarshal(content, &d); err != nil || d.UserID == "" || d.DeviceID == "" {
 		return nil
 	}
 	if serverOf(d.UserID) != origin {
@@ -269,5 +268,43 @@ func (c *Component) receiveDeviceListUpdate(ctx context.Context, origin string, 
 	if c.e2ee == nil {
 		return nil
 	}
-	return c.e2ee.ReceiveDeviceListUpdate(ctx, d.UserID, d.DeviceID, d.Deleted)
+	return c.e2ee.ReceiveDeviceListUpdate(ctx, hsapi.RemoteDeviceListUpdate{UserID: d.UserID, DeviceID: d.DeviceID,
+		StreamID: d.StreamID, PrevIDs: d.PrevID, Deleted: d.Deleted, Keys: d.Keys})
+}
+
+// signingKeyUpdate is the content of an m.signing_key_update EDU.
+type signingKeyUpdate struct {
+	UserID         string          `json:"user_id"`
+	MasterKey      json.RawMessage `json:"master_key,omitempty"`
+	SelfSigningKey json.RawMessage `json:"self_signing_key,omitempty"`
+}
+
+// receiveSigningKeyUpdate hands an inbound m.signing_key_update to the
+// client component, when origin speaks for the user.
+func (c *Component) receiveSigningKeyUpdate(ctx context.Context, origin string, content json.RawMessage) error {
+	var u signingKeyUpdate
+	if err := json.Unmarshal(content, &u); err != nil || u.UserID == "" {
+		return nil
+	}
+	if serverOf(u.UserID) != origin {
+		c.log.WithField(fieldOrigin, origin).Info("dropping a signing-key EDU for a user of another server")
+		return nil
+	}
+	if c.e2ee == nil {
+		return nil
+	}
+	return c.e2ee.ReceiveSigningKeyUpdate(ctx, u.UserID, u.MasterKey, u.SelfSigningKey)
+}
+
+// QueryDevices implements hsapi.RemoteKeys.
+func (c *Component) QueryDevices(ctx context.Context, userID string) (hsapi.UserDevices, error) {
+	var out hsapi.UserDevices
+	err := c.request(ctx, "GET", serverOf(userID), "/_matrix/federation/v1/user/devices/"+url.PathEscape(userID), nil, &out)
+	if err != nil {
+		return hsapi.UserDevices{}, fmt.Errorf("devices of %s: %w", userID, err)
+	}
+	if out.UserID != userID {
+		return hsapi.UserDevices{}, fmt.Errorf("devices of %s: the answer is about %q", userID, out.UserID)
+	}
+	return out, nil
 }

@@ -130,8 +130,10 @@ func (c *Component) Send(r *http.Request) (any, error) {
 		switch edu.Type {
 		case eduDirectToDevice:
 			err = c.receiveToDevice(ctx, origin, edu.Content)
-		case eduDeviceListUpdate, eduSigningKeyUpdate:
+		case eduDeviceListUpdate:
 			err = c.receiveDeviceListUpdate(ctx, origin, edu.Content)
+		case eduSigningKeyUpdate:
+			err = c.receiveSigningKeyUpdate(ctx, origin, edu.Content)
 		case eduTyping:
 			err = c.receiveTyping(ctx, origin, edu.Content)
 		case eduReceipt:

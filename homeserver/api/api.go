@@ -103,6 +103,9 @@ type RemoteKeys interface {
 	// ClaimKeys claims one-time keys (user → device → algorithm) and returns
 	// user → device → key id → key.
 	ClaimKeys(ctx context.Context, server string, claims map[string]map[string]string) (map[string]map[string]map[string]json.RawMessage, error)
+	// QueryDevices asks userID's server for the user's whole device list
+	// (federation /user/devices).
+	QueryDevices(ctx context.Context, userID string) (UserDevices, error)
 }
 
 // RemoteToDevice sends to-device messages to another server's users (the
@@ -150,7 +153,24 @@ type KeyServer interface {
 	ReceiveToDevice(ctx context.Context, sender, eventType, messageID string, messages map[string]map[string]json.RawMessage) error
 	// ReceiveDeviceListUpdate records a change of a remote user's device
 	// (m.device_list_update).
-	ReceiveDeviceListUpdate(ctx context.Context, userID, deviceID string, deleted bool) error
+	ReceiveDeviceListUpdate(ctx context.Context, update RemoteDeviceListUpdate) error
+	// ReceiveSigningKeyUpdate records a change of a remote user's
+	// cross-signing keys (m.signing_key_update); nil keys are unchanged.
+	ReceiveSigningKeyUpdate(ctx context.Context, userID string, masterKey, selfSigningKey json.RawMessage) error
+}
+
+// RemoteDeviceListUpdate is another server's m.device_list_update EDU.
+type RemoteDeviceListUpdate struct {
+	UserID   string
+	DeviceID string
+	// StreamID orders the user's changes; PrevIDs are the stream ids of
+	// the changes just before it, for the receiver to see a gap.
+	StreamID int64
+	PrevIDs  []int64
+	Deleted  bool
+	// Keys are the device's signed device_keys (empty when deleted or
+	// not given).
+	Keys json.RawMessage
 }
 
 // DeviceListUpdate is a change of a local user's devices or cross-signing

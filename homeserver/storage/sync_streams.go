@@ -128,6 +128,14 @@ func (s *Store) AppendSyncEvents(ctx context.Context, evs []SyncAppend) error {
 					c.RoomID, c.UserID, c.Membership, c.EventID, c.Sender, ev.SyncPos, c.StreamPos); err != nil {
 					return fmt.Errorf("record membership of %s: %w", c.UserID, err)
 				}
+				// A remote user joining may have changed devices while no
+				// room was shared, unheard of here: their list is fetched
+				// again.
+				if c.Membership == "join" {
+					if _, err := tx.ExecContext(ctx, `UPDATE remote_device_lists SET stale = TRUE WHERE user_id = $1`, c.UserID); err != nil {
+						return fmt.Errorf("mark device list of %s stale: %w", c.UserID, err)
+					}
+				}
 			}
 		}
 		return nil

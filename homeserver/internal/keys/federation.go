@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -67,13 +68,19 @@ func (h *Handlers) ClaimLocalKeys(ctx context.Context, claims map[string]map[str
 }
 
 // LocalUserDevices lists a local user's devices with their keys and
-// cross-signing keys, at the current position of the device-list stream.
+// cross-signing keys, with the stream id of the user's last device-list
+// change: the prev_id the EDU of their next change names, so that a
+// server keeping a copy of the list applies it in place.
 func (h *Handlers) LocalUserDevices(ctx context.Context, userID string) (hsapi.UserDevices, error) {
 	if !h.isLocal(userID) {
 		return hsapi.UserDevices{}, hsapi.ErrNotLocal
 	}
-	pos, err := h.store.DeviceListPos(ctx)
-	if err != nil {
+	var pos int64
+	last, _, err := h.store.LatestDeviceChange(ctx, userID)
+	switch {
+	case err == nil:
+		pos = last.StreamID
+	case !errors.Is(err, storage.ErrNotFound):
 		return hsapi.UserDevices{}, err
 	}
 	keys, err := h.QueryLocalKeys(ctx, map[string][]string{userID: nil})
@@ -122,20 +129,5 @@ func (h *Handlers) ReceiveToDevice(ctx context.Context, sender, eventType, messa
 	for _, u := range recipients {
 		h.notify.NotifyToDevice(u)
 	}
-	return nil
-}
-
-// ReceiveDeviceListUpdate records a change of a remote user's device (an
-// m.device_list_update EDU), for the device_lists.changed of the local
-// users who share a room with them: their clients then ask for the
-// user's keys again.
-func (h *Handlers) ReceiveDeviceListUpdate(ctx context.Context, userID, deviceID string, deleted bool) error {
-	if h.isLocal(userID) {
-		return nil
-	}
-	if _, err := h.store.RecordRemoteDeviceChange(ctx, userID, deviceID, deleted); err != nil {
-		return err
-	}
-	h.notify.NotifyDeviceListChange(userID)
 	return nil
 }

@@ -194,9 +194,26 @@ func withDisplayName(obj json.RawMessage, name *string) (json.RawMessage, error)
 	return json.Marshal(fields)
 }
 
-// queryRemote asks each remote server for its users' keys.
+// queryRemote answers for remote users from the copies of their device
+// lists (remotelists.go), and asks each server live for the others.
 func (h *Handlers) queryRemote(ctx context.Context, remote map[string]map[string][]string, resp *queryResponse) {
+	var all []string
+	for _, users := range remote {
+		for u := range users {
+			all = append(all, u)
+		}
+	}
+	copies := h.copiedLists(ctx, all)
 	for server, users := range remote {
+		for u, devices := range users {
+			if l, ok := copies[u]; ok {
+				fromCopy(l, devices, resp)
+				delete(users, u)
+			}
+		}
+		if len(users) == 0 {
+			continue
+		}
 		if h.remote == nil {
 			resp.Failures[server] = map[string]any{"status": http.StatusServiceUnavailable, "message": "federation is not available"}
 			continue
