@@ -5,8 +5,6 @@ import (
 	"net/url"
 	"testing"
 	"time"
-
-	"github.com/matrix-gouv/homeserver/config"
 )
 
 // TestFederationDeviceListCopy: B keeps a copy of the device list of
@@ -17,14 +15,7 @@ import (
 // live (and fails while A is out of reach) and, once A answers again,
 // fetches the whole list, which replaces the copy.
 func TestFederationDeviceListCopy(t *testing.T) {
-	links := map[string]*link{}
-	cutLinks := func(cfg *config.Config) {
-		for other, addr := range cfg.Federation.ServerAddresses {
-			l := newLink(t, addr)
-			links[cfg.Global.ServerName+">"+other] = l
-			cfg.Federation.ServerAddresses[other] = l.addr
-		}
-	}
+	links, cutLinks := cuttableLinks(t)
 	federationEnginesWith(t, []string{fedA, fedB}, cutLinks, func(t *testing.T, f *Federation) {
 		a, b, alice, bob, _ := publicRoomOnA(t, f)
 		device := newOlmDevice(t, alice)

@@ -23,16 +23,7 @@ import (
 // servers resolve the forked DAG to the same state, in which the
 // demotion holds and bob's topic and name, which it forbids, do not.
 func TestFederationPartition(t *testing.T) {
-	// Each server reaches the other through a link the test can cut
-	// (links are made anew for each engine's servers).
-	links := map[string]*link{}
-	cutLinks := func(cfg *config.Config) {
-		for other, addr := range cfg.Federation.ServerAddresses {
-			l := newLink(t, addr)
-			links[cfg.Global.ServerName+">"+other] = l
-			cfg.Federation.ServerAddresses[other] = l.addr
-		}
-	}
+	links, cutLinks := cuttableLinks(t)
 	federationEnginesWith(t, []string{fedA, fedB}, cutLinks, func(t *testing.T, f *Federation) {
 		testFederationPartition(t, f, links)
 	})
@@ -140,6 +131,20 @@ func waitSameState(t *testing.T, a *Server, alice *mautrix.Client, b *Server, bo
 	}
 }
 
+// cuttableLinks returns a startFederation mutate that makes each server
+// reach each other one through a link the test can cut, and the links by
+// "from>to" server names (made anew for each engine's servers).
+func cuttableLinks(t testing.TB) (map[string]*link, func(cfg *config.Config)) {
+	links := map[string]*link{}
+	return links, func(cfg *config.Config) {
+		for other, addr := range cfg.Federation.ServerAddresses {
+			l := newLink(t, addr)
+			links[cfg.Global.ServerName+">"+other] = l
+			cfg.Federation.ServerAddresses[other] = l.addr
+		}
+	}
+}
+
 // link is a TCP relay to a server's federation listener that the test can
 // cut (every connection closed, new ones refused) and restore: a network
 // partition between two servers.
@@ -215,14 +220,7 @@ func (l *link) restore() {
 // waiting for A. Once the link is back, A's queue fills the hole and the
 // three servers agree.
 func TestFederationGap(t *testing.T) {
-	links := map[string]*link{}
-	cutLinks := func(cfg *config.Config) {
-		for other, addr := range cfg.Federation.ServerAddresses {
-			l := newLink(t, addr)
-			links[cfg.Global.ServerName+">"+other] = l
-			cfg.Federation.ServerAddresses[other] = l.addr
-		}
-	}
+	links, cutLinks := cuttableLinks(t)
 	federationEnginesWith(t, []string{fedA, fedB, fedC}, cutLinks, func(t *testing.T, f *Federation) {
 		a, b, c := f.Servers[fedA], f.Servers[fedB], f.Servers[fedC]
 		alice, bob, carol := a.Register("alice"), b.Register("bob"), c.Register("carol")

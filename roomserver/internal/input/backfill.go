@@ -8,7 +8,6 @@ import (
 	"sort"
 
 	"github.com/matrix-org/gomatrixserverlib"
-	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 	"github.com/matrix-gouv/homeserver/roomserver/internal/state"
@@ -170,12 +169,7 @@ func (in *Inputter) backfillOne(t *roomTxn, pdu gomatrixserverlib.PDU, given []s
 	if row.Rejected != "" {
 		return false, nil
 	}
-	if pdu.Type() == spec.MRoomRedaction {
-		if err := t.redact(ev); err != nil {
-			return false, err
-		}
-	}
-	if err := t.indexRelation(ev); err != nil {
+	if err := t.redactAndRelate(ev); err != nil {
 		return false, err
 	}
 	return true, nil

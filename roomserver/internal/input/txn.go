@@ -242,12 +242,7 @@ func (t *roomTxn) addEvent(pdu gomatrixserverlib.PDU, before storage.Snapshot, b
 		if err := t.advance(ev, before.NID, after, afterState, &out); err != nil {
 			return nil, err
 		}
-		if pdu.Type() == spec.MRoomRedaction {
-			if err := t.redact(ev); err != nil {
-				return nil, err
-			}
-		}
-		if err := t.indexRelation(ev); err != nil {
+		if err := t.redactAndRelate(ev); err != nil {
 			return nil, err
 		}
 	}
@@ -434,6 +429,17 @@ func (t *roomTxn) redact(red *state.Event) error {
 	t.in.deps.Events.Forget(target.NID)
 	t.changed = append(t.changed, target.NID)
 	return nil
+}
+
+// redactAndRelate applies an accepted event's redaction, if it is one,
+// and records its m.relates_to.
+func (t *roomTxn) redactAndRelate(ev *state.Event) error {
+	if ev.PDU.Type() == spec.MRoomRedaction {
+		if err := t.redact(ev); err != nil {
+			return err
+		}
+	}
+	return t.indexRelation(ev)
 }
 
 // indexRelation records the event's m.relates_to, if it has one.
