@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -38,6 +40,9 @@ func (c *Component) BackfillRoom(ctx context.Context, roomID string, limit int) 
 	if first.Type() == spec.MRoomCreate {
 		return 0, nil // the whole history is here
 	}
+	if c.backfillMisses.recent(roomID, first.EventID(), c.now()) {
+		return 0, nil
+	}
 	v, err := c.roomVersionOf(ctx, roomID)
 	if err != nil {
 		return 0, err
@@ -51,9 +56,60 @@ func (c *Component) BackfillRoom(ctx context.Context, roomID string, limit int) 
 			c.log.WithError(err).WithFields(map[string]any{fieldRoomID: roomID, fieldServer: server}).Info("backfill failed")
 			continue
 		}
-		return n, nil
+		if n > 0 {
+			c.backfillMisses.forget(roomID)
+			return n, nil
+		}
 	}
+	c.backfillMisses.add(roomID, first.EventID(), c.now())
 	return 0, nil
+}
+
+// backfillRetry is how long a room's history that no server gave (they
+// failed, or had nothing this server may see) is not asked for again:
+// each /messages reaching the start would otherwise wait on the servers.
+const backfillRetry = time.Minute
+
+// maxBackfillMisses bounds the rooms backfillMisses remembers.
+const maxBackfillMisses = 10000
+
+// backfillMisses remembers, by room, the oldest event from which a
+// backfill last brought nothing, and when.
+type backfillMisses struct {
+	mu     sync.Mutex
+	byRoom map[string]backfillMiss
+}
+
+type backfillMiss struct {
+	from string
+	at   time.Time
+}
+
+// recent reports whether a backfill of roomID from the event from brought
+// nothing less than backfillRetry ago.
+func (m *backfillMisses) recent(roomID, from string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	miss, ok := m.byRoom[roomID]
+	return ok && miss.from == from && now.Sub(miss.at) < backfillRetry
+}
+
+// add records that a backfill of roomID from the event from brought
+// nothing at now.
+func (m *backfillMisses) add(roomID, from string, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byRoom == nil || len(m.byRoom) >= maxBackfillMisses {
+		m.byRoom = map[string]backfillMiss{}
+	}
+	m.byRoom[roomID] = backfillMiss{from: from, at: now}
+}
+
+// forget drops what is remembered of roomID.
+func (m *backfillMisses) forget(roomID string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.byRoom, roomID)
 }
 
 // historyServers lists the servers to ask for a room's history, most

@@ -3,6 +3,7 @@ package federation
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 type fakeEvent struct {
@@ -36,5 +37,27 @@ func TestAncestors(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("ancestors of %s = %v, want %v", tc.from, got, tc.want)
 		}
+	}
+}
+
+func TestBackfillMisses(t *testing.T) {
+	var m backfillMisses
+	now := time.Unix(1000, 0)
+	if m.recent("!r", "$a", now) {
+		t.Fatal("a miss never recorded")
+	}
+	m.add("!r", "$a", now)
+	if !m.recent("!r", "$a", now.Add(backfillRetry/2)) {
+		t.Error("a recent miss not remembered")
+	}
+	if m.recent("!r", "$b", now) {
+		t.Error("a miss from another event (the history moved) remembered")
+	}
+	if m.recent("!r", "$a", now.Add(backfillRetry)) {
+		t.Error("a miss remembered past backfillRetry")
+	}
+	m.forget("!r")
+	if m.recent("!r", "$a", now) {
+		t.Error("a forgotten miss remembered")
 	}
 }

@@ -124,6 +124,9 @@ type Component struct {
 	originLimit *httputil.Limiter
 	// originGate bounds how many of them run at once.
 	originGate *originGate
+	// backfillMisses remembers the rooms whose history no server gave
+	// lately (backfill.go).
+	backfillMisses backfillMisses
 }
 
 // New builds the component from the server's signing keys and the

@@ -15,12 +15,12 @@ import (
 )
 
 // Pagination tokens are "s" and a stream position N, e.g. "s123": the
-// point just after the event at N. N is negative in history fetched from
-// other servers (backfilled events sort before the rest of the room). Paging backward from "sN" returns the
-// events at N and before; paging forward, those after N. Like /sync's
-// tokens will be, they are positions in the roomserver's output stream;
-// anything after an "_" is ignored, so that sync may append positions of
-// its other streams ("s123_45_6").
+// point just after the event at N (negative in history fetched from other
+// servers, which sorts before the rest of the room). Paging backward from
+// "sN" returns the events at N and before; paging forward, those after
+// N. Like /sync's tokens will be, they are positions in the roomserver's
+// output stream; anything after an "_" is ignored, so that sync may
+// append positions of its other streams ("s123_45_6").
 const tokenPrefix = "s"
 
 // formatToken returns the token of the point just after pos.
