@@ -441,25 +441,6 @@ func (d *e2eeDevice) logout(s *Server) {
 	s.Do("POST", "/_matrix/client/v3/logout", d.c.AccessToken, map[string]any{}).Expect(d.t, 200, "")
 }
 
-// eventually polls cond until it holds, failing the test after 15 s.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	eventuallyEvery(t, what, 10*time.Millisecond, cond)
-}
-
-// eventuallyEvery is eventually polling every period (for a cond that
-// asks the server, which rate-limits clients).
-func eventuallyEvery(t testing.TB, what string, period time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after 15 s", what)
-		}
-		time.Sleep(period)
-	}
-}
-
 var _ io.Writer = (*testLog)(nil)
 
 // e2eeLogLevel is the level of the clients' logs shown on failure:

@@ -248,7 +248,7 @@ func testPolicyServer(t *testing.T, dbURL func(testing.TB) string) {
 			t.Fatalf("%s joins: %v", u.UserID, err)
 		}
 	}
-	eventually(t, "three members on A", func() bool {
+	waitUntil(t, "three members on A", func() bool {
 		j, err := alice.JoinedMembers(ctx(), room)
 		return err == nil && len(j.Joined) == 3
 	})
@@ -350,7 +350,7 @@ func testPolicyServer(t *testing.T, dbURL func(testing.TB) string) {
 	if _, err := carol.LeaveRoom(ctx(), room); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "carol's leave on A", func() bool {
+	waitUntil(t, "carol's leave on A", func() bool {
 		j, err := alice.JoinedMembers(ctx(), room)
 		return err == nil && len(j.Joined) == 2
 	})

@@ -319,3 +319,22 @@ func mustParseURL(t testing.TB, raw string) *url.URL {
 	}
 	return u
 }
+
+// eventually polls cond until it holds, failing the test after 15 s.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	eventuallyEvery(t, what, 10*time.Millisecond, cond)
+}
+
+// eventuallyEvery is eventually polling every period (for a cond that
+// asks the server, which rate-limits clients).
+func eventuallyEvery(t testing.TB, what string, period time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after 15 s", what)
+		}
+		time.Sleep(period)
+	}
+}

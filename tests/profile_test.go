@@ -17,13 +17,7 @@ import (
 // the user directory's and search's consumers).
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after 15 s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventuallyEvery(t, what, 20*time.Millisecond, cond)
 }
 
 // profilePath is the path of a user's profile or of one field.
