@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -22,8 +23,11 @@ const maxMediaMetadataBytes = 64 << 10
 // /_matrix/federation/v1/media/download/{mediaId} on origin, through the
 // federation client (allow-list, TLS checks, X-Matrix), the multipart
 // answer parsed. A server off the list, and a 404, are
-// mediaapi.ErrNotFound. Answers that redirect (a Location part instead of
-// the file) are not followed yet.
+// mediaapi.ErrNotFound. An answer that redirects (a Location header in
+// place of the file part, as the spec allows) is followed once, to an
+// https URL whose host the allow-list lets this server contact (a
+// closed federation lists its members' media hosts too) and, unless
+// private addresses are allowed, on a public address.
 func (c *Component) FetchMedia(ctx context.Context, origin, mediaID string) (mediaapi.RemoteFile, error) {
 	if !c.cfg.ServerAllowed(origin) || origin == string(c.serverName) {
 		return mediaapi.RemoteFile{}, mediaapi.ErrNotFound
@@ -63,8 +67,8 @@ func (c *Component) FetchMedia(ctx context.Context, origin, mediaID string) (med
 	if err != nil {
 		return mediaapi.RemoteFile{}, fmt.Errorf("fetch media from %s: file part: %w", origin, err)
 	}
-	if file.Header.Get("Location") != "" {
-		return mediaapi.RemoteFile{}, fmt.Errorf("fetch media from %s: redirects are not followed", origin)
+	if loc := file.Header.Get("Location"); loc != "" {
+		return c.fetchRedirected(ctx, origin, loc)
 	}
 	ok = true
 	return mediaapi.RemoteFile{
@@ -72,6 +76,39 @@ func (c *Component) FetchMedia(ctx context.Context, origin, mediaID string) (med
 		FileName:    file.FileName(),
 		Body:        readCloser{Reader: file, Closer: resp.Body},
 	}, nil
+}
+
+// fetchRedirected fetches the file a media answer of origin redirected
+// to, through the federation tripper (its policy, no further redirect).
+func (c *Component) fetchRedirected(ctx context.Context, origin, location string) (mediaapi.RemoteFile, error) {
+	u, err := url.Parse(location)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return mediaapi.RemoteFile{}, fmt.Errorf("fetch media from %s: redirect to a location that is not an https URL", origin)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return mediaapi.RemoteFile{}, fmt.Errorf("fetch media from %s: redirect: %w", origin, err)
+	}
+	resp, err := c.tripper.RoundTrip(req)
+	if errors.Is(err, transport.ErrNotAllowed) {
+		c.log.WithFields(map[string]any{fieldOrigin: origin, "host": u.Hostname()}).Info("a media redirect to a host the allow-list does not list")
+		return mediaapi.RemoteFile{}, mediaapi.ErrNotFound
+	}
+	if err != nil {
+		return mediaapi.RemoteFile{}, fmt.Errorf("fetch media from %s: redirect: %w", origin, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			return mediaapi.RemoteFile{}, mediaapi.ErrNotFound
+		}
+		return mediaapi.RemoteFile{}, fmt.Errorf("fetch media from %s: redirect: HTTP %d", origin, resp.StatusCode)
+	}
+	var name string
+	if _, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition")); err == nil {
+		name = params["filename"]
+	}
+	return mediaapi.RemoteFile{ContentType: resp.Header.Get("Content-Type"), FileName: name, Body: resp.Body}, nil
 }
 
 // readCloser reads one part and closes the whole answer.

@@ -7,7 +7,10 @@
 // bundle, never skipping verification.
 //
 // Requests come from gomatrixserverlib's fclient with URLs of the form
-// matrix://<server name>/path; this tripper rewrites them to https.
+// matrix://<server name>/path; this tripper rewrites them to https. A
+// plain https:// URL (where another server's media answer redirects) is
+// sent as it is, under the same policy: its host must be allowed as a
+// server name would be, and reach a public address unless AllowPrivate.
 package transport
 
 import (
@@ -88,11 +91,24 @@ func New(opts Options) (*Tripper, error) {
 // discovery gives in turn.
 func (t *Tripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	serverName := r.URL.Host
+	if r.URL.Scheme == "https" {
+		serverName = r.URL.Hostname()
+	}
 	if !t.opts.Allowed(serverName) {
 		if r.Body != nil {
 			r.Body.Close()
 		}
 		return nil, fmt.Errorf("%s: %w", serverName, ErrNotAllowed)
+	}
+	switch r.URL.Scheme {
+	case "https":
+		return t.transport(transportKey{serverName, !t.opts.AllowPrivate}).RoundTrip(r)
+	case "matrix":
+	default:
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, fmt.Errorf("%s: scheme %q is not federation's", serverName, r.URL.Scheme)
 	}
 	results, err := t.resolve(r.Context(), serverName)
 	if err != nil {

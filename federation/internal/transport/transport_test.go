@@ -158,3 +158,46 @@ func TestIsPublic(t *testing.T) {
 		}
 	}
 }
+
+func TestTripperHTTPSURLs(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "media") }))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name         string
+		allowed      bool
+		allowPrivate bool
+		want         error // nil: answered
+	}{
+		{"allowed host", true, true, nil},
+		{"host off the list", false, true, ErrNotAllowed},
+		{"loopback without AllowPrivate", true, false, ErrPrivateAddress},
+	} {
+		tr, err := New(Options{
+			Allowed:       func(s string) bool { return tc.allowed && s == "127.0.0.1" },
+			TrustedCAFile: writeCA(t, srv),
+			AllowPrivate:  tc.allowPrivate,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := (&http.Client{Transport: tr}).Get(srv.URL + "/x")
+		if tc.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != "media" {
+				t.Errorf("%s: body %q", tc.name, body)
+			}
+		} else if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	// Only matrix:// and https:// are federation's.
+	tr, _ := New(Options{Allowed: func(string) bool { return true }})
+	if _, err := (&http.Client{Transport: tr}).Get("http://127.0.0.1/x"); err == nil {
+		t.Error("a plain http URL was sent")
+	}
+}
