@@ -151,19 +151,22 @@ func sortByDepth(evs []rsapi.Event) {
 // go through the room's policy server as received PDUs do (down is
 // policySigned's).
 func (c *Component) fetchMissing(ctx context.Context, origin spec.ServerName, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU, known map[string]bool, down map[spec.ServerName]bool) error {
-	missing := false
+	var ask []string
 	for _, id := range pdu.PrevEventIDs() {
-		if known[id] {
-			continue
-		}
-		if _, err := c.rooms.Event(ctx, id); errors.Is(err, rsapi.ErrNotFound) {
-			missing = true
-			break
-		} else if err != nil {
-			return err
+		if !known[id] {
+			ask = append(ask, id)
 		}
 	}
-	if !missing || origin == c.serverName {
+	if len(ask) == 0 || origin == c.serverName {
+		return nil
+	}
+	// Rejected, soft-failed and outlier prev events are here: only
+	// unknown ones are fetched (an outlier's state is lacksState's).
+	missing, err := c.rooms.UnknownEvents(ctx, ask)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 0 {
 		return nil
 	}
 	roomID := pdu.RoomID().String()

@@ -157,19 +157,20 @@ func (c *Component) inputRoom(ctx context.Context, origin spec.ServerName, g *ro
 // (unknown, or an outlier): the roomserver cannot work out the state
 // before it alone.
 func (c *Component) lacksState(ctx context.Context, pdu gomatrixserverlib.PDU, known map[string]bool) (bool, error) {
+	var ask []string
 	for _, id := range pdu.PrevEventIDs() {
-		if known[id] {
-			continue
-		}
-		ev, err := c.rooms.Event(ctx, id)
-		if errors.Is(err, rsapi.ErrNotFound) || err == nil && ev.StreamPos == 0 {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
+		if !known[id] {
+			ask = append(ask, id)
 		}
 	}
-	return false, nil
+	if len(ask) == 0 {
+		return false, nil
+	}
+	stateless, err := c.rooms.StatelessEvents(ctx, ask)
+	if err != nil {
+		return false, fmt.Errorf("prev events of %s: %w", pdu.EventID(), err)
+	}
+	return len(stateless) > 0, nil
 }
 
 // inputWithState gives the roomserver a checked PDU whose prev events

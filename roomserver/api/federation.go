@@ -63,6 +63,11 @@ type Federator interface {
 	// UnknownEvents returns those of ids this server has no event of
 	// (not even as an outlier).
 	UnknownEvents(ctx context.Context, ids []string) ([]string, error)
+	// StatelessEvents returns those of ids this server does not have with
+	// their state: unknown, or known only as outliers. (Rejected and
+	// soft-failed events have their state: later events may follow
+	// them.)
+	StatelessEvents(ctx context.Context, ids []string) ([]string, error)
 }
 
 // StateInputRequest is an event with the state before it, for

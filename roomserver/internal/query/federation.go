@@ -65,6 +65,21 @@ func (q *Reader) UnknownEvents(ctx context.Context, ids []string) ([]string, err
 	return out, nil
 }
 
+// StatelessEvents implements api.Federator.
+func (q *Reader) StatelessEvents(ctx context.Context, ids []string) ([]string, error) {
+	known, err := q.events.ByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, id := range ids {
+		if e, ok := known[id]; !ok || e.Outlier {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
 // JoinedServers implements api.Federator.
 func (q *Reader) JoinedServers(ctx context.Context, roomID string) ([]string, error) {
 	r, err := q.room(ctx, roomID)
