@@ -2,7 +2,6 @@ package homeserver
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -58,8 +57,9 @@ func (n federatedKeysNotifier) NotifyDeviceListChange(userID string) {
 }
 
 // update describes userID's last device-list change as other servers
-// are told of it: with the change before it, and the device's keys and
-// display name as they are now (Synapse stores them from the update).
+// are told of it: with the change before it, and the device's keys (with
+// the signatures uploaded since) and display name as they are now
+// (servers keeping a copy of the list store them from the update).
 func (n federatedKeysNotifier) update(ctx context.Context, userID string) (api.DeviceListUpdate, error) {
 	c, prev, err := n.store.LatestDeviceChange(ctx, userID)
 	if err != nil {
@@ -69,15 +69,16 @@ func (n federatedKeysNotifier) update(ctx context.Context, userID string) (api.D
 	if c.Deleted || c.DeviceID == "" {
 		return u, nil
 	}
-	keys, err := n.store.DeviceKeysOf(ctx, userID, []string{c.DeviceID})
+	// With the signatures uploaded since (a device verified by the
+	// user's self-signing key): a server keeping a copy of the list
+	// keeps the keys as sent.
+	signed, name, err := keys.SignedDeviceKeys(ctx, n.store, userID, c.DeviceID)
 	if err != nil {
 		return api.DeviceListUpdate{}, err
 	}
-	if len(keys) == 1 {
-		u.Keys = json.RawMessage(keys[0].KeyJSON)
-		if keys[0].DisplayName != nil {
-			u.DisplayName = *keys[0].DisplayName
-		}
+	u.Keys = signed
+	if name != nil {
+		u.DisplayName = *name
 	}
 	return u, nil
 }

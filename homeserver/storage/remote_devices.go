@@ -227,10 +227,11 @@ func (s *Store) SetRemoteCrossSigningKeys(ctx context.Context, userID string, ma
 }
 
 // MarkRemoteDeviceListStale marks the copy of userID's device list (if
-// any) to be fetched again before it is used.
-func (s *Store) MarkRemoteDeviceListStale(ctx context.Context, userID string) error {
+// any) to be fetched again before it is used, unless it is at streamID
+// or later already (fetched again meanwhile).
+func (s *Store) MarkRemoteDeviceListStale(ctx context.Context, userID string, streamID int64) error {
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE remote_device_lists SET stale = TRUE WHERE user_id = $1`, userID)
+		_, err := tx.ExecContext(ctx, `UPDATE remote_device_lists SET stale = TRUE WHERE user_id = $1 AND stream_id < $2`, userID, streamID)
 		return err
 	})
 	if err != nil {

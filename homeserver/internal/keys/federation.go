@@ -131,3 +131,31 @@ func (h *Handlers) ReceiveToDevice(ctx context.Context, sender, eventType, messa
 	}
 	return nil
 }
+
+// SignedDeviceKeys returns a local user's device keys as other servers
+// are to keep them: with the signatures uploaded since (the user's
+// self-signing key's, once the device is verified), and its display
+// name; nil keys when the device has none.
+func SignedDeviceKeys(ctx context.Context, store *storage.Store, userID, deviceID string) (json.RawMessage, *string, error) {
+	all, err := store.KeysOfUsers(ctx, []string{userID})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, d := range all.Devices[userID] {
+		if d.DeviceID != deviceID {
+			continue
+		}
+		var sigs []storage.Signature
+		for _, s := range all.Signatures {
+			if s.TargetUserID == userID {
+				sigs = append(sigs, s)
+			}
+		}
+		keys, err := mergeSignatures(json.RawMessage(d.KeyJSON), groupSignatures(sigs, "")[deviceID])
+		if err != nil {
+			return nil, nil, err
+		}
+		return keys, d.DisplayName, nil
+	}
+	return nil, nil, nil
+}

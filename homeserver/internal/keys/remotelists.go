@@ -45,9 +45,11 @@ const (
 // verdict applies Synapse's rule to a change of a user whose list is
 // copied as l: a change no later than the copy was seen; one whose
 // prev_ids are all the copy's stream id follows it; anything else (no
-// prev_ids, another one, a stale copy) means a resync. A device without
-// keys (a new login, keys not uploaded yet) is kept so, and left out of
-// answers until a later change gives its keys.
+// prev_ids, another one, a stale copy) means a resync. So does a change
+// without keys: a login before its keys are uploaded, but also a change of
+// the user's cross-signing keys, which this server's sender (like
+// others) announces as a change of a "device" named by the key, and which
+// only the whole list (/user/devices) gives.
 func verdict(l storage.RemoteDeviceList, u hsapi.RemoteDeviceListUpdate) changeVerdict {
 	if l.Stale {
 		return changeResync
@@ -55,7 +57,7 @@ func verdict(l storage.RemoteDeviceList, u hsapi.RemoteDeviceListUpdate) changeV
 	if u.StreamID <= l.StreamID {
 		return changeSeen
 	}
-	if len(u.PrevIDs) == 0 {
+	if len(u.PrevIDs) == 0 || (!u.Deleted && len(u.Keys) == 0) {
 		return changeResync
 	}
 	for _, p := range u.PrevIDs {
@@ -104,7 +106,8 @@ func (h *Handlers) applyRemoteChange(ctx context.Context, u hsapi.RemoteDeviceLi
 		}
 	}
 	h.log.WithField("user_id", u.UserID).Debug("gap in a remote device list: fetched again at the next query")
-	return h.store.MarkRemoteDeviceListStale(ctx, u.UserID)
+	// Unless a fetch meanwhile brought the copy to this change already.
+	return h.store.MarkRemoteDeviceListStale(ctx, u.UserID, u.StreamID)
 }
 
 // ReceiveSigningKeyUpdate records a change of a remote user's

@@ -26,7 +26,7 @@ func TestDeviceListVerdict(t *testing.T) {
 		{"a gap", copyAt(5, false), hsapi.RemoteDeviceListUpdate{StreamID: 8, PrevIDs: []int64{7}, Keys: keys}, changeResync},
 		{"one prev missed among two", copyAt(5, false), hsapi.RemoteDeviceListUpdate{StreamID: 8, PrevIDs: []int64{5, 7}, Keys: keys}, changeResync},
 		{"no prev_id", copyAt(5, false), hsapi.RemoteDeviceListUpdate{StreamID: 8, Keys: keys}, changeResync},
-		{"a device without keys yet", copyAt(5, false), hsapi.RemoteDeviceListUpdate{StreamID: 6, PrevIDs: []int64{5}}, changeApply},
+		{"a change without keys (a new login, cross-signing keys)", copyAt(5, false), hsapi.RemoteDeviceListUpdate{StreamID: 6, PrevIDs: []int64{5}}, changeResync},
 		{"stale copy", copyAt(5, true), hsapi.RemoteDeviceListUpdate{StreamID: 6, PrevIDs: []int64{5}, Keys: keys}, changeResync},
 	} {
 		if got := verdict(tc.l, tc.u); got != tc.want {
