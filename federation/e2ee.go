@@ -244,9 +244,23 @@ func (c *Component) userDestinations(ctx context.Context, userID string) ([]stri
 }
 
 // SendDeviceListUpdate implements hsapi.DeviceListSender: the change is
-// queued, as an m.device_list_update EDU (deviceListEDU), for every
-// allowed server with members joined to a room the user is joined to.
+// queued, as an m.device_list_update EDU (deviceListEDU), or as an
+// m.signing_key_update for a change of cross-signing keys (as Synapse
+// sends them), for every allowed server with members joined to a room
+// the user is joined to. A change that names no device (the keys of a
+// deactivated account dropped) is not sent: the deletions of its devices
+// are, and the next change's prev_id makes servers ask for the list.
 func (c *Component) SendDeviceListUpdate(ctx context.Context, u hsapi.DeviceListUpdate) error {
+	if u.CrossSigning() {
+		content, err := json.Marshal(signingKeyUpdate{UserID: u.UserID, MasterKey: u.MasterKey, SelfSigningKey: u.SelfSigningKey})
+		if err != nil {
+			return fmt.Errorf("encode a signing-key update: %w", err)
+		}
+		return c.queueUserEDU(ctx, u.UserID, eduSigningKeyUpdate, fmt.Sprintf("sk %s %d", u.UserID, u.StreamID), json.RawMessage(content))
+	}
+	if u.DeviceID == "" {
+		return nil
+	}
 	content, err := deviceListEDU(u)
 	if err != nil {
 		return err
@@ -290,10 +304,24 @@ func (c *Component) receiveSigningKeyUpdate(ctx context.Context, origin string, 
 		c.log.WithField(fieldOrigin, origin).Info("dropping a signing-key EDU for a user of another server")
 		return nil
 	}
-	if c.e2ee == nil {
+	master, selfSigning := keyOfUser(u.UserID, u.MasterKey), keyOfUser(u.UserID, u.SelfSigningKey)
+	if c.e2ee == nil || (master == nil && selfSigning == nil) {
 		return nil
 	}
-	return c.e2ee.ReceiveSigningKeyUpdate(ctx, u.UserID, u.MasterKey, u.SelfSigningKey)
+	return c.e2ee.ReceiveSigningKeyUpdate(ctx, u.UserID, master, selfSigning)
+}
+
+// keyOfUser returns key when it is a cross-signing key of userID (its
+// user_id says so), nil otherwise: a key another user's EDU carries is
+// not kept as theirs.
+func keyOfUser(userID string, key json.RawMessage) json.RawMessage {
+	var k struct {
+		UserID string `json:"user_id"`
+	}
+	if len(key) == 0 || json.Unmarshal(key, &k) != nil || k.UserID != userID {
+		return nil
+	}
+	return key
 }
 
 // QueryDevices implements hsapi.RemoteKeys.

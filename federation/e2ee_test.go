@@ -35,3 +35,24 @@ func TestDeviceListEDU(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyOfUser: a signing-key EDU's keys are kept only as the keys of the
+// user they name.
+func TestKeyOfUser(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  string
+		kept bool
+	}{
+		{"the user's", `{"user_id":"@a:hs","usage":["master"],"keys":{}}`, true},
+		{"another user's", `{"user_id":"@b:hs","usage":["master"],"keys":{}}`, false},
+		{"no user", `{"usage":["master"],"keys":{}}`, false},
+		{"not an object", `"key"`, false},
+		{"absent", ``, false},
+	} {
+		got := keyOfUser("@a:hs", json.RawMessage(tc.key))
+		if (got != nil) != tc.kept {
+			t.Errorf("%s: kept %v, want %v", tc.name, got != nil, tc.kept)
+		}
+	}
+}

@@ -69,6 +69,16 @@ func (n federatedKeysNotifier) update(ctx context.Context, userID string) (api.D
 	if c.Deleted || c.DeviceID == "" {
 		return u, nil
 	}
+	// A change of the cross-signing keys is named after one of them
+	// (storage.SetCrossSigningKeys): other servers get the keys.
+	cs, err := keys.SignedCrossSigningKeys(ctx, n.store, userID)
+	if err != nil {
+		return api.DeviceListUpdate{}, err
+	}
+	if cs.Names(c.DeviceID) {
+		u.MasterKey, u.SelfSigningKey = cs.Master, cs.SelfSigning
+		return u, nil
+	}
 	// With the signatures uploaded since (a device verified by the
 	// user's self-signing key): a server keeping a copy of the list
 	// keeps the keys as sent.

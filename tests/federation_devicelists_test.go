@@ -13,7 +13,9 @@ import (
 // EDU that follows the copy (its prev_id is the copy's stream id) is
 // applied in place; one after a gap marks the copy stale: B then asks A
 // live (and fails while A is out of reach) and, once A answers again,
-// fetches the whole list, which replaces the copy.
+// fetches the whole list, which replaces the copy. A's EDUs keep the
+// copy current: a new device (m.device_list_update), new cross-signing
+// keys (m.signing_key_update).
 func TestFederationDeviceListCopy(t *testing.T) {
 	links, cutLinks := cuttableLinks(t)
 	federationEnginesWith(t, []string{fedA, fedB}, cutLinks, func(t *testing.T, f *Federation) {
@@ -101,6 +103,24 @@ func TestFederationDeviceListCopy(t *testing.T) {
 		if d, failed := queryAlice(); failed || len(d) != 2 {
 			t.Fatalf("alice's new device, with A out of reach: %v (A failed: %v)", d, failed)
 		}
+
+		// Alice's new cross-signing keys reach B as an m.signing_key_update
+		// (as Synapse sends them), which B applies to its copy: B has
+		// them without asking A.
+		cs := newCrossSigning(t)
+		a.Do("POST", signingUploadPath, alice.AccessToken, cs.body(t, aliceID)).Expect(t, 200, "")
+		waitUntil(t, "bob's server hears of alice's cross-signing keys, A out of reach", func() bool {
+			r := b.Do("POST", "/_matrix/client/v3/keys/query", bob.AccessToken, map[string]any{"device_keys": map[string]any{aliceID: []string{}}})
+			failures, _ := r.Body["failures"].(map[string]any)
+			if r.Status != 200 || failures[fedA] != nil {
+				t.Fatalf("keys/query with A out of reach: %d %s", r.Status, r.Raw)
+			}
+			master, _ := r.Body["master_keys"].(map[string]any)[aliceID].(map[string]any)
+			self, _ := r.Body["self_signing_keys"].(map[string]any)[aliceID].(map[string]any)
+			return master != nil && self != nil &&
+				master["keys"].(map[string]any)[cs.master.keyID()] == cs.master.pub &&
+				self["keys"].(map[string]any)[cs.self.keyID()] == cs.self.pub
+		})
 		restore()
 	})
 }

@@ -187,6 +187,16 @@ type DeviceListUpdate struct {
 	// device as it is now; empty when deleted or without keys.
 	DisplayName string
 	Keys        json.RawMessage
+	// MasterKey and SelfSigningKey are set, as they are now, when the
+	// change was of the user's cross-signing keys (DeviceID then names
+	// one of them): other servers hear of it as an m.signing_key_update.
+	MasterKey, SelfSigningKey json.RawMessage
+}
+
+// CrossSigning reports whether u is a change of the user's cross-signing
+// keys rather than of a device.
+func (u DeviceListUpdate) CrossSigning() bool {
+	return len(u.MasterKey) > 0 || len(u.SelfSigningKey) > 0
 }
 
 // DeviceListSender tells the servers that share a room with a local user

@@ -159,3 +159,46 @@ func SignedDeviceKeys(ctx context.Context, store *storage.Store, userID, deviceI
 	}
 	return nil, nil, nil
 }
+
+// PublicCrossSigningKeys are a local user's master and self-signing keys
+// as other servers keep them (the m.signing_key_update EDU), with their
+// public keys, which name their changes in the device-list stream.
+type PublicCrossSigningKeys struct {
+	Master, SelfSigning       json.RawMessage
+	MasterPub, SelfSigningPub string
+}
+
+// Names reports whether deviceID, a device id of the device-list stream,
+// names one of these keys: the change was of the user's cross-signing
+// keys, not of a device.
+func (k PublicCrossSigningKeys) Names(deviceID string) bool {
+	return deviceID != "" && (deviceID == k.MasterPub || deviceID == k.SelfSigningPub)
+}
+
+// SignedCrossSigningKeys returns a local user's master key (with the
+// owner's signatures on it) and self-signing key as other servers are
+// to keep them; empty fields when the user has none.
+func SignedCrossSigningKeys(ctx context.Context, store *storage.Store, userID string) (PublicCrossSigningKeys, error) {
+	all, err := store.KeysOfUsers(ctx, []string{userID})
+	if err != nil {
+		return PublicCrossSigningKeys{}, err
+	}
+	var sigs []storage.Signature
+	for _, s := range all.Signatures {
+		if s.TargetUserID == userID {
+			sigs = append(sigs, s)
+		}
+	}
+	cs := all.CrossSigning[userID]
+	var out PublicCrossSigningKeys
+	if out.Master, out.MasterPub, err = masterKeyFor(userID, userID, cs, sigs); err != nil {
+		return PublicCrossSigningKeys{}, err
+	}
+	if ssk, ok := cs[storage.KeyTypeSelfSigning]; ok {
+		out.SelfSigning = json.RawMessage(ssk)
+		if out.SelfSigningPub, err = crossSigningPublicKey(out.SelfSigning); err != nil {
+			return PublicCrossSigningKeys{}, fmt.Errorf("stored self-signing key of %s: %w", userID, err)
+		}
+	}
+	return out, nil
+}

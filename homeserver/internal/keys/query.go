@@ -126,19 +126,18 @@ func (h *Handlers) addUserKeys(requester, userID string, wanted []string, names 
 		out[d.DeviceID] = obj
 	}
 	cs := all.CrossSigning[userID]
-	if master, ok := cs[storage.KeyTypeMaster]; ok {
-		pub, err := crossSigningPublicKey(json.RawMessage(master))
-		if err != nil {
-			return fmt.Errorf("stored master key of %s: %w", userID, err)
-		}
-		// Signatures on a master key are shown only to the user who made
-		// them: the owner sees its devices' signatures, another user its
-		// own user-signing key's (Synapse's rule).
-		obj, err := mergeSignatures(json.RawMessage(master), groupSignatures(sigs, requester)[pub])
-		if err != nil {
-			return err
-		}
-		resp.MasterKeys[userID] = obj
+	// Other servers (no requester) see the owner's signatures on the
+	// master key, not who among this server's users verified whom.
+	viewer := requester
+	if viewer == "" {
+		viewer = userID
+	}
+	master, _, err := masterKeyFor(userID, viewer, cs, sigs)
+	if err != nil {
+		return err
+	}
+	if master != nil {
+		resp.MasterKeys[userID] = master
 	}
 	if ssk, ok := cs[storage.KeyTypeSelfSigning]; ok {
 		resp.SelfSigningKeys[userID] = json.RawMessage(ssk)
@@ -149,6 +148,27 @@ func (h *Handlers) addUserKeys(requester, userID string, wanted []string, names 
 		resp.UserSigningKeys[userID] = json.RawMessage(usk)
 	}
 	return nil
+}
+
+// masterKeyFor returns userID's master key (from cs, the user's stored
+// cross-signing keys) as viewer sees it, with its public key; nil when
+// the user has none. Signatures on a master key are shown only to the
+// user who made them: the owner sees its devices' signatures, another
+// user its own user-signing key's (Synapse's rule).
+func masterKeyFor(userID, viewer string, cs map[string]string, sigs []storage.Signature) (json.RawMessage, string, error) {
+	master, ok := cs[storage.KeyTypeMaster]
+	if !ok {
+		return nil, "", nil
+	}
+	pub, err := crossSigningPublicKey(json.RawMessage(master))
+	if err != nil {
+		return nil, "", fmt.Errorf("stored master key of %s: %w", userID, err)
+	}
+	obj, err := mergeSignatures(json.RawMessage(master), groupSignatures(sigs, viewer)[pub])
+	if err != nil {
+		return nil, "", err
+	}
+	return obj, pub, nil
 }
 
 // groupSignatures groups sigs by target key id, then signer and key id;
