@@ -1,12 +1,19 @@
 package federation
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/matrix-org/gomatrix"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	rsapi "github.com/matrix-gouv/homeserver/roomserver/api"
 )
@@ -35,6 +42,30 @@ func (c *Component) QueryDirectory(r *http.Request) (any, error) {
 	}
 	servers = slices.DeleteFunc(servers, func(s string) bool { return s == string(c.serverName) })
 	return map[string]any{"room_id": a.RoomID, "servers": append([]string{string(c.serverName)}, servers...)}, nil
+}
+
+// QueryRoomAlias implements fedapi.RemoteDirectory: GET
+// /_matrix/federation/v1/query/directory on the alias's server.
+func (c *Component) QueryRoomAlias(ctx context.Context, alias string) (fedapi.RoomAlias, error) {
+	local, server, _ := strings.Cut(alias, ":")
+	if !strings.HasPrefix(local, "#") || server == "" || server == string(c.serverName) || !c.cfg.ServerAllowed(server) {
+		return fedapi.RoomAlias{}, fmt.Errorf("alias %s: %w", alias, fedapi.ErrNoServer)
+	}
+	var res fedapi.RoomAlias
+	err := c.request(ctx, "GET", server, "/_matrix/federation/v1/query/directory?"+url.Values{"room_alias": {alias}}.Encode(), nil, &res)
+	var herr gomatrix.HTTPError
+	switch {
+	case errors.As(err, &herr) && herr.Code == http.StatusNotFound:
+		return fedapi.RoomAlias{}, fmt.Errorf("alias %s: %w", alias, fedapi.ErrNotFound)
+	case err != nil:
+		return fedapi.RoomAlias{}, fmt.Errorf("query alias %s: %w", alias, refusal(spec.ServerName(server), err))
+	case !strings.HasPrefix(res.RoomID, "!"):
+		return fedapi.RoomAlias{}, fmt.Errorf("query alias %s on %s: the answer names no room", alias, server)
+	}
+	// The alias's server knows the room: it is asked first.
+	res.Servers = slices.DeleteFunc(res.Servers, func(s string) bool { return s == "" || s == server })
+	res.Servers = append([]string{server}, res.Servers...)
+	return res, nil
 }
 
 // publicRoomsResponse is the answer of /publicRooms.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -233,5 +234,22 @@ func TestRequireSignature(t *testing.T) {
 	}
 	if called {
 		t.Error("the handler ran for a refused request")
+	}
+}
+
+// TestAskable: a request about a room goes to each allowed server once,
+// in the order given, never to this server.
+func TestAskable(t *testing.T) {
+	c := &Component{serverName: "here", cfg: &config.Federation{AllowedServers: []string{"a", "b", "c"}, DeniedServers: []string{"c"}}}
+	for _, tc := range []struct {
+		in, want []string
+	}{
+		{nil, []string{}},
+		{[]string{"b", "a", "b"}, []string{"b", "a"}},
+		{[]string{"here", "a", "off-list", "c", "a"}, []string{"a"}},
+	} {
+		if got := c.askable(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("askable(%v) = %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }

@@ -140,10 +140,7 @@ func (c *Component) RemoteHierarchy(ctx context.Context, roomID string, servers 
 	if suggestedOnly {
 		path += "?suggested_only=true"
 	}
-	for _, server := range servers {
-		if server == string(c.serverName) || !c.cfg.ServerAllowed(server) {
-			continue
-		}
+	for _, server := range c.askable(servers) {
 		var h fedapi.Hierarchy
 		if err := c.request(ctx, "GET", server, path, nil, &h); err != nil {
 			c.log.WithError(err).WithFields(map[string]any{fieldRoomID: roomID, fieldServer: server}).Debug("remote hierarchy failed")

@@ -172,10 +172,7 @@ var _ fedapi.RemoteInviter = (*Component)(nil)
 // then the leave kept as the user's membership.
 func (c *Component) LeaveRemote(ctx context.Context, roomID, userID string, servers []string) error {
 	lastErr := fedapi.ErrNoServer
-	for _, server := range servers {
-		if server == string(c.serverName) || !c.cfg.ServerAllowed(server) {
-			continue
-		}
+	for _, server := range c.askable(servers) {
 		if err := c.leaveVia(ctx, roomID, userID, spec.ServerName(server)); err != nil {
 			c.log.WithError(err).WithFields(map[string]any{fieldRoomID: roomID, fieldServer: server}).Info("remote leave failed")
 			lastErr = err

@@ -220,10 +220,7 @@ func (c *Component) JoinRemote(ctx context.Context, roomID, userID string, serve
 		return fmt.Errorf("join as %s: %w", userID, err)
 	}
 	lastErr := fedapi.ErrNoServer
-	for _, server := range servers {
-		if server == string(c.serverName) || !c.cfg.ServerAllowed(server) {
-			continue
-		}
+	for _, server := range c.askable(servers) {
 		if err := c.joinVia(ctx, rid, uid, spec.ServerName(server), content); err != nil {
 			c.log.WithError(err).WithFields(map[string]any{fieldRoomID: roomID, fieldServer: server}).Info("remote join failed")
 			if errors.Is(err, fedapi.ErrServerNotAllowed) {
@@ -337,3 +334,16 @@ func remoteMessage(herr gomatrix.HTTPError) string {
 }
 
 var _ fedapi.RemoteJoiner = (*Component)(nil)
+
+// askable returns the servers a request about a room can be made of, in
+// order and each once: those of servers that are not this one and that
+// the federation policy allows.
+func (c *Component) askable(servers []string) []string {
+	out := make([]string, 0, len(servers))
+	for _, s := range servers {
+		if s != string(c.serverName) && c.cfg.ServerAllowed(s) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -60,10 +60,7 @@ type makeKnockResponse struct {
 // KnockRemote implements fedapi.RemoteKnocker.
 func (c *Component) KnockRemote(ctx context.Context, roomID, userID string, servers []string, content map[string]any) error {
 	lastErr := fedapi.ErrNoServer
-	for _, server := range servers {
-		if server == string(c.serverName) || !c.cfg.ServerAllowed(server) {
-			continue
-		}
+	for _, server := range c.askable(servers) {
 		if err := c.knockVia(ctx, roomID, userID, spec.ServerName(server), content); err != nil {
 			c.log.WithError(err).WithFields(map[string]any{fieldRoomID: roomID, fieldServer: server}).Info("remote knock failed")
 			lastErr = err

@@ -202,9 +202,12 @@ func New(deps Deps) (*Component, error) {
 		c.bridges = bridges.New(deps.Bridges, deps.Config.MaxRequestBytes)
 	}
 	if deps.Directory != nil {
-		dd := directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory, AppServices: deps.AppServices}
+		dd := directory.Deps{Global: deps.Global, Config: deps.Config, Rooms: deps.Directory, AppServices: deps.AppServices, Log: deps.Log}
 		if deps.Bridges != nil {
 			dd.Bridges = deps.Bridges
+		}
+		if deps.RemoteRooms != nil {
+			dd.Remote = deps.RemoteRooms
 		}
 		c.directory = directory.New(dd)
 	}

@@ -599,8 +599,9 @@ func TestFederationHistoryVisibility(t *testing.T) {
 	}
 }
 
-// TestFederationDirectory: another server resolves our aliases, reads our
-// public room list, and finds events by time.
+// TestFederationDirectory: another server resolves our aliases (for its
+// clients too, who join by them), reads our public room list, and finds
+// events by time.
 func TestFederationDirectory(t *testing.T) {
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
 	a, b := f.Servers[fedA], f.Servers[fedB]
@@ -632,8 +633,19 @@ func TestFederationDirectory(t *testing.T) {
 	if status, _ := f.asServer(t, fedA, fedB, "GET", path, nil); status != 403 {
 		t.Errorf("timestamp_to_event before joining: %d", status)
 	}
-	if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
-		t.Fatal(err)
+	// Bob's client resolves the alias through B, which asks A; an alias A
+	// does not know is not found, one of a server B does not federate
+	// with is refused.
+	r := b.Do("GET", "/_matrix/client/v3/directory/room/"+url.PathEscape("#gov:"+fedA), bob.AccessToken, nil).Expect(t, 200, "")
+	if r.Body["room_id"] != room.String() || !reflect.DeepEqual(r.Body["servers"], []any{fedA}) {
+		t.Errorf("bob resolves #gov:%s: %s", fedA, r.Raw)
+	}
+	b.Do("GET", "/_matrix/client/v3/directory/room/"+url.PathEscape("#nope:"+fedA), bob.AccessToken, nil).Expect(t, 404, "M_NOT_FOUND")
+	b.Do("GET", "/_matrix/client/v3/directory/room/"+url.PathEscape("#gov:"+fedC), bob.AccessToken, nil).Expect(t, 403, "M_FORBIDDEN")
+	b.Do("POST", "/_matrix/client/v3/join/"+url.PathEscape("#nope:"+fedA), bob.AccessToken, map[string]any{}).Expect(t, 404, "M_NOT_FOUND")
+	// Bob joins by the alias alone: A is the server to join through.
+	if resp, err := bob.JoinRoom(ctx(), "#gov:"+fedA, nil); err != nil || resp.RoomID != room {
+		t.Fatalf("bob joins by alias: %v %v", resp, err)
 	}
 	if status, body := f.asServer(t, fedA, fedB, "GET", path, nil); status != 200 || body["event_id"] != msg.String() {
 		t.Errorf("timestamp_to_event: %d %v, want %s", status, body, msg)

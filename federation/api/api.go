@@ -82,8 +82,24 @@ type RemoteHistory interface {
 	BackfillRoom(ctx context.Context, roomID string, limit int) (int, error)
 }
 
+// RemoteDirectory resolves the room aliases of other servers.
+type RemoteDirectory interface {
+	// QueryRoomAlias asks the alias's server which room the alias points
+	// to, and through which servers it can be joined (federation
+	// /query/directory). ErrNotFound when that server does not know the
+	// alias, ErrNoServer when this one does not federate with it.
+	QueryRoomAlias(ctx context.Context, alias string) (RoomAlias, error)
+}
+
+// RoomAlias is what another server answers about one of its aliases.
+type RoomAlias struct {
+	RoomID  string   `json:"room_id"`
+	Servers []string `json:"servers"`
+}
+
 // RemoteRooms is what the client API asks of the federation component.
 type RemoteRooms interface {
+	RemoteDirectory
 	RemoteJoiner
 	RemoteInviter
 	RemoteLeaver
@@ -98,6 +114,9 @@ var (
 	// ErrNoServer: none of the servers given could be asked (none
 	// allowed by the federation policy, or only this one).
 	ErrNoServer = errors.New("no server to join through")
+	// ErrNotFound: the remote server does not know what it was asked
+	// about (its answer was 404).
+	ErrNotFound = errors.New("not found on the remote server")
 	// ErrRefused: the remote server refused (its answer's status was
 	// 4xx); the error's message says why.
 	ErrRefused = errors.New("refused by the remote server")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
@@ -114,14 +115,14 @@ func (h *Handlers) checkAliasNotReserved(ctx context.Context, alias string) erro
 }
 
 // GetAlias is GET /directory/room/{roomAlias}, open to anyone: the room an
-// alias points to and the servers to join it through. Aliases of other
-// servers need federation, which is not there yet: they are not found.
+// alias points to and the servers to join it through; another server's
+// alias is asked of that server.
 func (h *Handlers) GetAlias(r *http.Request) (any, error) {
-	roomID, err := h.RoomIDOf(r.Context(), httputil.PathParam(r, "roomAlias"))
+	roomID, servers, err := h.ResolveRoomAlias(r.Context(), httputil.PathParam(r, "roomAlias"))
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"room_id": roomID, "servers": []spec.ServerName{h.serverName}}, nil
+	return map[string]any{"room_id": roomID, "servers": servers}, nil
 }
 
 // DeleteAlias is DELETE /directory/room/{roomAlias}: allowed to the
@@ -268,17 +269,57 @@ func canonicalAliases(content json.RawMessage) ([]string, error) {
 	return out, nil
 }
 
-// RoomIDOf resolves a room alias for other endpoints (POST /join/{alias}):
-// the room id, 400 M_INVALID_PARAM for an invalid alias, 404 M_NOT_FOUND
-// for an unknown one (and, until federation, for any other server's).
+// RoomIDOf resolves a room alias for the endpoints that only need the
+// room (the summary of a space): ResolveRoomAlias's room id.
 func (h *Handlers) RoomIDOf(ctx context.Context, alias string) (string, error) {
+	roomID, _, err := h.ResolveRoomAlias(ctx, alias)
+	return roomID, err
+}
+
+// ResolveRoomAlias resolves a room alias for the endpoints that take one
+// (GET /directory/room, POST /join/{alias}): the room id and the servers
+// to join it through. 400 M_INVALID_PARAM for an invalid alias, 404
+// M_NOT_FOUND for an unknown one; another server's is asked of that
+// server (403 when this one does not federate with it, 502 when it does
+// not answer).
+func (h *Handlers) ResolveRoomAlias(ctx context.Context, alias string) (string, []string, error) {
 	server, err := parseAlias(alias)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if server != h.serverName {
-		return "", aliasNotFound(alias)
+		return h.remoteAlias(ctx, alias)
 	}
+	roomID, err := h.resolveLocalAlias(ctx, alias)
+	if err != nil {
+		return "", nil, err
+	}
+	return roomID, []string{string(h.serverName)}, nil
+}
+
+// remoteAlias asks another server about one of its aliases.
+func (h *Handlers) remoteAlias(ctx context.Context, alias string) (string, []string, error) {
+	if h.remote == nil {
+		return "", nil, aliasNotFound(alias)
+	}
+	a, err := h.remote.QueryRoomAlias(ctx, alias)
+	switch {
+	case errors.Is(err, fedapi.ErrNotFound):
+		return "", nil, aliasNotFound(alias)
+	case errors.Is(err, fedapi.ErrNoServer):
+		return "", nil, httputil.Forbidden("this server does not federate with the server of %s", alias)
+	case errors.Is(err, fedapi.ErrRefused):
+		return "", nil, httputil.Forbidden("%v", err)
+	case err != nil:
+		h.log.WithError(err).Info("resolve a room alias over federation")
+		return "", nil, httputil.Errorf(httputil.CodeUnknown, "the server of %s did not answer", alias).WithStatus(http.StatusBadGateway)
+	}
+	return a.RoomID, a.Servers, nil
+}
+
+// resolveLocalAlias resolves one of this server's aliases, asking the
+// bridges about one in their namespaces that it does not know.
+func (h *Handlers) resolveLocalAlias(ctx context.Context, alias string) (string, error) {
 	a, err := h.rooms.ResolveAlias(ctx, alias)
 	if errors.Is(err, api.ErrNotFound) && h.bridges != nil {
 		// An alias in a bridge's namespace may exist once the bridge

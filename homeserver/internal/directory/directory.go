@@ -18,8 +18,10 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/sirupsen/logrus"
 
 	"github.com/matrix-gouv/homeserver/config"
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
 )
 
@@ -47,6 +49,10 @@ type Deps struct {
 	AppServices *config.AppServices
 	// Bridges are asked about unknown aliases. Nil: nobody is.
 	Bridges AliasQuerier
+	// Remote resolves other servers' aliases. Nil (no federation): they
+	// are not found.
+	Remote fedapi.RemoteDirectory
+	Log    *logrus.Entry
 }
 
 // Handlers serves the directory endpoints.
@@ -56,12 +62,14 @@ type Handlers struct {
 	rooms       Roomserver
 	appServices *config.AppServices
 	bridges     AliasQuerier
+	remote      fedapi.RemoteDirectory
+	log         *logrus.Entry
 }
 
 // New returns the directory handlers.
 func New(d Deps) *Handlers {
 	return &Handlers{serverName: spec.ServerName(d.Global.ServerName), cfg: d.Config, rooms: d.Rooms,
-		appServices: d.AppServices, bridges: d.Bridges}
+		appServices: d.AppServices, bridges: d.Bridges, remote: d.Remote, log: d.Log}
 }
 
 // Event types and values the package reads.

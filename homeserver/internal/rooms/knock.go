@@ -29,7 +29,7 @@ import (
 func (h *Handlers) Knock(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
-	roomID, err := h.roomIDOrAlias(ctx, httputil.PathParam(r, "roomIDOrAlias"))
+	roomID, aliasServers, err := h.roomIDOrAlias(ctx, httputil.PathParam(r, "roomIDOrAlias"))
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +37,7 @@ func (h *Handlers) Knock(r *http.Request) (any, error) {
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
 	}
-	if knocked, err := h.knockRemote(r, roomID, dev.UserID, req.Reason); knocked || err != nil {
+	if knocked, err := h.knockRemote(r, roomID, dev.UserID, req.Reason, aliasServers); knocked || err != nil {
 		if err != nil {
 			return nil, err
 		}
@@ -53,9 +53,10 @@ func (h *Handlers) Knock(r *http.Request) (any, error) {
 }
 
 // knockRemote knocks on roomID over federation when this server is not
-// in the room and can federate; knocked is false when the knock is a
-// local one.
-func (h *Handlers) knockRemote(r *http.Request, roomID, userID, reason string) (knocked bool, err error) {
+// in the room and can federate, through the request's servers and then
+// more (those of the alias it was named by); knocked is false when the
+// knock is a local one.
+func (h *Handlers) knockRemote(r *http.Request, roomID, userID, reason string, more []string) (knocked bool, err error) {
 	if h.remote == nil {
 		return false, nil
 	}
@@ -63,7 +64,7 @@ func (h *Handlers) knockRemote(r *http.Request, roomID, userID, reason string) (
 	if in, err := h.inRoom(ctx, roomID); in || err != nil {
 		return false, err
 	}
-	servers := viaServers(r, roomID)
+	servers := append(viaServers(r, roomID), more...)
 	if len(servers) == 0 {
 		return false, httputil.NotFound("unknown room, and no server to knock through")
 	}
@@ -118,17 +119,18 @@ func (h *Handlers) checkRoomServers(ctx context.Context, roomID string) error {
 }
 
 // roomIDOrAlias resolves the {roomIdOrAlias} of /join and /knock: a room
-// id as it is, an alias of this server through the directory (404 when
-// unknown), anything else 400 M_INVALID_PARAM.
-func (h *Handlers) roomIDOrAlias(ctx context.Context, target string) (string, error) {
+// id as it is, an alias through the directory (404 when unknown) with
+// the servers to reach the room through, anything else 400
+// M_INVALID_PARAM.
+func (h *Handlers) roomIDOrAlias(ctx context.Context, target string) (roomID string, servers []string, err error) {
 	switch {
 	case strings.HasPrefix(target, "#"):
 		if h.dir == nil {
-			return "", httputil.NotFound("unknown alias")
+			return "", nil, httputil.NotFound("unknown alias")
 		}
-		return h.dir.RoomIDOf(ctx, target)
+		return h.dir.ResolveRoomAlias(ctx, target)
 	case strings.HasPrefix(target, "!"):
-		return target, nil
+		return target, nil, nil
 	}
-	return "", httputil.InvalidParam("%q is neither a room id nor a room alias", target)
+	return "", nil, httputil.InvalidParam("%q is neither a room id nor a room alias", target)
 }

@@ -27,29 +27,31 @@ type membershipRequest struct {
 
 // Join is POST /rooms/{roomID}/join.
 func (h *Handlers) Join(r *http.Request) (any, error) {
-	return h.join(r, httputil.PathParam(r, "roomID"))
+	return h.join(r, httputil.PathParam(r, "roomID"), nil)
 }
 
 // JoinByIDOrAlias is POST /join/{roomIDOrAlias}: a room id, or an alias
-// of this server (roomIDOrAlias). A room this server is not in is joined
-// over federation through the servers of ?via= (or the older
-// ?server_name=) and the room id's own server, if it names one.
+// (of this server, or asked of its own). A room this server is not in
+// is joined over federation through the servers of ?via= (or the older
+// ?server_name=), the room id's own server, if it names one, and those
+// the alias's server gave.
 func (h *Handlers) JoinByIDOrAlias(r *http.Request) (any, error) {
-	roomID, err := h.roomIDOrAlias(r.Context(), httputil.PathParam(r, "roomIDOrAlias"))
+	roomID, servers, err := h.roomIDOrAlias(r.Context(), httputil.PathParam(r, "roomIDOrAlias"))
 	if err != nil {
 		return nil, err
 	}
-	return h.join(r, roomID)
+	return h.join(r, roomID, servers)
 }
 
-// join makes the requesting user join roomID.
-func (h *Handlers) join(r *http.Request, roomID string) (any, error) {
+// join makes the requesting user join roomID; a room this server is not
+// in is joined through the request's servers, then aliasServers.
+func (h *Handlers) join(r *http.Request, roomID string, aliasServers []string) (any, error) {
 	dev := auth.DeviceFrom(r.Context())
 	var req membershipRequest
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
 	}
-	if joined, err := h.joinRemote(r, roomID, dev.UserID, req.Reason); joined || err != nil {
+	if joined, err := h.joinRemote(r, roomID, dev.UserID, req.Reason, aliasServers); joined || err != nil {
 		if err != nil {
 			return nil, err
 		}
@@ -419,7 +421,7 @@ func (h *Handlers) askBridges(ctx context.Context, userID string) error {
 // joinRemote joins userID to roomID over federation when this server
 // does not know the room and can federate; joined is false when the
 // join is a local one.
-func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (joined bool, err error) {
+func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string, aliasServers []string) (joined bool, err error) {
 	if h.remote == nil {
 		return false, nil
 	}
@@ -430,7 +432,7 @@ func (h *Handlers) joinRemote(r *http.Request, roomID, userID, reason string) (j
 	if in, err := h.inRoom(ctx, roomID); in || err != nil {
 		return false, err
 	}
-	servers := viaServers(r, roomID)
+	servers := append(viaServers(r, roomID), aliasServers...)
 	more, err := h.remoteServers(ctx, roomID, userID)
 	if err != nil {
 		return false, err

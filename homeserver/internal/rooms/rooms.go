@@ -98,7 +98,7 @@ const syncWait = 2 * time.Second
 type DirectoryHooks interface {
 	NewRoomAlias(ctx context.Context, localpart string) (string, error)
 	PublishNewRoom(ctx context.Context, roomID, creator, alias string, public bool) error
-	RoomIDOf(ctx context.Context, alias string) (string, error)
+	ResolveRoomAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
 	CheckCanonicalAlias(ctx context.Context, roomID string, content json.RawMessage) error
 	MoveRoom(ctx context.Context, oldRoomID, newRoomID, userID string) error
 }
