@@ -109,3 +109,64 @@ func TestFederationBackfill(t *testing.T) {
 		}
 	})
 }
+
+// TestFederationRedactionBeforeItsEvent: alice (A) redacts a message sent
+// before bob's server (B) joined; B gets the redaction first, and the
+// message only when bob pages back. The message then reads as redacted,
+// with the redaction that did it (unsigned.redacted_because), as Element
+// needs to show "Message deleted".
+func TestFederationRedactionBeforeItsEvent(t *testing.T) {
+	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
+		a, b := f.Servers[fedA], f.Servers[fedB]
+		alice, bob := a.Register("alice"), b.Register("bob")
+		room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
+		secret := sendText(t, alice, room, "sent by mistake")
+		sendText(t, alice, room, "after")
+		if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+			t.Fatalf("bob joins over federation: %v", err)
+		}
+		bobSync, _ := newSyncer(t, bob, "")
+		red, err := alice.RedactEvent(ctx(), room, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bobSync.until("the redaction", func(r *mautrix.RespSync) bool {
+			for _, e := range r.Rooms.Join[room].Timeline.Events {
+				if e.ID == red.EventID {
+					return true
+				}
+			}
+			return false
+		})
+
+		var found *event.Event
+		from := ""
+		for pages := 0; found == nil; pages++ {
+			if pages > 20 {
+				t.Fatal("the redacted message is not in bob's history")
+			}
+			resp, err := bob.Messages(ctx(), room, from, "", mautrix.DirectionBackward, nil, 10)
+			if err != nil {
+				t.Fatalf("messages from %q: %v", from, err)
+			}
+			for _, e := range resp.Chunk {
+				if e.ID == secret {
+					found = e
+				}
+			}
+			if resp.End == "" {
+				break
+			}
+			from = resp.End
+		}
+		if found == nil {
+			t.Fatal("the redacted message is not in bob's history")
+		}
+		if len(found.Content.VeryRaw) > 2 && string(found.Content.VeryRaw) != "{}" {
+			t.Errorf("the redacted message has content: %s", found.Content.VeryRaw)
+		}
+		if found.Unsigned.RedactedBecause == nil || found.Unsigned.RedactedBecause.ID != red.EventID {
+			t.Errorf("the redacted message does not say which redaction did it: %+v", found.Unsigned)
+		}
+	})
+}

@@ -277,3 +277,48 @@ func (s *Store) PlaceOutlier(ctx context.Context, tx *sql.Tx, e Event) error {
 	}
 	return nil
 }
+
+// PendingRedaction is an accepted redaction of an event this server did
+// not have: it applies to the event when it comes.
+type PendingRedaction struct {
+	TargetID, RedactionID string
+	RoomNID               int64
+	Sender                string
+}
+
+// AddPendingRedaction keeps r until its target comes.
+func (s *Store) AddPendingRedaction(ctx context.Context, tx *sql.Tx, r PendingRedaction) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO roomserver_pending_redactions (target_id, redaction_id, room_nid, sender)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (target_id, redaction_id) DO NOTHING`, r.TargetID, r.RedactionID, r.RoomNID, r.Sender); err != nil {
+		return fmt.Errorf("keep the redaction of %s for later: %w", r.TargetID, err)
+	}
+	return nil
+}
+
+// TakePendingRedactions returns the redactions kept for targetID and
+// forgets them.
+func (s *Store) TakePendingRedactions(ctx context.Context, tx *sql.Tx, targetID string) ([]PendingRedaction, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT redaction_id, room_nid, sender FROM roomserver_pending_redactions WHERE target_id = $1`, targetID)
+	if err != nil {
+		return nil, fmt.Errorf("redactions kept for %s: %w", targetID, err)
+	}
+	defer rows.Close()
+	var out []PendingRedaction
+	for rows.Next() {
+		r := PendingRedaction{TargetID: targetID}
+		if err := rows.Scan(&r.RedactionID, &r.RoomNID, &r.Sender); err != nil {
+			return nil, fmt.Errorf("scan a redaction kept for %s: %w", targetID, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("redactions kept for %s: %w", targetID, err)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM roomserver_pending_redactions WHERE target_id = $1`, targetID); err != nil {
+		return nil, fmt.Errorf("forget the redactions kept for %s: %w", targetID, err)
+	}
+	return out, nil
+}

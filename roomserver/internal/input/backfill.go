@@ -160,6 +160,9 @@ func (in *Inputter) backfillOne(t *roomTxn, pdu gomatrixserverlib.PDU, given []s
 			return false, err
 		}
 	}
+	if err := t.redactedOnArrival(&row); err != nil {
+		return false, err
+	}
 	ev := &state.Event{Event: row, PDU: pdu}
 	if outlier != nil {
 		ev.PDU = outlier.PDU

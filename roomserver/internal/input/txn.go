@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -218,6 +219,9 @@ func (t *roomTxn) addEvent(pdu gomatrixserverlib.PDU, before storage.Snapshot, b
 	if row.NID, err = t.in.deps.Store.InsertEvent(t.ctx, t.tx, row); err != nil {
 		return nil, err
 	}
+	if err := t.redactedOnArrival(&row); err != nil {
+		return nil, err
+	}
 	after, afterState := before, beforeState
 	if row.IsState() && rejected == "" {
 		afterState = maps.Clone(beforeState)
@@ -396,38 +400,81 @@ func (t *roomTxn) redact(red *state.Event) error {
 		return err
 	}
 	target, ok := targets[targetID]
-	if !ok || target.RoomNID != t.nid || target.RedactedBy != "" {
-		return nil // unknown yet (remote) or already redacted: nothing to do
+	if !ok {
+		// Not here yet (an event of the room's history before this
+		// server joined): the redaction applies when it comes.
+		return t.in.deps.Store.AddPendingRedaction(t.ctx, t.tx, storage.PendingRedaction{
+			TargetID: targetID, RedactionID: red.EventID, RoomNID: t.nid, Sender: string(red.PDU.SenderID())})
 	}
-	if target.PDU.SenderID() != red.PDU.SenderID() {
-		provider, err := t.in.authProvider(t.ctx, t, t.state, []gomatrixserverlib.StateKeyTuple{
-			{EventType: spec.MRoomPowerLevels}, {EventType: spec.MRoomCreate},
-		})
-		if err != nil {
-			return err
-		}
-		pl, err := provider.PowerLevels()
-		if err != nil {
-			return err
-		}
-		create, _ := provider.Create()
-		levels := &gomatrixserverlib.PowerLevelContent{}
-		if pl != nil {
-			if levels, err = pl.PowerLevels(); err != nil {
-				return nil // unreadable power levels grant nothing
-			}
-		} else {
-			levels.Defaults()
-		}
-		if levels.UserLevel(red.PDU.SenderID()) < levels.Redact && !isCreator(create, red.PDU.SenderID(), t.version) {
-			return nil
-		}
+	if target.RoomNID != t.nid || target.RedactedBy != "" {
+		return nil // another room's, or already redacted: nothing to do
+	}
+	if ok, err := t.mayRedact(string(red.PDU.SenderID()), string(target.PDU.SenderID())); !ok || err != nil {
+		return err
 	}
 	if err := t.in.deps.Store.SetRedactedBy(t.ctx, t.tx, target.NID, red.EventID); err != nil {
 		return err
 	}
 	t.in.deps.Events.Forget(target.NID)
 	t.changed = append(t.changed, target.NID)
+	return nil
+}
+
+// mayRedact reports whether a redaction by sender applies to an event
+// of targetSender in the room as it is now: its own event, or sender has
+// the power to redact others'.
+func (t *roomTxn) mayRedact(sender, targetSender string) (bool, error) {
+	if sender == targetSender {
+		return true, nil
+	}
+	provider, err := t.in.authProvider(t.ctx, t, t.state, []gomatrixserverlib.StateKeyTuple{
+		{EventType: spec.MRoomPowerLevels}, {EventType: spec.MRoomCreate},
+	})
+	if err != nil {
+		return false, err
+	}
+	pl, err := provider.PowerLevels()
+	if err != nil {
+		return false, err
+	}
+	create, _ := provider.Create()
+	levels := &gomatrixserverlib.PowerLevelContent{}
+	if pl != nil {
+		if levels, err = pl.PowerLevels(); err != nil {
+			return false, nil // unreadable power levels grant nothing
+		}
+	} else {
+		levels.Defaults()
+	}
+	id := spec.SenderID(sender)
+	return levels.UserLevel(id) >= levels.Redact || isCreator(create, id, t.version), nil
+}
+
+// redactedOnArrival applies to row, an event just stored, the redaction
+// that came before it, if one did and may apply: row.RedactedBy is set,
+// so that the event is cached, output and served redacted. Only other
+// servers' events are looked for: a local event is new to everyone.
+func (t *roomTxn) redactedOnArrival(row *storage.Event) error {
+	if row.RedactedBy != "" || row.Rejected != "" || strings.HasSuffix(row.Sender, ":"+string(t.in.deps.ServerName)) {
+		return nil
+	}
+	pending, err := t.in.deps.Store.TakePendingRedactions(t.ctx, t.tx, row.EventID)
+	if err != nil {
+		return err
+	}
+	for _, r := range pending {
+		if r.RoomNID != row.RoomNID {
+			continue
+		}
+		ok, err := t.mayRedact(r.Sender, row.Sender)
+		if err != nil {
+			return err
+		}
+		if ok {
+			row.RedactedBy = r.RedactionID
+			return t.in.deps.Store.SetRedactedBy(t.ctx, t.tx, row.NID, r.RedactionID)
+		}
+	}
 	return nil
 }
 
