@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"net/url"
 	"slices"
 	"testing"
 
@@ -167,6 +168,56 @@ func TestFederationRedactionBeforeItsEvent(t *testing.T) {
 		}
 		if found.Unsigned.RedactedBecause == nil || found.Unsigned.RedactedBecause.ID != red.EventID {
 			t.Errorf("the redacted message does not say which redaction did it: %+v", found.Unsigned)
+		}
+	})
+}
+
+// TestFederationBackfilledThread: a thread started before bob's server
+// (B) joined gets a reply after; once bob pages back, B has the old
+// replies too (backfilled), and they sort as old: /relations gives the
+// new reply first and pages through the old ones (negative positions),
+// and the thread's latest reply is the new one.
+func TestFederationBackfilledThread(t *testing.T) {
+	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
+		a, b := f.Servers[fedA], f.Servers[fedB]
+		alice, bob := a.Register("alice"), b.Register("bob")
+		room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
+		root := sendText(t, alice, room, "root")
+		old1 := relatedTo(t, alice, room, "m.thread", root, "old 1")
+		old2 := relatedTo(t, alice, room, "m.thread", root, "old 2")
+		if _, err := bob.JoinRoom(ctx(), room.String(), &mautrix.ReqJoinRoom{Via: []string{fedA}}); err != nil {
+			t.Fatalf("bob joins over federation: %v", err)
+		}
+		bobSync, _ := newSyncer(t, bob, "")
+		recent := relatedTo(t, alice, room, "m.thread", root, "new")
+		bobSync.until("the new reply", func(r *mautrix.RespSync) bool { return slices.Contains(timelineBodies(r, room), "new") })
+		allMessages(t, bob, room, mautrix.DirectionBackward, 10)
+
+		var got []id.EventID
+		from := ""
+		for pages := 0; pages < 10; pages++ {
+			path := v1RoomPath(room, "relations", string(root), "m.thread") + "?limit=1"
+			if from != "" {
+				path += "&from=" + url.QueryEscape(from)
+			}
+			r := b.Do("GET", path, bob.AccessToken, nil).Expect(t, 200, "")
+			for _, e := range r.Body["chunk"].([]any) {
+				got = append(got, id.EventID(e.(map[string]any)["event_id"].(string)))
+			}
+			next, _ := r.Body["next_batch"].(string)
+			if next == "" {
+				break
+			}
+			from = next
+		}
+		if want := []id.EventID{recent, old2, old1}; !slices.Equal(got, want) {
+			t.Errorf("the thread's replies, newest first: %v, want %v", got, want)
+		}
+		ev := b.Do("GET", roomPath(room, "event", string(root)), bob.AccessToken, nil).Expect(t, 200, "")
+		rels, _ := ev.Body["unsigned"].(map[string]any)["m.relations"].(map[string]any)
+		thread, _ := rels["m.thread"].(map[string]any)
+		if latest, _ := thread["latest_event"].(map[string]any); thread["count"] != float64(3) || latest["event_id"] != string(recent) {
+			t.Errorf("the thread's summary: %s", ev.Raw)
 		}
 	})
 }

@@ -501,7 +501,7 @@ func (t *roomTxn) indexRelation(ev *state.Event) error {
 		return nil
 	}
 	return t.in.deps.Store.InsertRelation(t.ctx, t.tx, t.nid, storage.Relation{
-		EventNID: ev.NID, RelatesTo: c.RelatesTo.EventID, RelType: c.RelatesTo.RelType,
+		EventNID: ev.NID, Pos: ev.Pos(), RelatesTo: c.RelatesTo.EventID, RelType: c.RelatesTo.RelType,
 		EventType: ev.PDU.Type(), Sender: string(ev.PDU.SenderID()),
 	})
 }
