@@ -100,13 +100,20 @@ func jsonNumber(v any) int64 {
 	return int64(f)
 }
 
-// messages pages through the whole timeline of room as c sees it, in
+// allMessages pages through the whole timeline of room as c sees it, in
 // direction dir, limit events per page, following end tokens until none
 // is given, and returns the message bodies in the order received and the
 // number of pages.
 func allMessages(t testing.TB, c *mautrix.Client, room id.RoomID, dir mautrix.Direction, limit int) ([]string, int) {
 	t.Helper()
-	var got []string
+	evs, pages := allEvents(t, c, room, dir, limit)
+	return bodies(evs), pages
+}
+
+// allEvents is allMessages with the events themselves.
+func allEvents(t testing.TB, c *mautrix.Client, room id.RoomID, dir mautrix.Direction, limit int) ([]*event.Event, int) {
+	t.Helper()
+	var got []*event.Event
 	from, pages := "", 0
 	for {
 		resp, err := c.Messages(ctx(), room, from, "", dir, nil, limit)
@@ -117,7 +124,7 @@ func allMessages(t testing.TB, c *mautrix.Client, room id.RoomID, dir mautrix.Di
 		if len(resp.Chunk) > limit {
 			t.Fatalf("messages: %d events for limit %d", len(resp.Chunk), limit)
 		}
-		got = append(got, bodies(resp.Chunk)...)
+		got = append(got, resp.Chunk...)
 		if resp.End == "" {
 			return got, pages
 		}
