@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -66,6 +67,68 @@ func (c *Component) QueryRoomAlias(ctx context.Context, alias string) (fedapi.Ro
 	res.Servers = slices.DeleteFunc(res.Servers, func(s string) bool { return s == "" || s == server })
 	res.Servers = append([]string{server}, res.Servers...)
 	return res, nil
+}
+
+// QueryPublicRooms implements fedapi.RemoteDirectory: GET
+// /_matrix/federation/v1/publicRooms on server, or POST with a search
+// term or room types. Entries that are not objects naming a room are
+// left out.
+func (c *Component) QueryPublicRooms(ctx context.Context, server string, q fedapi.PublicRoomsQuery) (fedapi.PublicRoomsPage, error) {
+	if server == "" || server == string(c.serverName) || !c.cfg.ServerAllowed(server) {
+		return fedapi.PublicRoomsPage{}, fmt.Errorf("public rooms of %s: %w", server, fedapi.ErrNoServer)
+	}
+	const path = "/_matrix/federation/v1/publicRooms"
+	var page fedapi.PublicRoomsPage
+	var err error
+	if q.SearchTerm == "" && q.RoomTypes == nil {
+		v := url.Values{}
+		if q.Limit > 0 {
+			v.Set("limit", strconv.Itoa(q.Limit))
+		}
+		if q.Since != "" {
+			v.Set("since", q.Since)
+		}
+		err = c.request(ctx, "GET", server, path+"?"+v.Encode(), nil, &page)
+	} else {
+		filter := map[string]any{}
+		if q.SearchTerm != "" {
+			filter["generic_search_term"] = q.SearchTerm
+		}
+		if q.RoomTypes != nil {
+			types := make([]*string, len(q.RoomTypes))
+			for i := range q.RoomTypes {
+				if q.RoomTypes[i] != "" {
+					types[i] = &q.RoomTypes[i]
+				}
+			}
+			filter["room_types"] = types
+		}
+		body := map[string]any{"filter": filter}
+		if q.Limit > 0 {
+			body["limit"] = q.Limit
+		}
+		if q.Since != "" {
+			body["since"] = q.Since
+		}
+		err = c.request(ctx, "POST", server, path, body, &page)
+	}
+	var herr gomatrix.HTTPError
+	if errors.As(err, &herr) && herr.Code == http.StatusNotFound {
+		return fedapi.PublicRoomsPage{}, fmt.Errorf("public rooms of %s: %w", server, fedapi.ErrNotFound)
+	}
+	if err != nil {
+		return fedapi.PublicRoomsPage{}, fmt.Errorf("public rooms of %s: %w", server, refusal(spec.ServerName(server), err))
+	}
+	page.Chunk = slices.DeleteFunc(page.Chunk, func(e json.RawMessage) bool {
+		var entry struct {
+			RoomID string `json:"room_id"`
+		}
+		return json.Unmarshal(e, &entry) != nil || !strings.HasPrefix(entry.RoomID, "!")
+	})
+	if page.Chunk == nil {
+		page.Chunk = []json.RawMessage{}
+	}
+	return page, nil
 }
 
 // publicRoomsResponse is the answer of /publicRooms.

@@ -643,6 +643,27 @@ func TestFederationDirectory(t *testing.T) {
 	b.Do("GET", "/_matrix/client/v3/directory/room/"+url.PathEscape("#nope:"+fedA), bob.AccessToken, nil).Expect(t, 404, "M_NOT_FOUND")
 	b.Do("GET", "/_matrix/client/v3/directory/room/"+url.PathEscape("#gov:"+fedC), bob.AccessToken, nil).Expect(t, 403, "M_FORBIDDEN")
 	b.Do("POST", "/_matrix/client/v3/join/"+url.PathEscape("#nope:"+fedA), bob.AccessToken, map[string]any{}).Expect(t, 404, "M_NOT_FOUND")
+	// Bob's client lists A's public rooms through B, with and without a
+	// search term; a server B does not federate with is refused.
+	for _, tc := range []struct {
+		method string
+		body   any
+		names  []any
+	}{
+		{"GET", nil, []any{"Gov"}},
+		{"POST", map[string]any{"filter": map[string]any{"generic_search_term": "gov"}}, []any{"Gov"}},
+		{"POST", map[string]any{"filter": map[string]any{"generic_search_term": "nothing like it"}}, nil},
+	} {
+		r := b.Do(tc.method, "/_matrix/client/v3/publicRooms?server="+fedA, bob.AccessToken, tc.body).Expect(t, 200, "")
+		var names []any
+		for _, e := range r.Body["chunk"].([]any) {
+			names = append(names, e.(map[string]any)["name"])
+		}
+		if !reflect.DeepEqual(names, tc.names) {
+			t.Errorf("%s publicRooms of %s %v: %s", tc.method, fedA, tc.body, r.Raw)
+		}
+	}
+	b.Do("GET", "/_matrix/client/v3/publicRooms?server="+fedC, bob.AccessToken, nil).Expect(t, 403, "M_FORBIDDEN")
 	// Bob joins by the alias alone: A is the server to join through.
 	if resp, err := bob.JoinRoom(ctx(), "#gov:"+fedA, nil); err != nil || resp.RoomID != room {
 		t.Fatalf("bob joins by alias: %v %v", resp, err)

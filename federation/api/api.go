@@ -89,6 +89,30 @@ type RemoteDirectory interface {
 	// /query/directory). ErrNotFound when that server does not know the
 	// alias, ErrNoServer when this one does not federate with it.
 	QueryRoomAlias(ctx context.Context, alias string) (RoomAlias, error)
+	// QueryPublicRooms asks server for a page of its public room list
+	// (federation /publicRooms). ErrNoServer when this server does not
+	// federate with it.
+	QueryPublicRooms(ctx context.Context, server string, q PublicRoomsQuery) (PublicRoomsPage, error)
+}
+
+// PublicRoomsQuery asks another server for a page of its public room
+// list.
+type PublicRoomsQuery struct {
+	Limit      int
+	Since      string
+	SearchTerm string
+	// RoomTypes filters by room type when not nil; "" stands for rooms
+	// without a type (null in the request).
+	RoomTypes []string
+}
+
+// PublicRoomsPage is another server's page of its public room list, its
+// entries as it gave them.
+type PublicRoomsPage struct {
+	Chunk     []json.RawMessage `json:"chunk"`
+	NextBatch string            `json:"next_batch,omitempty"`
+	PrevBatch string            `json:"prev_batch,omitempty"`
+	Total     int               `json:"total_room_count_estimate"`
 }
 
 // RoomAlias is what another server answers about one of its aliases.

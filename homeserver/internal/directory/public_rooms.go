@@ -1,11 +1,13 @@
 package directory
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 
+	fedapi "github.com/matrix-gouv/homeserver/federation/api"
 	"github.com/matrix-gouv/homeserver/homeserver/internal/auth"
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
@@ -73,11 +75,11 @@ func (h *Handlers) PublicRoomsFiltered(r *http.Request) (any, error) {
 	return h.publicRooms(r, q)
 }
 
-// publicRooms serves a /publicRooms query for this server; another
-// server's list would come over federation, which is not there yet.
+// publicRooms serves a /publicRooms query: for this server, or for the
+// server of ?server=, asked over federation.
 func (h *Handlers) publicRooms(r *http.Request, q api.PublicRoomsQuery) (any, error) {
 	if s := r.URL.Query().Get("server"); s != "" && s != string(h.serverName) {
-		return nil, httputil.NotFound("cannot list the rooms of server %s", s)
+		return h.remotePublicRooms(r.Context(), s, q)
 	}
 	page, err := h.rooms.PublicRooms(r.Context(), q)
 	if errors.Is(err, api.ErrBadPageToken) {
@@ -90,6 +92,28 @@ func (h *Handlers) publicRooms(r *http.Request, q api.PublicRoomsQuery) (any, er
 		page.Chunk = []api.PublicRoom{}
 	}
 	return publicRoomsResponse{Chunk: page.Chunk, NextBatch: page.NextBatch, PrevBatch: page.PrevBatch, Total: page.Total}, nil
+}
+
+// remotePublicRooms asks server for a page of its public room list,
+// served as it gave it: 403 when this server does not federate with it
+// (or it refuses), 404 when it has no list, 502 when it does not answer.
+func (h *Handlers) remotePublicRooms(ctx context.Context, server string, q api.PublicRoomsQuery) (any, error) {
+	if h.remote == nil {
+		return nil, httputil.NotFound("cannot list the rooms of server %s", server)
+	}
+	page, err := h.remote.QueryPublicRooms(ctx, server, fedapi.PublicRoomsQuery{Limit: q.Limit, Since: q.Since, SearchTerm: q.SearchTerm, RoomTypes: q.RoomTypes})
+	switch {
+	case errors.Is(err, fedapi.ErrNoServer):
+		return nil, httputil.Forbidden("this server does not federate with %s", server)
+	case errors.Is(err, fedapi.ErrRefused):
+		return nil, httputil.Forbidden("%v", err)
+	case errors.Is(err, fedapi.ErrNotFound):
+		return nil, httputil.NotFound("%s has no public room list", server)
+	case err != nil:
+		h.log.WithError(err).Info("list another server's public rooms")
+		return nil, httputil.Errorf(httputil.CodeUnknown, "%s did not answer", server).WithStatus(http.StatusBadGateway)
+	}
+	return page, nil
 }
 
 // GetVisibility is GET /directory/list/room/{roomId}, open to anyone:
