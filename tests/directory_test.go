@@ -255,10 +255,10 @@ func TestPublicRoomDirectory(t *testing.T) {
 			t.Fatalf("page back: %v, want %v", ids, want[:2])
 		}
 
-		// Refusals: POST needs a token; other servers' lists need
-		// federation; a made-up token is refused.
+		// Refusals: POST needs a token; the list of a server this one
+		// does not federate with is refused; a made-up token is refused.
 		s.Do("POST", "/_matrix/client/v3/publicRooms", "", map[string]any{}).Expect(t, 401, "M_MISSING_TOKEN")
-		s.Do("GET", "/_matrix/client/v3/publicRooms?server=other.example", "", nil).Expect(t, 404, "M_NOT_FOUND")
+		s.Do("GET", "/_matrix/client/v3/publicRooms?server=other.example", "", nil).Expect(t, 403, "M_FORBIDDEN")
 		s.Do("GET", "/_matrix/client/v3/publicRooms?server=test.local", "", nil).Expect(t, 200, "")
 		s.Do("GET", "/_matrix/client/v3/publicRooms?since=made-up", "", nil).Expect(t, 400, "M_INVALID_PARAM")
 		s.Do("GET", "/_matrix/client/v3/publicRooms?limit=many", "", nil).Expect(t, 400, "M_INVALID_PARAM")

@@ -664,6 +664,17 @@ func TestFederationDirectory(t *testing.T) {
 		}
 	}
 	b.Do("GET", "/_matrix/client/v3/publicRooms?server="+fedC, bob.AccessToken, nil).Expect(t, 403, "M_FORBIDDEN")
+	// Bob previews the room before joining (room_summary), by alias or
+	// by id with a server to ask; a private room is not described.
+	for _, path := range []string{url.PathEscape("#gov:" + fedA), url.PathEscape(room.String()) + "?via=" + fedA} {
+		r := b.Do("GET", "/_matrix/client/v1/room_summary/"+path, bob.AccessToken, nil).Expect(t, 200, "")
+		if r.Body["room_id"] != room.String() || r.Body["name"] != "Gov" || r.Body["join_rule"] != "public" ||
+			r.Body["num_joined_members"] != float64(1) || r.Body["room_version"] != "12" {
+			t.Errorf("bob's summary of A's room by %s: %s", path, r.Raw)
+		}
+	}
+	private := createRoom(t, a, alice, map[string]any{"preset": "private_chat", "name": "Private"})
+	b.Do("GET", "/_matrix/client/v1/room_summary/"+url.PathEscape(private.String())+"?via="+fedA, bob.AccessToken, nil).Expect(t, 404, "M_NOT_FOUND")
 	// Bob joins by the alias alone: A is the server to join through.
 	if resp, err := bob.JoinRoom(ctx(), "#gov:"+fedA, nil); err != nil || resp.RoomID != room {
 		t.Fatalf("bob joins by alias: %v %v", resp, err)

@@ -52,6 +52,11 @@ type Room struct {
 	// AllowedRoomIDs are, for a restricted room (restricted or
 	// knock_restricted join rule), the rooms whose members may join it.
 	AllowedRoomIDs []string `json:"allowed_room_ids,omitempty"`
+	// RoomVersion and Encryption (the room's encryption algorithm, empty
+	// when it has none) tell a client what joining means (MSC3266,
+	// unprefixed as Synapse serves them).
+	RoomVersion string `json:"room_version,omitempty"`
+	Encryption  string `json:"encryption,omitempty"`
 }
 
 // Restricted reports whether a join rule lets in the members of the
@@ -88,6 +93,7 @@ const (
 	typeTopic             = "m.room.topic"
 	typeCanonicalAlias    = "m.room.canonical_alias"
 	typeAvatar            = "m.room.avatar"
+	typeEncryption        = "m.room.encryption"
 	typeJoinRules         = "m.room.join_rules"
 	typeHistoryVisibility = "m.room.history_visibility"
 	typeGuestAccess       = "m.room.guest_access"
@@ -134,6 +140,11 @@ func Describe(roomID string, state []json.RawMessage, suggestedOnly bool) (Room,
 		case e.StateKey != "":
 		case e.Type == typeCreate:
 			rm.RoomType = str("type")
+			if rm.RoomVersion = str("room_version"); rm.RoomVersion == "" {
+				rm.RoomVersion = "1" // the spec's default
+			}
+		case e.Type == typeEncryption:
+			rm.Encryption = str("algorithm")
 		case e.Type == typeName:
 			rm.Name = str("name")
 		case e.Type == typeTopic:

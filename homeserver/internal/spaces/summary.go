@@ -20,9 +20,10 @@ type SummaryReader interface {
 	Membership(ctx context.Context, roomID, userID string) (string, int64, error)
 }
 
-// Aliases resolves a room alias (homeserver/internal/directory).
+// Aliases resolves a room alias, with the servers to reach the room
+// through (homeserver/internal/directory).
 type Aliases interface {
-	RoomIDOf(ctx context.Context, alias string) (string, error)
+	ResolveRoomAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
 }
 
 // roomSummary is the body of GET /room_summary (spec v1.15): the room's
@@ -40,25 +41,33 @@ type roomSummary struct {
 // summary of a room the user may preview (the rules of /hierarchy:
 // joined, invited, a public or knockable room, a restricted room whose
 // allowed rooms the user is in, world-readable history), 404 M_NOT_FOUND
-// otherwise, as for a room this server does not know (rooms on other
-// servers need federation).
+// otherwise. A room this server is not in is described by the first of
+// the servers of ?via=, of its alias and of its id that answers
+// (federation /hierarchy), as Synapse does.
 func (h *Handlers) RoomSummary(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
 	roomID := httputil.PathParam(r, "roomIDOrAlias")
 	notFound := httputil.NotFound("room not found")
+	via := r.URL.Query()["via"]
 	if strings.HasPrefix(roomID, "#") {
 		if h.aliases == nil {
 			return nil, notFound
 		}
-		id, err := h.aliases.RoomIDOf(ctx, roomID)
+		id, servers, err := h.aliases.ResolveRoomAlias(ctx, roomID)
 		if err != nil {
 			return nil, err // 400 for a bad alias, 404 for an unknown one
 		}
-		roomID = id
+		roomID, via = id, append(via, servers...)
 	}
 	if !strings.HasPrefix(roomID, "!") {
 		return nil, httputil.InvalidParam("not a room id or alias")
+	}
+	if _, domain, ok := strings.Cut(roomID, ":"); ok {
+		via = append(via, domain)
+	}
+	if _, err := h.rooms.CurrentState(ctx, roomID); errors.Is(err, api.ErrRoomNotFound) {
+		return h.remoteRoomSummary(ctx, roomID, dev.UserID, via)
 	}
 	ok, err := h.preview.MayPreview(ctx, roomID, dev.UserID)
 	if err != nil {
@@ -113,5 +122,25 @@ func (h *Handlers) RoomSummary(r *http.Request) (any, error) {
 			}
 		}
 	}
+	return out, nil
+}
+
+// remoteRoomSummary is the summary of a room this server is not in, as
+// one of via describes it (remoteSummary), with the user's membership
+// when this server knows it (an invite, a knock).
+func (h *Handlers) remoteRoomSummary(ctx context.Context, roomID, userID string, via []string) (any, error) {
+	rm, ok, err := h.remoteSummary(ctx, roomID, userID, via, false, map[string]spacetree.Room{})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, httputil.NotFound("room not found")
+	}
+	out := roomSummary{Entry: rm.Entry, RoomVersion: rm.RoomVersion, Encryption: rm.Encryption, AllowedRoomIDs: rm.AllowedRoomIDs}
+	m, _, err := h.reader.Membership(ctx, roomID, userID)
+	if err != nil && !errors.Is(err, api.ErrRoomNotFound) && !errors.Is(err, api.ErrNotFound) {
+		return nil, fmt.Errorf("read membership: %w", err)
+	}
+	out.Membership = m
 	return out, nil
 }
