@@ -104,9 +104,13 @@ func (c *Component) queued(entries []rsstorage.OutboxEntry) {
 	}
 }
 
-// Start starts publishing output events, beginning with any a previous
-// run committed but did not publish.
+// Start readies the input path (Inputter.Prepare) and starts publishing
+// output events, beginning with any a previous run committed but did not
+// publish.
 func (c *Component) Start(ctx context.Context) error {
+	if err := c.input.Prepare(ctx); err != nil {
+		return fmt.Errorf("roomserver: %w", err)
+	}
 	if c.publisher != nil {
 		c.publisher.Start(ctx)
 	}

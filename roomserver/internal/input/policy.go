@@ -27,7 +27,15 @@ import (
 	"github.com/matrix-gouv/homeserver/internal/httputil"
 	"github.com/matrix-gouv/homeserver/internal/roompolicy"
 	"github.com/matrix-gouv/homeserver/roomserver/api"
+	"github.com/matrix-gouv/homeserver/roomserver/storage"
 )
+
+// Prepare readies what the input path looks up at every event: the key
+// of the room's policy event, which most rooms do not have, interned
+// ahead so that looking it up costs no query.
+func (in *Inputter) Prepare(ctx context.Context) error {
+	return in.deps.Tuples.Preload(ctx, storage.TypeStateKey{Type: roompolicy.EventType})
+}
 
 // policyServer returns the policy server the room of t uses, judged on
 // t's current state (and, for its members, t's transaction when it has

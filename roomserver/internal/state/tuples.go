@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync"
 
 	"github.com/matrix-gouv/homeserver/roomserver/storage"
@@ -80,4 +81,25 @@ func (t *Tuples) RememberType(typ string, nid int64) {
 	t.mu.Lock()
 	t.types[typ] = nid
 	t.mu.Unlock()
+}
+
+// Preload interns pairs (in a transaction of their own) and remembers
+// them: a pair that may well exist in no room, but that a hot path looks
+// up at every event, is then answered from memory instead of by a query
+// that finds nothing (Lookup does not remember absence: another process
+// may intern the pair at any time).
+func (t *Tuples) Preload(ctx context.Context, pairs ...storage.TypeStateKey) error {
+	var nids map[storage.TypeStateKey]storage.StateKeyNIDs
+	err := t.store.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		nids, err = t.store.InternTuples(ctx, tx, pairs)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("intern %d state keys: %w", len(pairs), err)
+	}
+	for p, n := range nids {
+		t.Remember(p.Type, p.StateKey, n)
+	}
+	return nil
 }
