@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -72,10 +73,16 @@ type sender struct {
 	// dests holds the stop function of each destination's consumer.
 	dests      map[string]func()
 	stopOutput func()
+
+	// servers are the servers joined to each room, as the output stream
+	// has them.
+	servers *roomServers
 }
 
 func newSender(c *Component) *sender {
-	return &sender{c: c, dests: map[string]func(){}}
+	return &sender{c: c, dests: map[string]func(){}, servers: newRoomServers(func(ctx context.Context, roomID string) ([]string, error) {
+		return c.rooms.JoinedServers(ctx, roomID)
+	})}
 }
 
 // start starts a consumer for each known destination, then the consumer
@@ -185,6 +192,10 @@ func (s *sender) handleOutput(ctx context.Context, msgs []bus.Message) error {
 		if err := json.Unmarshal(out.Event.JSON, &head); err != nil {
 			continue
 		}
+		if len(out.StateAdded) > 0 || len(out.StateRemoved) > 0 {
+			// Before the event is sent: a join's server gets the join.
+			s.servers.changed(head.RoomID)
+		}
 		if serverOf(head.Sender) != string(s.c.serverName) {
 			continue
 		}
@@ -210,7 +221,7 @@ func (s *sender) handleOutput(ctx context.Context, msgs []bus.Message) error {
 // is being kicked, banned, or leaving), but never this one nor a server
 // the policy does not allow.
 func (s *sender) destinations(ctx context.Context, head eventHead) ([]string, error) {
-	servers, err := s.c.rooms.JoinedServers(ctx, head.RoomID)
+	servers, err := s.servers.get(ctx, head.RoomID)
 	if errors.Is(err, rsapi.ErrRoomNotFound) {
 		return nil, nil
 	}
@@ -220,7 +231,7 @@ func (s *sender) destinations(ctx context.Context, head eventHead) ([]string, er
 	if head.Type == spec.MRoomMember && head.StateKey != nil && head.Content.Membership != spec.Invite {
 		// (Invites reach the invitee's server by /invite, before they
 		// are accepted here.)
-		servers = append(servers, serverOf(*head.StateKey))
+		servers = append(slices.Clip(servers), serverOf(*head.StateKey))
 	}
 	seen := map[string]bool{string(s.c.serverName): true, "": true}
 	var out []string

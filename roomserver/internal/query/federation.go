@@ -82,7 +82,7 @@ func (q *Reader) StatelessEvents(ctx context.Context, ids []string) ([]string, e
 
 // JoinedServers implements api.Federator.
 func (q *Reader) JoinedServers(ctx context.Context, roomID string) ([]string, error) {
-	r, err := q.room(ctx, roomID)
+	r, err := q.roomIdentity(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
