@@ -269,15 +269,8 @@ func canonicalAliases(content json.RawMessage) ([]string, error) {
 	return out, nil
 }
 
-// RoomIDOf resolves a room alias for the endpoints that only need the
-// room (the summary of a space): ResolveRoomAlias's room id.
-func (h *Handlers) RoomIDOf(ctx context.Context, alias string) (string, error) {
-	roomID, _, err := h.ResolveRoomAlias(ctx, alias)
-	return roomID, err
-}
-
 // ResolveRoomAlias resolves a room alias for the endpoints that take one
-// (GET /directory/room, POST /join/{alias}): the room id and the servers
+// (GET /directory/room, POST /join/{alias}, room_summary): the room id and the servers
 // to join it through. 400 M_INVALID_PARAM for an invalid alias, 404
 // M_NOT_FOUND for an unknown one; another server's is asked of that
 // server (403 when this one does not federate with it, 502 when it does
