@@ -25,7 +25,9 @@ import (
 // the servers of ?via= (or the older ?server_name=) and the room id's
 // own server, if it names one; the knock then shows in the user's /sync
 // with the stripped state the room's server gave. The federation policy
-// refuses a knock on a room shared with a server off the allow-list.
+// refuses a knock on a room this server is in when its joined members
+// include a server off the allow-list (a room it is not in shows no
+// members; the join that follows is checked).
 func (h *Handlers) Knock(r *http.Request) (any, error) {
 	ctx := r.Context()
 	dev := auth.DeviceFrom(ctx)
