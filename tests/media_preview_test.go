@@ -30,7 +30,7 @@ func TestMediaPreviewURL(t *testing.T) {
 			http.NotFound(w, r)
 		}
 	}))
-	defer site.Close()
+	t.Cleanup(site.Close)
 	preview := func(s *Server, token, target string) mediaResp {
 		return s.mediaDo("GET", "/_matrix/client/v1/media/preview_url?url="+url.QueryEscape(target), token, nil)
 	}

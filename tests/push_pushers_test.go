@@ -15,6 +15,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 )
 
 // fakeGateway is a push gateway (Push Gateway API) over TLS that records
@@ -72,13 +73,6 @@ func (g *fakeGateway) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *fakeGateway) url() string { return g.srv.URL + "/_matrix/push/v1/notify" }
-
-// reset forgets what was received, for the next engine's run.
-func (g *fakeGateway) reset() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.received, g.attempts, g.fail, g.reject = nil, 0, false, nil
-}
 
 func (g *fakeGateway) set(fail bool, reject ...string) {
 	g.mu.Lock()
@@ -216,9 +210,11 @@ func TestPushers(t *testing.T) {
 // badge, retries after the gateway failed (also across a restart), and
 // a rejected pushkey's pusher removed.
 func TestPushGateway(t *testing.T) {
-	g := newFakeGateway(t)
-	engines(t, func(t *testing.T, s *Server) {
-		g.reset()
+	// Each engine has its own gateway: the two run side by side and the
+	// test counts what its gateway received.
+	storagetest.Engines(t, func(t *testing.T, url string) {
+		g := newFakeGateway(t)
+		s := StartServer(t, url, gatewayConfig(g))
 		alice, bob := s.Register("alice"), s.Register("bob")
 		room := createRoom(t, s, bob, map[string]any{"preset": "public_chat", "name": "Salon"})
 		if _, err := alice.JoinRoomByID(ctx(), room); err != nil {
@@ -288,5 +284,5 @@ func TestPushGateway(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		t.Fatal("the rejected pusher was not removed")
-	}, gatewayConfig(g))
+	})
 }

@@ -31,14 +31,22 @@ const EnginesEnv = "HOMESERVER_TEST_ENGINES"
 // Engines runs fn as a subtest per engine, with a database URL that is
 // fresh for this subtest and dropped after it. The PostgreSQL subtest is
 // skipped, saying why, when PostgresEnv is unset.
+//
+// The two subtests run side by side (t.Parallel): most of a test's time
+// is spent waiting on the network, the disk and timers, not on the CPU.
+// They start only once the calling test function has returned, so that
+// function must end with Engines, and release what fn uses with
+// t.Cleanup rather than defer.
 func Engines(t *testing.T, fn func(t *testing.T, url string)) {
 	t.Helper()
 	t.Run("sqlite", func(t *testing.T) {
 		skipUnlessSelected(t, "sqlite")
+		t.Parallel()
 		fn(t, SQLiteURL(t))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		skipUnlessSelected(t, "postgres")
+		t.Parallel()
 		fn(t, PostgresURL(t))
 	})
 }
