@@ -184,17 +184,25 @@ func federationEngines(t *testing.T, names []string, fn func(t *testing.T, f *Fe
 }
 
 // federationEnginesWith is federationEngines with startFederation's
-// mutate.
+// mutate. Without a mutate the two engines run side by side, as
+// storagetest.Engines does; with one they run one after the other, since
+// a mutate may hold what both runs share (links to cut, a listener).
 func federationEnginesWith(t *testing.T, names []string, mutate func(cfg *config.Config), fn func(t *testing.T, f *Federation)) {
 	t.Run("sqlite", func(t *testing.T) {
 		if os.Getenv(storagetest.EnginesEnv) != "" && !engineSelected("sqlite") {
 			t.Skip("sqlite not selected")
+		}
+		if mutate == nil {
+			t.Parallel()
 		}
 		fn(t, startFederation(t, storagetest.SQLiteURL, names, mutate))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		if os.Getenv(storagetest.EnginesEnv) != "" && !engineSelected("postgres") {
 			t.Skip("postgres not selected")
+		}
+		if mutate == nil {
+			t.Parallel()
 		}
 		fn(t, startFederation(t, storagetest.PostgresURL, names, mutate))
 	})
