@@ -15,6 +15,7 @@ import (
 // through the shared secret, log in, whoami, list devices, delete one
 // through UIA, log out, and see the token refused.
 func TestAccountLifecycle(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		if alice.UserID != "@alice:"+serverName || alice.AccessToken == "" || alice.DeviceID == "" {
@@ -77,6 +78,7 @@ func TestAccountLifecycle(t *testing.T) {
 }
 
 func TestRestartKeepsAccountsDevicesAndTokens(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		s.Login(alice.UserID)
@@ -95,6 +97,7 @@ func TestRestartKeepsAccountsDevicesAndTokens(t *testing.T) {
 }
 
 func TestLogoutAllAndPasswordChange(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		other := s.Login(alice.UserID)
@@ -119,6 +122,7 @@ func TestLogoutAllAndPasswordChange(t *testing.T) {
 }
 
 func TestDeactivate(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		s.Do("POST", "/_matrix/client/v3/account/deactivate", alice.AccessToken, map[string]any{}).Expect(t, 401, "")
@@ -137,6 +141,7 @@ func TestDeactivate(t *testing.T) {
 }
 
 func TestRegistrationTokens(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		if err := s.CreateRegistrationToken("letmein", 1); err != nil {
 			t.Fatal(err)
@@ -179,6 +184,7 @@ func TestRegistrationTokens(t *testing.T) {
 }
 
 func TestOpenRegistrationWithDummy(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		resp, err := s.Client().RegisterDummy(ctx(), &mautrix.ReqRegister[any]{Username: "dave", Password: testPassword})
 		if err != nil || resp.UserID != "@dave:"+serverName {
@@ -188,6 +194,7 @@ func TestOpenRegistrationWithDummy(t *testing.T) {
 }
 
 func TestRefreshTokens(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		s.Register("alice")
 		body := loginBody("alice", testPassword)

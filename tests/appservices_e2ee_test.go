@@ -15,6 +15,7 @@ import (
 // masquerading (MSC3202: its as_token with user_id and device_id), as
 // encrypted mautrix bridges do.
 func TestAppServiceE2EE(t *testing.T) {
+	t.Parallel()
 	bridgeEngines(t, func(t *testing.T, s *Server, tg, _ *testBridge) {
 		aliceC := s.Register("alice")
 		alice := startE2EEDevice(t, "alice", aliceC)

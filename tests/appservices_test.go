@@ -41,6 +41,7 @@ func userPath(path string, user id.UserID) string {
 // MSC4190 devices need no UIA, and third-party lookups and the
 // appservice directory reach it.
 func TestAppServiceBridge(t *testing.T) {
+	t.Parallel()
 	bridgeEngines(t, func(t *testing.T, s *Server, tg, wa *testBridge) {
 		alice := s.Register("alice")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})
@@ -170,6 +171,7 @@ func hasMember(txns []bridgeTxn, userID id.UserID, membership string) bool {
 // TestAppServiceRefusals checks what a bridge may not do, and what others
 // may not do in its namespace.
 func TestAppServiceRefusals(t *testing.T) {
+	t.Parallel()
 	bridgeEngines(t, func(t *testing.T, s *Server, tg, wa *testBridge) {
 		alice := s.Register("alice")
 		whoami := "/_matrix/client/v3/account/whoami"
@@ -263,6 +265,7 @@ namespaces:
 // TestAppServiceRetrySameTxn checks that a transaction the bridge refused
 // comes back with the same id and the same events.
 func TestAppServiceRetrySameTxn(t *testing.T) {
+	t.Parallel()
 	bridgeEngines(t, func(t *testing.T, s *Server, tg, _ *testBridge) {
 		alice := s.Register("alice")
 		room := bridgedRoom(t, s, alice, tg)
@@ -309,6 +312,7 @@ func bridgedRoom(t testing.TB, s *Server, alice *mautrix.Client, tg *testBridge)
 // is down, restarting the server in the middle: once the bridge is back it
 // has them all, in order, once each.
 func TestAppServiceBridgeDown(t *testing.T) {
+	t.Parallel()
 	bridgeEngines(t, func(t *testing.T, s *Server, tg, _ *testBridge) {
 		alice := s.Register("alice")
 		admin := s.RegisterAdmin("root")
@@ -391,6 +395,7 @@ func BenchmarkAppServiceDelivery(b *testing.B) {
 // the stable and the unstable field names, and (MSC3202) its devices'
 // one-time key counts and the device-list changes of its rooms' members.
 func TestAppServiceEphemeral(t *testing.T) {
+	t.Parallel()
 	bridgeEngines(t, func(t *testing.T, s *Server, tg, _ *testBridge) {
 		alice := s.Register("alice")
 		room := bridgedRoom(t, s, alice, tg)

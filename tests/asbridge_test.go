@@ -27,6 +27,7 @@ const asbridgeDir = "asbridge"
 // and sends a message that a Matrix user sees; the Matrix user answers
 // and the bridge receives it in a transaction.
 func TestNodeBridge(t *testing.T) {
+	t.Parallel()
 	node := requireNode(t, "matrix-appservice-bridge", asbridgeDir, "matrix-appservice-bridge")
 	storagetest.Engines(t, func(t *testing.T, dbURL string) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -23,6 +23,7 @@ import (
 const turnSecret = "coturn-static-auth-secret"
 
 func TestTURNServer(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		r := s.Do("GET", "/_matrix/client/v3/voip/turnServer", alice.AccessToken, nil).Expect(t, 200, "")
@@ -56,6 +57,7 @@ func TestTURNServer(t *testing.T) {
 }
 
 func TestTURNServerUnconfigured(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, "sqlite:hs.db")
 	alice := s.Register("alice")
 	r := s.Do("GET", "/_matrix/client/v3/voip/turnServer", alice.AccessToken, nil).Expect(t, 200, "")
@@ -69,6 +71,7 @@ func TestTURNServerUnconfigured(t *testing.T) {
 }
 
 func TestOpenIDAndRTCTransports(t *testing.T) {
+	t.Parallel()
 	const lk = "https://livekit-jwt.test.local"
 	s := StartServer(t, "sqlite:hs.db", func(c *config.Config) {
 		c.Federation.Listen = "127.0.0.1:0"
@@ -150,6 +153,7 @@ func roomHas(t testing.TB, c *mautrix.Client, room id.RoomID, body string) bool 
 }
 
 func TestDelayedEvents(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})

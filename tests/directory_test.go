@@ -49,6 +49,7 @@ func registerAdmin(t *testing.T, s *Server, localpart string) *mautrix.Client {
 }
 
 func TestRoomAliases(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, carol := s.Register("alice"), s.Register("bob"), s.Register("carol")
 		room := dirRoom(t, alice, "Salon", "")
@@ -155,6 +156,7 @@ func sameAliases(got, want []id.RoomAlias) bool {
 }
 
 func TestPublicRoomDirectory(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		alpha := dirRoom(t, alice, "Salon Alpha", "on parle de tout")
@@ -296,6 +298,7 @@ func chunkIDs(r Response) []string {
 // aliases that point to the room (400 M_BAD_ALIAS) and are valid (400
 // M_INVALID_PARAM).
 func TestCanonicalAliasCheck(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		room, other := dirRoom(t, alice, "Ici", ""), dirRoom(t, alice, "Ailleurs", "")
@@ -330,6 +333,7 @@ func TestCanonicalAliasCheck(t *testing.T) {
 // TestCreateRoomWithAlias: createRoom's room_alias_name makes the alias
 // (and the canonical alias), visibility public publishes the room.
 func TestCreateRoomWithAlias(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		resp, err := alice.CreateRoom(ctx(), &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Lobby",

@@ -35,6 +35,7 @@ import (
 //  4. carol joins and leaves: alice sees her in device_lists.left and
 //     carol has no key for the next message.
 func TestE2EEClients(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		aliceC := s.Register("alice")
 		bobC := s.Register("bob")
@@ -188,6 +189,7 @@ func exchange(t *testing.T, phase string, room id.RoomID, devices []*e2eeDevice)
 // user-signing key), which makes her devices verified for him, and the
 // server shows bob his signature on her master key.
 func TestE2EECrossSigning(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		aliceC, bobC := s.Register("alice"), s.Register("bob")
 		alice1 := startE2EEDevice(t, "alice1", aliceC)
@@ -292,6 +294,7 @@ func TestE2EECrossSigning(t *testing.T) {
 // restores the backup with the key (what Element's recovery key gives)
 // and then decrypts it.
 func TestE2EEKeyBackup(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		aliceC, bobC := s.Register("alice"), s.Register("bob")
 		alice1 := startE2EEDevice(t, "alice1", aliceC)

@@ -10,6 +10,7 @@ import (
 // TestBadInputs checks that each kind of bad request gets its Matrix
 // error: the right status and errcode, never a 500.
 func TestBadInputs(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		tok := alice.AccessToken
@@ -76,6 +77,7 @@ func TestBadInputs(t *testing.T) {
 // right password is refused with 429 and a Retry-After until the bucket
 // refills.
 func TestFailedLoginsAreRateLimited(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		s.Register("alice")
 		for i := 0; i < 3; i++ {
@@ -91,6 +93,7 @@ func TestFailedLoginsAreRateLimited(t *testing.T) {
 }
 
 func TestDiscoveryEndpoints(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		v := s.Do("GET", "/_matrix/client/versions", "", nil).Expect(t, 200, "")

@@ -17,6 +17,7 @@ import (
 // at each event (a topic changed midway reads as it was). History that
 // visibility hides from his server stays hidden.
 func TestFederationBackfill(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a, b := f.Servers[fedA], f.Servers[fedB]
 		alice, bob := a.Register("alice"), b.Register("bob")
@@ -104,6 +105,7 @@ func TestFederationBackfill(t *testing.T) {
 // with the redaction that did it (unsigned.redacted_because), as Element
 // needs to show "Message deleted".
 func TestFederationRedactionBeforeItsEvent(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a, b := f.Servers[fedA], f.Servers[fedB]
 		alice, bob := a.Register("alice"), b.Register("bob")
@@ -152,6 +154,7 @@ func TestFederationRedactionBeforeItsEvent(t *testing.T) {
 // new reply first and pages through the old ones (negative positions),
 // and the thread's latest reply is the new one.
 func TestFederationBackfilledThread(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a, b := f.Servers[fedA], f.Servers[fedB]
 		alice, bob := a.Register("alice"), b.Register("bob")

@@ -12,6 +12,7 @@ import (
 // and /user/keys/claim), Megolm sessions go as to-device EDUs, and each
 // decrypts the other's messages.
 func TestFederationDendriteE2EE(t *testing.T) {
+	t.Parallel()
 	s, ourName, d, _ := startWithDendrite(t)
 	aliceC, daveC := s.Register("alice"), d.register(t, "dave")
 	alice := startE2EEDevice(t, "alice", aliceC)

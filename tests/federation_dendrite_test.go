@@ -35,6 +35,7 @@ const dendriteDirEnv = "HOMESERVER_TEST_DENDRITE_DIR"
 // created on ours by Dendrite's; messages go both ways in each. Both
 // servers are named by IP literal, so neither needs DNS.
 func TestFederationDendrite(t *testing.T) {
+	t.Parallel()
 	s, ourAddr, d, dendriteAddr := startWithDendrite(t)
 	alice := s.Register("alice")
 	dave := d.register(t, "dave")

@@ -17,6 +17,7 @@ import (
 // copy current: a new device (m.device_list_update), new cross-signing
 // keys (m.signing_key_update).
 func TestFederationDeviceListCopy(t *testing.T) {
+	t.Parallel()
 	links, cutLinks := cuttableLinks(t)
 	federationEnginesWith(t, []string{fedA, fedB}, cutLinks, func(t *testing.T, f *Federation) {
 		a, b, alice, bob, _ := publicRoomOnA(t, f)

@@ -17,6 +17,7 @@ import (
 // server is announced to the other (m.device_list_update, then
 // device_lists.changed) and takes part too.
 func TestFederationE2EE(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a, b := f.Servers[fedA], f.Servers[fedB]
 		aliceC, bobC := a.Register("alice"), b.Register("bob")

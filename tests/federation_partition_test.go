@@ -23,6 +23,7 @@ import (
 // servers resolve the forked DAG to the same state, in which the
 // demotion holds and bob's topic and name, which it forbids, do not.
 func TestFederationPartition(t *testing.T) {
+	t.Parallel()
 	links, cutLinks := cuttableLinks(t)
 	federationEnginesWith(t, []string{fedA, fedB}, cutLinks, func(t *testing.T, f *Federation) {
 		testFederationPartition(t, f, links)
@@ -220,6 +221,7 @@ func (l *link) restore() {
 // waiting for A. Once the link is back, A's queue fills the hole and the
 // three servers agree.
 func TestFederationGap(t *testing.T) {
+	t.Parallel()
 	links, cutLinks := cuttableLinks(t)
 	federationEnginesWith(t, []string{fedA, fedB, fedC}, cutLinks, func(t *testing.T, f *Federation) {
 		a, b, c := f.Servers[fedA], f.Servers[fedB], f.Servers[fedC]

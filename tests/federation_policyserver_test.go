@@ -225,6 +225,7 @@ func latestEventID(t *testing.T, c *mautrix.Client, room id.RoomID) string {
 // them and accepted, with the signature added and kept, when it signs.
 // Once C has no member left, the room uses no policy server any more.
 func TestFederationPolicyServer(t *testing.T) {
+	t.Parallel()
 	for _, engine := range []struct {
 		name  string
 		dbURL func(testing.TB) string

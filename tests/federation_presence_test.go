@@ -14,6 +14,7 @@ import (
 // GET /presence on B; bob coming online by syncing reaches alice. A
 // presence EDU from B for a user of A is dropped.
 func TestFederationPresence(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a, b, alice, bob, _ := publicRoomOnA(t, f)
 		aliceSync, _ := newSyncer(t, alice, "")

@@ -28,6 +28,7 @@ var knockRoomState = []any{map[string]any{"type": "m.room.join_rules", "state_ke
 // admin sees the knock, invites, and the knocker joins; a second knock is
 // withdrawn (make_leave, send_leave). Both ways.
 func TestFederationKnock(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		for _, dir := range [][2]string{{fedA, fedB}, {fedB, fedA}} {
 			host, guest := dir[0], dir[1]
@@ -109,6 +110,7 @@ func knockAndAccept(t *testing.T, f *Federation, host, guest string) {
 // whose stripped state carries a create event that does not give the
 // room id is refused.
 func TestFederationKnockEndpoints(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a := f.Servers[fedA]
 		alice := a.Register("alice")
@@ -195,6 +197,7 @@ func ptr(s string) *string { return &s }
 // taken back (make_leave, send_leave). Events of C's users that B relays
 // are kept, their keys fetched from B as a notary.
 func TestFederationAllowListRooms(t *testing.T) {
+	t.Parallel()
 	lists := allowLists(map[string][]string{fedA: {fedB}}) // B and C allow the others
 	federationEnginesWith(t, []string{fedA, fedB, fedC}, lists, func(t *testing.T, f *Federation) {
 		a, b, c := f.Servers[fedA], f.Servers[fedB], f.Servers[fedC]
@@ -308,6 +311,7 @@ func TestFederationAllowListRooms(t *testing.T) {
 // suggested_only keeps the suggested children; B answers only about
 // rooms A may see.
 func TestFederationHierarchy(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a, b := f.Servers[fedA], f.Servers[fedB]
 		alice, bob := a.Register("alice"), b.Register("bob")
@@ -411,6 +415,7 @@ func TestFederationHierarchy(t *testing.T) {
 // the first is held up is refused with 429 M_LIMIT_EXCEEDED; another
 // origin is not; once the first is done, the origin is served again.
 func TestFederationOriginConcurrency(t *testing.T) {
+	t.Parallel()
 	const slow = "slow.fed.test"
 	// A server that accepts connections and never answers: A's fetch of
 	// its keys holds the request that needs them.

@@ -21,6 +21,7 @@ import (
 // order; alice's device gets each to-device message once; bob's typing
 // and receipt reach alice's sync, and so does the change of his devices.
 func TestFederationSynapseShapedTransaction(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a, _, alice, bob, room := publicRoomOnA(t, f)
 		aliceSync, _ := newSyncer(t, alice, "")

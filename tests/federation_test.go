@@ -35,6 +35,7 @@ const (
 // TestFederationJoinAndMessages: a room created on A, a user of B joins
 // it over federation, and messages flow both ways into both sides' /sync.
 func TestFederationJoinAndMessages(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a, b := f.Servers[fedA], f.Servers[fedB]
 		alice, bob := a.Register("alice"), b.Register("bob")
@@ -118,6 +119,7 @@ func syncHasMember(resp *mautrix.RespSync, room id.RoomID, user id.UserID, m eve
 // one, and from a server off the allow-list are refused; a join through
 // a server off the list is never attempted.
 func TestFederationRefusals(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
 	_, forged, _ := ed25519.GenerateKey(rand.Reader)
 	path := "/_matrix/federation/v1/state_ids/!nope:a.fed.test?event_id=%24x"
@@ -155,6 +157,7 @@ func TestFederationRefusals(t *testing.T) {
 // per-PDU results, a bad signature refused, a bad content hash redacted,
 // the same transaction answered the same way twice, the spec's limits.
 func TestFederationSendTransaction(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
 	a, b := f.Servers[fedA], f.Servers[fedB]
 	alice, bob := a.Register("alice"), b.Register("bob")
@@ -252,6 +255,7 @@ func TestFederationSendTransaction(t *testing.T) {
 // reach C at once (a dead server holds up nobody), and reach B once it
 // is back, A having restarted meanwhile (the queue is on disk).
 func TestFederationQueueSurvivesDowntime(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("waits for retries")
 	}
@@ -297,6 +301,7 @@ func TestFederationQueueSurvivesDowntime(t *testing.T) {
 // server that is not in it; a partial-state join (omit_members, as
 // Synapse asks by default) made as B would make it.
 func TestFederationReadEndpoints(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB, fedC}, nil)
 	a, b := f.Servers[fedA], f.Servers[fedB]
 	alice, bob := a.Register("alice"), b.Register("bob")
@@ -410,6 +415,7 @@ func eventIDOf(t testing.TB, ev any) string {
 // TestFederationBan: a ban of a remote user reaches that user's server,
 // which then refuses the user's messages itself.
 func TestFederationBan(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
 	a, b := f.Servers[fedA], f.Servers[fedB]
 	alice, bob := a.Register("alice"), b.Register("bob")
@@ -443,6 +449,7 @@ func TestFederationBan(t *testing.T) {
 // sees the invite with the room's name, joins with no via (through the
 // inviter's server), and they talk.
 func TestFederationInvite(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB, fedC}, func(cfg *config.Config) {
 		if cfg.Global.ServerName == fedA {
 			cfg.Federation.AllowedServers = []string{fedB} // not C
@@ -528,6 +535,7 @@ func TestFederationInvite(t *testing.T) {
 // through B (B fetches it over federation, signed); a server off A's
 // list gets nothing.
 func TestFederationMedia(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
 	a, b := f.Servers[fedA], f.Servers[fedB]
 	alice, bob := a.Register("alice"), b.Register("bob")
@@ -551,6 +559,7 @@ func TestFederationMedia(t *testing.T) {
 // members only since they joined, a server whose users joined later gets
 // the earlier messages redacted (event, backfill), and later ones whole.
 func TestFederationHistoryVisibility(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
 	a, b := f.Servers[fedA], f.Servers[fedB]
 	alice, bob := a.Register("alice"), b.Register("bob")
@@ -603,6 +612,7 @@ func TestFederationHistoryVisibility(t *testing.T) {
 // clients too, who join by them), reads our public room list, and finds
 // events by time.
 func TestFederationDirectory(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
 	a, b := f.Servers[fedA], f.Servers[fedB]
 	alice, bob := a.Register("alice"), b.Register("bob")
@@ -688,6 +698,7 @@ func TestFederationDirectory(t *testing.T) {
 // sync, and bob's read receipt in alice's, through m.typing and
 // m.receipt EDUs; a server cannot speak for another's users.
 func TestFederationTypingAndReceipts(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB}, func(t *testing.T, f *Federation) {
 		a, b := f.Servers[fedA], f.Servers[fedB]
 		alice, bob := a.Register("alice"), b.Register("bob")
@@ -767,6 +778,7 @@ func TestFederationTypingAndReceipts(t *testing.T) {
 // TestFederationProfile: a user of B reads the profile of a user of A
 // through B, which asks A (/query/profile); a user A does not have is 404.
 func TestFederationProfile(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
 	a, b := f.Servers[fedA], f.Servers[fedB]
 	alice, bob := a.Register("alice"), b.Register("bob")
@@ -793,6 +805,7 @@ func TestFederationProfile(t *testing.T) {
 // refuses B's join and its requests about the room; B's users cannot
 // join through A.
 func TestFederationServerACL(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB}, nil)
 	a, b := f.Servers[fedA], f.Servers[fedB]
 	alice, bob := a.Register("alice"), b.Register("bob")
@@ -823,6 +836,7 @@ func TestFederationServerACL(t *testing.T) {
 // requests get 429 M_LIMIT_EXCEEDED with a retry delay; another origin
 // is not held up.
 func TestFederationOriginRateLimit(t *testing.T) {
+	t.Parallel()
 	f := startFederation(t, storagetest.SQLiteURL, []string{fedA, fedB, fedC}, func(cfg *config.Config) {
 		cfg.Federation.OriginRateLimit = config.RateLimit{PerSecond: 0.01, Burst: 3}
 	})

@@ -14,6 +14,7 @@ import (
 // C; messages, state changes made on A and on B, a redaction and a ban
 // are seen on all three servers.
 func TestFederationThreeServers(t *testing.T) {
+	t.Parallel()
 	federationEngines(t, []string{fedA, fedB, fedC}, func(t *testing.T, f *Federation) {
 		a, b, c := f.Servers[fedA], f.Servers[fedB], f.Servers[fedC]
 		alice, bob, carol := a.Register("alice"), b.Register("bob"), c.Register("carol")

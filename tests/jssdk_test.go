@@ -46,6 +46,7 @@ func nodeForJSSDK(t *testing.T) string {
 // learns it through device_lists.changed and its next message is
 // decrypted by both Go devices.
 func TestJSSDK(t *testing.T) {
+	t.Parallel()
 	node := nodeForJSSDK(t)
 	engines(t, func(t *testing.T, s *Server) {
 		alice := startE2EEDevice(t, "alice", s.Register("alice"))

@@ -16,6 +16,7 @@ import (
 // three levels, the better-session rule, etag and count, and
 // M_WRONG_ROOM_KEYS_VERSION.
 func TestKeyBackup(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		tok := alice.AccessToken
@@ -126,6 +127,7 @@ func TestKeyBackup(t *testing.T) {
 // implementation and client calls); a new device of the same user, holding
 // only the backup key, restores it and decrypts the old message.
 func TestKeyBackupRestore(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		room := createRoom(t, s, alice, map[string]any{"preset": "private_chat"})

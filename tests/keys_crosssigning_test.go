@@ -33,6 +33,7 @@ const signingUploadPath = "/_matrix/client/v3/keys/device_signing/upload"
 // TestCrossSigningUpload: the first upload needs no UIA, a repeat neither,
 // a replacement does; sub-keys must be signed by the master key.
 func TestCrossSigningUpload(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		uid := alice.UserID.String()
@@ -90,6 +91,7 @@ func TestCrossSigningUpload(t *testing.T) {
 // another user's master key signed by the user-signing key, with the
 // spec's visibility, and forged signatures refused per key.
 func TestCrossSigningSignatures(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := newOlmDevice(t, s.Register("alice"))
 		bob := newOlmDevice(t, s.Register("bob"))
@@ -192,6 +194,7 @@ func TestCrossSigningSignatures(t *testing.T) {
 // callback) bootstraps cross-signing without UIA, then replaces the keys
 // through m.login.password.
 func TestCrossSigningUploadMautrix(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		uid := alice.UserID.String()

@@ -22,6 +22,7 @@ import (
 // the message. Then every table of the database is read: neither the
 // message nor the session key appears anywhere.
 func TestE2EEExchangeLeavesNoPlaintext(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := newOlmDevice(t, s.Register("alice"))
 		bob1 := newOlmDevice(t, s.Register("bob"))

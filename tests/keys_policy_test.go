@@ -12,6 +12,7 @@ import (
 // ones are not, and encryption once on cannot be changed, dropped or
 // redacted.
 func TestEncryptionPolicyDefault(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		encryption := func(room string) Response {
@@ -84,6 +85,7 @@ func TestEncryptionPolicyDefault(t *testing.T) {
 // Element and refuses another algorithm at creation; "optional" adds
 // nothing.
 func TestEncryptionPolicyForcedAndOptional(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		v := s.Do("GET", "/_matrix/client/versions", "", nil).Expect(t, 200, "")

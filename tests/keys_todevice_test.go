@@ -9,6 +9,7 @@ import (
 // every device of the user, a retried transaction id sends nothing more,
 // and remote or unknown targets do not fail the request.
 func TestSendToDevice(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		bob1 := s.Register("bob")

@@ -17,6 +17,7 @@ import (
 // Olm session on the claimed key and sends an encrypted to-device message
 // that the first device decrypts.
 func TestKeysUploadQueryClaim(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := newOlmDevice(t, s.Register("alice"))
 		bob := newOlmDevice(t, s.Register("bob"))
@@ -134,6 +135,7 @@ func mustDeviceKeys(t *testing.T, obj map[string]any) *mautrix.DeviceKeys {
 // TestKeysUploadRefused: device keys that are not the caller's device's
 // own, or not signed by its own key, are refused and change nothing.
 func TestKeysUploadRefused(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := newOlmDevice(t, s.Register("alice"))
 		other := newOlmDevice(t, s.Register("mallory"))
@@ -194,6 +196,7 @@ func TestKeysUploadRefused(t *testing.T) {
 // TestKeysQueryRemoteAndUnknown: remote users appear in failures while
 // there is no federation; unknown local users answer no devices.
 func TestKeysQueryRemoteAndUnknown(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		q := s.Do("POST", "/_matrix/client/v3/keys/query", alice.AccessToken, map[string]any{"device_keys": map[string]any{
@@ -219,6 +222,7 @@ func TestKeysQueryRemoteAndUnknown(t *testing.T) {
 // hand out the same one-time key twice; once they run out, the fallback
 // key is handed out (and stays).
 func TestKeysClaimConcurrent(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := newOlmDevice(t, s.Register("alice"))
 		bob := s.Register("bob")
@@ -271,6 +275,7 @@ func TestKeysClaimConcurrent(t *testing.T) {
 // TestKeysDeviceDeletion: a deleted device's keys are no longer served,
 // and its deletion is a device-list change.
 func TestKeysDeviceDeletion(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := newOlmDevice(t, s.Register("alice"))
 		second := newOlmDevice(t, s.Login(alice.c.UserID))

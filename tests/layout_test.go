@@ -27,6 +27,7 @@ func componentOf(pkg string) string {
 // (internal/, config/, migrations/) imports no component; only cmd/ and
 // tests/ wire components together.
 func TestImportsGoDownward(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"...").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)

@@ -11,6 +11,7 @@ import (
 // media, or the media a room's events name; quarantined media are not
 // served, and can be released.
 func TestMediaAdminQuarantine(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, admin := s.Register("alice"), s.Register("bob"), s.RegisterAdmin("admin")
 		photo := upload(t, alice, encodeImage(t, "png", 40, 40), "image/png", "photo.png")

@@ -67,6 +67,7 @@ func startClamd(t *testing.T) string {
 // async) is refused and kept quarantined, for admins to see; clean files
 // pass.
 func TestMediaAntivirus(t *testing.T) {
+	t.Parallel()
 	addr := startClamd(t)
 	engines(t, func(t *testing.T, s *Server) {
 		alice, admin := s.Register("alice"), s.RegisterAdmin("admin")

@@ -17,6 +17,7 @@ const mediaCSP = "sandbox; default-src 'none'; script-src 'none'; plugin-types a
 // types are inline; HTML and SVG are attachments; every answer carries the
 // sandbox CSP and nosniff; the file name is quoted per RFC 6266.
 func TestMediaServingHeaders(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		tests := []struct {
@@ -64,6 +65,7 @@ func TestMediaServingHeaders(t *testing.T) {
 // TestMediaRange: Range requests get the right slice (video seeking),
 // 416 past the end.
 func TestMediaRange(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		data := randomBytes(t, 100_000)
@@ -107,6 +109,7 @@ func TestMediaRange(t *testing.T) {
 // media uploaded before media.legacy_freeze (none by default), and
 // /versions lists v1.11 so that clients use the authenticated ones.
 func TestMediaLegacyFreeze(t *testing.T) {
+	t.Parallel()
 	legacy := func(s *Server, path string) mediaResp {
 		return s.mediaDo("GET", "/_matrix/media/v3/"+path, "", nil)
 	}

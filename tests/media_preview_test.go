@@ -16,6 +16,7 @@ import (
 // with its image kept as media; non-public addresses refused unless
 // allowed.
 func TestMediaPreviewURL(t *testing.T) {
+	t.Parallel()
 	img := encodeImage(t, "png", 120, 60)
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

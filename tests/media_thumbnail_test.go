@@ -28,6 +28,7 @@ func thumbnailPath(uri fmt.Stringer, homeserver, fileID string, w, h int, method
 // ratio, scale the original's; the result is at least the requested size
 // unless the original is smaller, and never upscaled.
 func TestMediaThumbnails(t *testing.T) {
+	t.Parallel()
 	webp, err := os.ReadFile("testdata/gradient-200x100.webp")
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +124,7 @@ func TestMediaThumbnails(t *testing.T) {
 // and a decompression bomb (a tiny PNG declaring 50 000 × 50 000 pixels),
 // refused from its header without being decoded.
 func TestMediaThumbnailErrors(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		img := upload(t, alice, encodeImage(t, "png", 64, 64), "image/png", "a.png")
@@ -179,6 +181,7 @@ func pngHeader(w, h uint32) []byte {
 // upload, without a request (the defaults: two crops; the scales of a
 // 200×100 image are the original itself).
 func TestMediaThumbnailsPregenerated(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, "sqlite:"+t.TempDir()+"/homeserver.db")
 	alice := s.Register("alice")
 	upload(t, alice, encodeImage(t, "png", 200, 100), "image/png", "a.png")

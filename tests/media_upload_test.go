@@ -49,6 +49,7 @@ func randomBytes(t testing.TB, n int) []byte {
 // two uploads of a file are stored once; media survive a restart; the
 // authenticated endpoint needs a token.
 func TestMediaUploadDownload(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		data := randomBytes(t, 300_000)
@@ -124,6 +125,7 @@ func TestMediaUploadDownload(t *testing.T) {
 // TestMediaTooLarge: an upload over media.max_upload_bytes is refused with
 // 413 M_TOO_LARGE, whether it declares its length or streams it.
 func TestMediaTooLarge(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		s.mediaDo("POST", "/_matrix/media/v3/upload", alice.AccessToken, randomBytes(t, 1000), "Content-Type", "text/plain").expect(t, 200, "")
@@ -152,6 +154,7 @@ func TestMediaTooLarge(t *testing.T) {
 // TestMediaQuota: a user's uploads stop at media.user_quota_bytes; other
 // users are not affected.
 func TestMediaQuota(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		up := func(c *mautrix.Client, n int) mediaResp {
@@ -168,6 +171,7 @@ func TestMediaQuota(t *testing.T) {
 // TestMediaAsyncUpload: create then PUT; the content arrives once, from
 // its creator; a download waits for it or answers 504.
 func TestMediaAsyncUpload(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		created, err := alice.CreateMXC(ctx())
@@ -225,6 +229,7 @@ func mustRequest(t testing.TB, method, url, token string) *http.Request {
 // TestMediaLargeUpload: 50 MB from loopback in under 2 s, streamed: the
 // server's memory does not grow by 20 MB.
 func TestMediaLargeUpload(t *testing.T) {
+	t.Parallel()
 	storagetestSQLiteOnly(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		const size = 50 << 20

@@ -36,6 +36,7 @@ func setDisplayName(t testing.TB, s *Server, c *mautrix.Client, name string) {
 }
 
 func TestProfileFields(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		// A new account's name is its localpart, as on Synapse.
@@ -114,6 +115,7 @@ func memberContent(t testing.TB, s *Server, c *mautrix.Client, room id.RoomID, u
 }
 
 func TestProfileChangeReachesEveryRoom(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		var rooms []id.RoomID

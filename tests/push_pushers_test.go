@@ -134,6 +134,7 @@ func httpPusher(url, pushkey string, data map[string]any) map[string]any {
 
 // TestPushers sets, lists and deletes pushers, and checks the refusals.
 func TestPushers(t *testing.T) {
+	t.Parallel()
 	g := newFakeGateway(t)
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
@@ -210,6 +211,7 @@ func TestPushers(t *testing.T) {
 // badge, retries after the gateway failed (also across a restart), and
 // a rejected pushkey's pusher removed.
 func TestPushGateway(t *testing.T) {
+	t.Parallel()
 	// Each engine has its own gateway: the two run side by side and the
 	// test counts what its gateway received.
 	storagetest.Engines(t, func(t *testing.T, url string) {

@@ -42,6 +42,7 @@ func pushRuleIDs(rules mpush.PushRuleArray) []string {
 // changes and deletes user rules, changes the defaults' enabled flag and
 // actions, and checks every refusal.
 func TestPushRulesCRUD(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		tok := alice.AccessToken
@@ -179,6 +180,7 @@ func waitNotified(t testing.TB, s *Server, c *mautrix.Client, eventID id.EventID
 // them in /notifications: messages notify, mentions highlight, a room
 // rule silences a room, the sender is never notified of its own events.
 func TestPushRulesEvaluated(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, carol := s.Register("alice"), s.Register("bob"), s.Register("carol")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})

@@ -13,6 +13,7 @@ import (
 // m.push_rules account data after a rule change, and no notification of
 // an ignored user's messages.
 func TestPushInSync(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, carol := s.Register("alice"), s.Register("bob"), s.Register("carol")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})

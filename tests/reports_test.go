@@ -14,6 +14,7 @@ import (
 // of its room who may see it (404 otherwise, whatever the reason), a room
 // by anyone, a score in -100..0; and finds the reports stored for admins.
 func TestReportContent(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, carol := s.Register("alice"), s.Register("bob"), s.Register("carol")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat",

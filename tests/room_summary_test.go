@@ -6,6 +6,7 @@ import (
 )
 
 func TestRoomSummary(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		public := createRoom(t, s, alice, map[string]any{"preset": "public_chat", "name": "Lobby", "topic": "Say hello", "room_alias_name": "lobby"})

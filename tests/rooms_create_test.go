@@ -16,6 +16,7 @@ import (
 // invites (with is_direct) and, for trusted_private_chat, the invitees'
 // creator power.
 func TestCreateRoomPresets(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		for _, version := range []string{"10", "11", "12"} {
@@ -128,6 +129,7 @@ func TestCreateRoomPresets(t *testing.T) {
 
 // TestCreateRoomOptions covers the defaults and the power level override.
 func TestCreateRoomOptions(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, carol := s.Register("alice"), s.Register("carol")
 		t.Run("default version and preset", func(t *testing.T) {
@@ -237,6 +239,7 @@ func TestCreateRoomOptions(t *testing.T) {
 // TestCreateRoomConfiguredDefaultVersion checks that
 // global.default_room_version picks the version of new rooms.
 func TestCreateRoomConfiguredDefaultVersion(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		room := createRoom(t, s, alice, map[string]any{})

@@ -31,6 +31,7 @@ func joinRule(rule string, allow ...id.RoomID) []map[string]any {
 // of the auth rules (join rule not knock, a version before 7, a banned
 // user, a member).
 func TestKnock(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, carol := s.Register("alice"), s.Register("bob"), s.Register("carol")
 		for _, version := range []string{"7", "10", "12"} {

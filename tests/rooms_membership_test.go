@@ -12,6 +12,7 @@ import (
 // room: invited, joins (and sees the room), leaves (and no longer sees
 // what follows), forgets (and sees nothing more).
 func TestMemberInviteJoinLeaveForget(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		room := createRoom(t, s, alice, map[string]any{"preset": "private_chat", "name": "private"})
@@ -109,6 +110,7 @@ func TestMemberInviteJoinLeaveForget(t *testing.T) {
 // refusals: a member without power cannot kick, a banned user cannot
 // rejoin, only a banned user can be unbanned.
 func TestMemberKickBanUnban(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, carol := s.Register("alice"), s.Register("bob"), s.Register("carol")
 		for _, version := range []string{"10", "12"} {
@@ -165,6 +167,7 @@ func TestMemberKickBanUnban(t *testing.T) {
 
 // TestMemberRefusals checks the errors of the membership endpoints.
 func TestMemberRefusals(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		room := createRoom(t, s, alice, map[string]any{})

@@ -15,6 +15,7 @@ import (
 // in both directions, page by page, with the tokens each page gives; then
 // from and to, filters, /event and /context.
 func TestMessagesPaging(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})
@@ -142,6 +143,7 @@ func TestMessagesPaging(t *testing.T) {
 // one event; another device's same txn id is another event; only the
 // sending device sees unsigned.transaction_id.
 func TestMessagesTxnIdempotency(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		phone := s.Login(alice.UserID)
@@ -224,6 +226,7 @@ func TestMessagesTxnIdempotency(t *testing.T) {
 // TestSendRefusals checks what /send refuses: non-members, oversized
 // events, content that is not a JSON object.
 func TestSendRefusals(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, mallory := s.Register("alice"), s.Register("mallory")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})

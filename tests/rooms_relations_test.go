@@ -35,6 +35,7 @@ func v1RoomPath(room id.RoomID, parts ...string) string {
 }
 
 func TestRelationsThreadsAndTimestamps(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, eve := s.Register("alice"), s.Register("bob"), s.Register("eve")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})

@@ -15,6 +15,7 @@ import (
 // restart with its since token saw every event exactly once (the sync
 // positions given out before the restart are the same after it).
 func TestRestartDuringBurstOfSends(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		room := createRoom(t, s, alice, map[string]any{"preset": "private_chat"})

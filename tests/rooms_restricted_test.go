@@ -15,6 +15,7 @@ import (
 // members and take knocks from others; before version 8 the restricted
 // rule admits no one.
 func TestRestrictedJoin(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, carol, dave := s.Register("alice"), s.Register("bob"), s.Register("carol"), s.Register("dave")
 		space := createRoom(t, s, alice, map[string]any{"preset": "public_chat", "creation_content": map[string]any{"type": "m.space"}})

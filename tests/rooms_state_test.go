@@ -12,6 +12,7 @@ import (
 // the same state twice, and the refusals (no power, another user's state
 // key).
 func TestStateEvents(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		for _, version := range []string{"10", "11", "12"} {
@@ -101,6 +102,7 @@ func TestStateEvents(t *testing.T) {
 // unsigned.redacted_because; a user without the redact power cannot
 // redact someone else's event, but can redact their own.
 func TestRedactions(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		for _, version := range []string{"10", "11", "12"} {

@@ -26,6 +26,7 @@ func upgradeRoom(t testing.TB, s *Server, c *mautrix.Client, room id.RoomID, bod
 // version 12), the bans, the tombstone, the old room restricted, the
 // aliases, canonical alias and directory entry moved; and the refusals.
 func TestRoomUpgrade(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, carol, dave := s.Register("alice"), s.Register("bob"), s.Register("carol"), s.Register("dave")
 		for _, tc := range []struct{ from, to string }{{"10", "12"}, {"11", "12"}, {"10", "11"}} {
@@ -182,6 +183,7 @@ func TestRoomUpgrade(t *testing.T) {
 // (the new room's power levels then let them do the copy, and end as in
 // the old room).
 func TestRoomUpgradeSpace(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		space := createRoom(t, s, alice, map[string]any{

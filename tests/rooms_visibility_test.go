@@ -13,6 +13,7 @@ import (
 // who was never in the room sees nothing of it unless it is world
 // readable.
 func TestHistoryVisibility(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, carol := s.Register("alice"), s.Register("bob"), s.Register("carol")
 		for _, tc := range []struct {
@@ -104,6 +105,7 @@ func TestHistoryVisibility(t *testing.T) {
 // what they could see and sees nothing sent after, on every read path,
 // and that a change of visibility applies from the point it is made.
 func TestHistoryVisibilityAfterLeaving(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})

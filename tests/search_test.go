@@ -39,6 +39,7 @@ func searchRooms(t testing.TB, s *Server, c *mautrix.Client, crit map[string]any
 }
 
 func TestSearchRoomEvents(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat", "name": "Fox den"})
@@ -129,6 +130,7 @@ func TestSearchRoomEvents(t *testing.T) {
 }
 
 func TestSearchPaging(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		room := createRoom(t, s, alice, map[string]any{"preset": "private_chat"})

@@ -18,6 +18,7 @@ import (
 // range reaches the client's timeline live; a room subscription brings a
 // room outside the range with its timeline.
 func TestSlidingSyncJSSDK(t *testing.T) {
+	t.Parallel()
 	node := nodeForJSSDK(t)
 	engines(t, func(t *testing.T, s *Server) {
 		js := s.Register("jsuser")

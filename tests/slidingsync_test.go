@@ -15,6 +15,7 @@ import (
 // TestSlidingSyncVersions: /versions lists simplified sliding sync, which
 // matrix-rust-sdk (Element X) requires.
 func TestSlidingSyncVersions(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		v := s.Do("GET", "/_matrix/client/versions", "", nil).Expect(t, 200, "")
 		if u, _ := v.Body["unstable_features"].(map[string]any); u["org.matrix.simplified_msc3575"] != true {
@@ -30,6 +31,7 @@ func TestSlidingSyncVersions(t *testing.T) {
 // alone in the next response, at the top; a message in a room inside it
 // too; joins and name changes do not bump a room.
 func TestSlidingSyncRoomList(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		rooms := createRooms(t, s, alice, 300)
@@ -165,6 +167,7 @@ func TestSlidingSyncRoomList(t *testing.T) {
 // TestSlidingSyncUnknownPos: a pos this server did not give, one of
 // another connection, and one from before a restart answer M_UNKNOWN_POS.
 func TestSlidingSyncUnknownPos(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		createRoom(t, s, alice, map[string]any{"name": "one"})
@@ -197,6 +200,7 @@ func TestSlidingSyncUnknownPos(t *testing.T) {
 // TestSlidingSyncLongPoll: a long-polling request wakes on a new message
 // in a room of its list and returns it.
 func TestSlidingSyncLongPoll(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		bob := s.Register("bob")
@@ -257,6 +261,7 @@ func TestSlidingSyncLongPoll(t *testing.T) {
 // connection carry device list changes and to-device messages exactly
 // once, one-time key counts and fallback key types every time.
 func TestSlidingSyncE2EE(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		bob := s.Register("bob")
@@ -346,6 +351,7 @@ func TestSlidingSyncE2EE(t *testing.T) {
 // lists (is_invite, is_encrypted, room_types, is_dm); an invite comes
 // with invite_state; the receipts and typing extensions carry events.
 func TestSlidingSyncSubscriptionsAndFilters(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		bob := s.Register("bob")
@@ -452,6 +458,7 @@ func TestSlidingSyncSubscriptionsAndFilters(t *testing.T) {
 // its new unread counts, and nothing else, in the next response; a room
 // entering the range comes with its room account data (tags).
 func TestSlidingSyncUnreadCountsAndTags(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		bob := s.Register("bob")
@@ -504,6 +511,7 @@ func TestSlidingSyncUnreadCountsAndTags(t *testing.T) {
 // room then leaves the list. Element X's room subscription (timeline_limit
 // 20) sends a room of the list again with the longer timeline.
 func TestSlidingSyncMembershipChanges(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		bob := s.Register("bob")

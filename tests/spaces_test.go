@@ -67,6 +67,7 @@ func addChild(t testing.TB, s *Server, c *mautrix.Client, space id.RoomID, child
 // child, as its creator and as others, with paging, max_depth and
 // suggested_only, and checks the refusals.
 func TestSpaceHierarchy(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		space := createRoom(t, s, alice, map[string]any{"preset": "public_chat", "name": "Espace", "topic": "Tout",

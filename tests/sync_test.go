@@ -25,6 +25,7 @@ func joinedPair(t *testing.T, s *Server) (alice, bob *mautrix.Client, room id.Ro
 }
 
 func TestSyncLongPollDelivers(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, room := joinedPair(t, s)
 		// The join returned once sync had it: the initial sync shows it.
@@ -59,6 +60,7 @@ func TestSyncLongPollDelivers(t *testing.T) {
 }
 
 func TestSyncGapIsLimitedAndPrevBatchPagesBack(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, room := joinedPair(t, s)
 		sy, _ := newSyncer(t, bob, `{"room":{"timeline":{"limit":3}}}`)
@@ -93,6 +95,7 @@ func TestSyncGapIsLimitedAndPrevBatchPagesBack(t *testing.T) {
 }
 
 func TestSyncLeaveStopsRoom(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, room := joinedPair(t, s)
 		sy, _ := newSyncer(t, bob, "")
@@ -134,6 +137,7 @@ func TestSyncLeaveStopsRoom(t *testing.T) {
 }
 
 func TestSyncLazyLoadedMembers(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice := s.Register("alice")
 		room := createRoom(t, s, alice, map[string]any{"preset": "public_chat"})
@@ -170,6 +174,7 @@ func TestSyncLazyLoadedMembers(t *testing.T) {
 }
 
 func TestSyncTypingExpires(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, room := joinedPair(t, s)
 		sy, _ := newSyncer(t, bob, "")
@@ -199,6 +204,7 @@ func TestSyncTypingExpires(t *testing.T) {
 }
 
 func TestSyncReceipts(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, room := joinedPair(t, s)
 		sy, _ := newSyncer(t, alice, "")
@@ -230,6 +236,7 @@ func TestSyncReceipts(t *testing.T) {
 }
 
 func TestSyncTokensSurviveRestart(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, room := joinedPair(t, s)
 		sy, _ := newSyncer(t, bob, "")
@@ -246,6 +253,7 @@ func TestSyncTokensSurviveRestart(t *testing.T) {
 }
 
 func TestSyncAccountDataAndFilters(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, _, room := joinedPair(t, s)
 		sy, _ := newSyncer(t, alice, "")
@@ -296,6 +304,7 @@ func TestSyncAccountDataAndFilters(t *testing.T) {
 }
 
 func TestSyncOwnEchoCarriesTransactionID(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, room := joinedPair(t, s)
 		mine, _ := newSyncer(t, alice, "")
@@ -321,6 +330,7 @@ func TestSyncOwnEchoCarriesTransactionID(t *testing.T) {
 }
 
 func TestSyncInviteStateAfterAndFullState(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		sy, _ := newSyncer(t, bob, "")
@@ -370,6 +380,7 @@ func TestSyncInviteStateAfterAndFullState(t *testing.T) {
 }
 
 func TestSyncTimelineAggregatesEdits(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, room := joinedPair(t, s)
 		orig := sendText(t, alice, room, "helo")

@@ -35,6 +35,7 @@ func finds(t testing.TB, s *Server, c *mautrix.Client, term string, user id.User
 }
 
 func TestUserDirectory(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob, carol, dave, erin := s.Register("alice"), s.Register("bob"), s.Register("carol"), s.Register("dave"), s.Register("erin")
 		shared := createRoom(t, s, alice, map[string]any{"preset": "private_chat", "invite": []string{bob.UserID.String(), dave.UserID.String()}})
@@ -103,6 +104,7 @@ func TestUserDirectory(t *testing.T) {
 }
 
 func TestUserDirectorySearchAllAndRanking(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		searcher := s.Register("searcher")
 		names := map[string]string{"ann": "Ann", "anna": "Anna", "annabel": "Annabel Lee", "joe": "Joe Ann"}
@@ -133,6 +135,7 @@ func TestUserDirectorySearchAllAndRanking(t *testing.T) {
 // TestUserDirectoryBackfill: a directory that knows no room (a server
 // older than it) is filled from the roomserver at start.
 func TestUserDirectoryBackfill(t *testing.T) {
+	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		alice, bob := s.Register("alice"), s.Register("bob")
 		room := createRoom(t, s, alice, map[string]any{"preset": "private_chat", "invite": []string{bob.UserID.String()}})
