@@ -194,20 +194,23 @@ func TestOpenRegistrationWithDummy(t *testing.T) {
 }
 
 func TestRefreshTokens(t *testing.T) {
+	const tokenLifetime = 2 * time.Second
 	t.Parallel()
 	engines(t, func(t *testing.T, s *Server) {
 		s.Register("alice")
 		body := loginBody("alice", testPassword)
 		body["refresh_token"] = true
+		loggedIn := time.Now()
 		r := s.Do("POST", "/_matrix/client/v3/login", "", body).Expect(t, 200, "")
 		access, refresh := r.Body["access_token"].(string), r.Body["refresh_token"].(string)
 		if refresh == "" || r.Body["expires_in_ms"].(float64) <= 0 {
 			t.Fatalf("login with refresh_token: %s", r.Raw)
 		}
 		s.Do("GET", "/_matrix/client/v3/account/whoami", access, nil).Expect(t, 200, "")
-		// The access token lives 300ms here; past it the client is soft
+		// The access token lives tokenLifetime here (long enough for the
+		// whoami above on a busy machine); past it the client is soft
 		// logged out and may refresh.
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(time.Until(loggedIn.Add(tokenLifetime + 100*time.Millisecond)))
 		r = s.Do("GET", "/_matrix/client/v3/account/whoami", access, nil).Expect(t, 401, "M_UNKNOWN_TOKEN")
 		if r.Body["soft_logout"] != true {
 			t.Fatalf("expired token: want soft_logout true, got %s", r.Raw)
@@ -221,7 +224,7 @@ func TestRefreshTokens(t *testing.T) {
 		// Once the new pair is used, the old refresh token is revoked.
 		s.Do("POST", "/_matrix/client/v3/refresh", "", map[string]any{"refresh_token": refresh}).Expect(t, 401, "M_UNKNOWN_TOKEN")
 		s.Do("POST", "/_matrix/client/v3/refresh", "", map[string]any{"refresh_token": "mrt_nonsense"}).Expect(t, 401, "M_UNKNOWN_TOKEN")
-	}, func(c *config.Config) { c.Client.Auth.AccessTokenLifetime = config.Duration(300 * time.Millisecond) })
+	}, func(c *config.Config) { c.Client.Auth.AccessTokenLifetime = config.Duration(tokenLifetime) })
 }
 
 // loginBody is a password login request for user.
