@@ -67,9 +67,6 @@ func startWithDendrite(t *testing.T) (s *Server, ourName string, d *dendrite, de
 	}
 	ca := newTestCA(t)
 	ourAddr, dendriteAddr, dendriteHTTP := freePort(t), freePort(t), freePort(t)
-	for ourAddr == dendriteAddr || dendriteHTTP == ourAddr || dendriteHTTP == dendriteAddr {
-		dendriteAddr, dendriteHTTP = freePort(t), freePort(t)
-	}
 	d = startDendrite(t, dir, ca, dendriteAddr, dendriteHTTP)
 	certFile, keyFile := ca.issue(t, t.TempDir(), "127.0.0.1")
 	s = StartServer(t, storagetest.SQLiteURL(t), func(cfg *config.Config) {

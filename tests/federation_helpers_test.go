@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,21 +111,37 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 // freePort returns a loopback address nobody listens on. The server binds
 // it a moment later, so it is taken below Linux's ephemeral range
 // (32768–60999): an address handed out for ":0" by another test, or used
-// as the source port of a connection, cannot take it meanwhile.
+// as the source port of a connection, cannot take it meanwhile; and it is
+// never handed out twice in this process (tests run in parallel).
 func freePort(t testing.TB) string {
 	t.Helper()
+	handedPorts.Lock()
+	defer handedPorts.Unlock()
 	for range 100 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+mathrand.IntN(12000)))
+		port := 20000 + mathrand.IntN(12000)
+		if handedPorts.m[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
 		}
 		l.Close()
+		handedPorts.m[port] = true
 		return addr
 	}
 	t.Fatal("no free loopback port between 20000 and 32000")
 	return ""
 }
+
+// handedPorts are the ports freePort handed out: the test process's
+// register, so that two tests starting servers at once never pick the
+// same port before either binds it.
+var handedPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
 
 // Federation is a set of servers of this project federating on loopback,
 // with TLS from a test CA and static addresses (no DNS).
@@ -142,16 +159,8 @@ type Federation struct {
 func startFederation(t testing.TB, dbURL func(testing.TB) string, names []string, mutate func(cfg *config.Config)) *Federation {
 	t.Helper()
 	f := &Federation{CA: newTestCA(t), Servers: map[string]*Server{}, Addrs: map[string]string{}}
-	taken := map[string]bool{}
 	for _, n := range names {
-		// Each port is free when picked, but given back at once: the
-		// next pick must not land on it again.
-		addr := freePort(t)
-		for taken[addr] {
-			addr = freePort(t)
-		}
-		taken[addr] = true
-		f.Addrs[n] = addr
+		f.Addrs[n] = freePort(t)
 	}
 	for _, n := range names {
 		name := n
@@ -184,28 +193,31 @@ func federationEngines(t *testing.T, names []string, fn func(t *testing.T, f *Fe
 }
 
 // federationEnginesWith is federationEngines with startFederation's
-// mutate. Without a mutate the two engines run side by side, as
-// storagetest.Engines does; with one they run one after the other, since
-// a mutate may hold what both runs share (links to cut, a listener).
+// mutate, which both engines' runs share: it must hold no state (a test
+// with state of its own per run, links to cut or a listener, uses
+// federationEngineRuns).
 func federationEnginesWith(t *testing.T, names []string, mutate func(cfg *config.Config), fn func(t *testing.T, f *Federation)) {
-	t.Run("sqlite", func(t *testing.T) {
-		if os.Getenv(storagetest.EnginesEnv) != "" && !engineSelected("sqlite") {
-			t.Skip("sqlite not selected")
-		}
-		if mutate == nil {
-			t.Parallel()
-		}
-		fn(t, startFederation(t, storagetest.SQLiteURL, names, mutate))
+	federationEngineRuns(t, func(t *testing.T, dbURL func(testing.TB) string) {
+		fn(t, startFederation(t, dbURL, names, mutate))
 	})
-	t.Run("postgres", func(t *testing.T) {
-		if os.Getenv(storagetest.EnginesEnv) != "" && !engineSelected("postgres") {
-			t.Skip("postgres not selected")
-		}
-		if mutate == nil {
+}
+
+// federationEngineRuns runs fn per storage engine, side by side as
+// storagetest.Engines does, with that engine's startFederation database
+// URL: fn starts its servers itself.
+func federationEngineRuns(t *testing.T, fn func(t *testing.T, dbURL func(testing.TB) string)) {
+	for _, e := range []struct {
+		name  string
+		dbURL func(testing.TB) string
+	}{{"sqlite", storagetest.SQLiteURL}, {"postgres", storagetest.PostgresURL}} {
+		t.Run(e.name, func(t *testing.T) {
+			if os.Getenv(storagetest.EnginesEnv) != "" && !engineSelected(e.name) {
+				t.Skip(e.name + " not selected")
+			}
 			t.Parallel()
-		}
-		fn(t, startFederation(t, storagetest.PostgresURL, names, mutate))
-	})
+			fn(t, e.dbURL)
+		})
+	}
 }
 
 // allowLists returns a startFederation mutate that gives each server
