@@ -18,8 +18,9 @@ import (
 // keys (m.signing_key_update).
 func TestFederationDeviceListCopy(t *testing.T) {
 	t.Parallel()
-	links, cutLinks := cuttableLinks(t)
-	federationEnginesWith(t, []string{fedA, fedB}, cutLinks, func(t *testing.T, f *Federation) {
+	federationEngineRuns(t, func(t *testing.T, dbURL func(testing.TB) string) {
+		links, cutLinks := cuttableLinks(t)
+		f := startFederation(t, dbURL, []string{fedA, fedB}, cutLinks)
 		a, b, alice, bob, _ := publicRoomOnA(t, f)
 		device := newOlmDevice(t, alice)
 		device.upload(a, 1)

@@ -24,8 +24,9 @@ import (
 // demotion holds and bob's topic and name, which it forbids, do not.
 func TestFederationPartition(t *testing.T) {
 	t.Parallel()
-	links, cutLinks := cuttableLinks(t)
-	federationEnginesWith(t, []string{fedA, fedB}, cutLinks, func(t *testing.T, f *Federation) {
+	federationEngineRuns(t, func(t *testing.T, dbURL func(testing.TB) string) {
+		links, cutLinks := cuttableLinks(t)
+		f := startFederation(t, dbURL, []string{fedA, fedB}, cutLinks)
 		testFederationPartition(t, f, links)
 	})
 }
@@ -134,7 +135,8 @@ func waitSameState(t *testing.T, a *Server, alice *mautrix.Client, b *Server, bo
 
 // cuttableLinks returns a startFederation mutate that makes each server
 // reach each other one through a link the test can cut, and the links by
-// "from>to" server names (made anew for each engine's servers).
+// "from>to" server names: per federation, so per engine's run
+// (federationEngineRuns).
 func cuttableLinks(t testing.TB) (map[string]*link, func(cfg *config.Config)) {
 	links := map[string]*link{}
 	return links, func(cfg *config.Config) {
@@ -222,8 +224,9 @@ func (l *link) restore() {
 // three servers agree.
 func TestFederationGap(t *testing.T) {
 	t.Parallel()
-	links, cutLinks := cuttableLinks(t)
-	federationEnginesWith(t, []string{fedA, fedB, fedC}, cutLinks, func(t *testing.T, f *Federation) {
+	federationEngineRuns(t, func(t *testing.T, dbURL func(testing.TB) string) {
+		links, cutLinks := cuttableLinks(t)
+		f := startFederation(t, dbURL, []string{fedA, fedB, fedC}, cutLinks)
 		a, b, c := f.Servers[fedA], f.Servers[fedB], f.Servers[fedC]
 		alice, bob, carol := a.Register("alice"), b.Register("bob"), c.Register("carol")
 		room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})

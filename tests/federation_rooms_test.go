@@ -417,34 +417,31 @@ func TestFederationHierarchy(t *testing.T) {
 func TestFederationOriginConcurrency(t *testing.T) {
 	t.Parallel()
 	const slow = "slow.fed.test"
-	// A server that accepts connections and never answers: A's fetch of
-	// its keys holds the request that needs them.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	accepted := make(chan net.Conn, 16)
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
+	federationEngineRuns(t, func(t *testing.T, dbURL func(testing.TB) string) {
+		// A server that accepts connections and never answers: A's fetch
+		// of its keys holds the request that needs them.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		accepted := make(chan net.Conn, 16)
+		go func() {
+			for {
+				conn, err := l.Accept()
+				if err != nil {
+					return
+				}
+				accepted <- conn
 			}
-			accepted <- conn
-		}
-	}()
-	mutate := func(cfg *config.Config) {
-		cfg.Federation.OriginConcurrency = config.Concurrency{Concurrent: 1, MaxQueued: 0}
-		if cfg.Global.ServerName == fedA {
-			cfg.Federation.AllowedServers = append(cfg.Federation.AllowedServers, slow)
-			cfg.Federation.ServerAddresses[slow] = l.Addr().String()
-		}
-	}
-	federationEnginesWith(t, []string{fedA, fedB, fedC}, mutate, func(t *testing.T, f *Federation) {
-		for len(accepted) > 0 { // connections of the other engine's run
-			(<-accepted).Close()
-		}
+		}()
+		f := startFederation(t, dbURL, []string{fedA, fedB, fedC}, func(cfg *config.Config) {
+			cfg.Federation.OriginConcurrency = config.Concurrency{Concurrent: 1, MaxQueued: 0}
+			if cfg.Global.ServerName == fedA {
+				cfg.Federation.AllowedServers = append(cfg.Federation.AllowedServers, slow)
+				cfg.Federation.ServerAddresses[slow] = l.Addr().String()
+			}
+		})
 		a := f.Servers[fedA]
 		alice := a.Register("alice")
 		room := createRoom(t, a, alice, map[string]any{"preset": "public_chat"})
