@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -194,8 +195,11 @@ func TestJoinEndToEnd(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"join against " + srv.URL + ": ok, measured over 1.0s", "join.wave", "leave", "rejoin",
-		"setup.register", "server process"} {
+	// The window closes on a timer, read a little late on a busy machine.
+	if !regexp.MustCompile(`join against ` + regexp.QuoteMeta(srv.URL) + `: ok, measured over 1\.[0-9]s`).MatchString(stdout) {
+		t.Errorf("no one-second window in:\n%s", stdout)
+	}
+	for _, want := range []string{"join.wave", "leave", "rejoin", "setup.register", "server process"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}
