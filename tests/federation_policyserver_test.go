@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -26,7 +25,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/matrix-gouv/homeserver/config"
-	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 )
 
 // policyKeyID is the key id of policy server signatures (spec v1.18).
@@ -226,17 +224,7 @@ func latestEventID(t *testing.T, c *mautrix.Client, room id.RoomID) string {
 // Once C has no member left, the room uses no policy server any more.
 func TestFederationPolicyServer(t *testing.T) {
 	t.Parallel()
-	for _, engine := range []struct {
-		name  string
-		dbURL func(testing.TB) string
-	}{{"sqlite", storagetest.SQLiteURL}, {"postgres", storagetest.PostgresURL}} {
-		t.Run(engine.name, func(t *testing.T) {
-			if os.Getenv(storagetest.EnginesEnv) != "" && !engineSelected(engine.name) {
-				t.Skip(engine.name + " not selected")
-			}
-			testPolicyServer(t, engine.dbURL)
-		})
-	}
+	federationEngineRuns(t, testPolicyServer)
 }
 
 func testPolicyServer(t *testing.T, dbURL func(testing.TB) string) {
