@@ -229,7 +229,9 @@ func TestStopReports(t *testing.T) {
 	srv := testserver.Start(t)
 	out := t.TempDir()
 	sigs := make(chan os.Signal, 2)
-	time.AfterFunc(2*time.Second, func() { sigs <- syscall.SIGINT })
+	// The stop must come after the set-up and the join wave, which take
+	// a few seconds on a machine busy with the race detector.
+	time.AfterFunc(5*time.Second, func() { sigs <- syscall.SIGINT })
 	start := time.Now()
 	code, stdout, stderr := runCLI(t, sigs, joinArgs(srv, out, "--duration", "10m")...)
 	if code == exitSkipped {

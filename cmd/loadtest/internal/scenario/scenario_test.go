@@ -243,7 +243,17 @@ func TestStopDuringWindow(t *testing.T) {
 	fs := flag.NewFlagSet("join", flag.ContinueOnError)
 	sc.Flags(fs)
 	_ = fs.Parse([]string{"--users", "3", "--warmup", "0s", "--duration", "10m"})
-	time.AfterFunc(1500*time.Millisecond, func() { close(stop) })
+	// Stop once the window is open (the set-up takes a while on a busy
+	// machine; a stop before the window opens ends the run without one).
+	go func() {
+		defer close(stop)
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if b, _ := rec.Window(); !b.IsZero() {
+				time.Sleep(300 * time.Millisecond)
+				return
+			}
+		}
+	}()
 	start := time.Now()
 	err = sc.Run(context.Background(), e)
 	if matrix.IsNotImplemented(err) {
