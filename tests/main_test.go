@@ -13,6 +13,8 @@ import (
 // disk and timers rather than on the CPU.
 const parallelTests = 6
 
+// TestMain runs the package's tests parallelTests at a time, unless the
+// command line sets -parallel.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	set := false
