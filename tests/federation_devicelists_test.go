@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 )
 
 // TestFederationDeviceListCopy: B keeps a copy of the device list of
@@ -18,7 +20,7 @@ import (
 // keys (m.signing_key_update).
 func TestFederationDeviceListCopy(t *testing.T) {
 	t.Parallel()
-	federationEngineRuns(t, func(t *testing.T, dbURL func(testing.TB) string) {
+	storagetest.EnginesEach(t, func(t *testing.T, dbURL func(testing.TB) string) {
 		links, cutLinks := cuttableLinks(t)
 		f := startFederation(t, dbURL, []string{fedA, fedB}, cutLinks)
 		a, b, alice, bob, _ := publicRoomOnA(t, f)

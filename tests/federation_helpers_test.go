@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,30 +193,12 @@ func federationEngines(t *testing.T, names []string, fn func(t *testing.T, f *Fe
 
 // federationEnginesWith is federationEngines with startFederation's
 // mutate, which both engines' runs share: it must hold no state (a test
-// with state of its own per run, links to cut or a listener, uses
-// federationEngineRuns).
+// with state of its own per run, links to cut or a listener, starts its
+// servers itself in storagetest.EnginesEach).
 func federationEnginesWith(t *testing.T, names []string, mutate func(cfg *config.Config), fn func(t *testing.T, f *Federation)) {
-	federationEngineRuns(t, func(t *testing.T, dbURL func(testing.TB) string) {
+	storagetest.EnginesEach(t, func(t *testing.T, dbURL func(testing.TB) string) {
 		fn(t, startFederation(t, dbURL, names, mutate))
 	})
-}
-
-// federationEngineRuns runs fn per storage engine, side by side as
-// storagetest.Engines does, with that engine's startFederation database
-// URL: fn starts its servers itself.
-func federationEngineRuns(t *testing.T, fn func(t *testing.T, dbURL func(testing.TB) string)) {
-	for _, e := range []struct {
-		name  string
-		dbURL func(testing.TB) string
-	}{{"sqlite", storagetest.SQLiteURL}, {"postgres", storagetest.PostgresURL}} {
-		t.Run(e.name, func(t *testing.T) {
-			if os.Getenv(storagetest.EnginesEnv) != "" && !engineSelected(e.name) {
-				t.Skip(e.name + " not selected")
-			}
-			t.Parallel()
-			fn(t, e.dbURL)
-		})
-	}
 }
 
 // allowLists returns a startFederation mutate that gives each server
@@ -229,16 +210,6 @@ func allowLists(lists map[string][]string) func(cfg *config.Config) {
 			cfg.Federation.AllowedServers = l
 		}
 	}
-}
-
-// engineSelected reports whether storagetest.EnginesEnv names engine.
-func engineSelected(engine string) bool {
-	for _, e := range strings.Split(os.Getenv(storagetest.EnginesEnv), ",") {
-		if strings.TrimSpace(e) == engine {
-			return true
-		}
-	}
-	return false
 }
 
 // fedRequest sends a federation request to the listener of server at, as

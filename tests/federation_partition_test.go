@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 )
 
 // TestFederationPartition: two servers in a room are cut off from each
@@ -24,7 +25,7 @@ import (
 // demotion holds and bob's topic and name, which it forbids, do not.
 func TestFederationPartition(t *testing.T) {
 	t.Parallel()
-	federationEngineRuns(t, func(t *testing.T, dbURL func(testing.TB) string) {
+	storagetest.EnginesEach(t, func(t *testing.T, dbURL func(testing.TB) string) {
 		links, cutLinks := cuttableLinks(t)
 		f := startFederation(t, dbURL, []string{fedA, fedB}, cutLinks)
 		testFederationPartition(t, f, links)
@@ -136,7 +137,7 @@ func waitSameState(t *testing.T, a *Server, alice *mautrix.Client, b *Server, bo
 // cuttableLinks returns a startFederation mutate that makes each server
 // reach each other one through a link the test can cut, and the links by
 // "from>to" server names: per federation, so per engine's run
-// (federationEngineRuns).
+// (storagetest.EnginesEach).
 func cuttableLinks(t testing.TB) (map[string]*link, func(cfg *config.Config)) {
 	links := map[string]*link{}
 	return links, func(cfg *config.Config) {
@@ -224,7 +225,7 @@ func (l *link) restore() {
 // three servers agree.
 func TestFederationGap(t *testing.T) {
 	t.Parallel()
-	federationEngineRuns(t, func(t *testing.T, dbURL func(testing.TB) string) {
+	storagetest.EnginesEach(t, func(t *testing.T, dbURL func(testing.TB) string) {
 		links, cutLinks := cuttableLinks(t)
 		f := startFederation(t, dbURL, []string{fedA, fedB, fedC}, cutLinks)
 		a, b, c := f.Servers[fedA], f.Servers[fedB], f.Servers[fedC]

@@ -25,6 +25,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 )
 
 // policyKeyID is the key id of policy server signatures (spec v1.18).
@@ -224,7 +225,7 @@ func latestEventID(t *testing.T, c *mautrix.Client, room id.RoomID) string {
 // Once C has no member left, the room uses no policy server any more.
 func TestFederationPolicyServer(t *testing.T) {
 	t.Parallel()
-	federationEngineRuns(t, testPolicyServer)
+	storagetest.EnginesEach(t, testPolicyServer)
 }
 
 func testPolicyServer(t *testing.T, dbURL func(testing.TB) string) {

@@ -17,6 +17,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/matrix-gouv/homeserver/config"
+	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
 )
 
 // knockRoomState is the initial state of a room one may knock on.
@@ -417,7 +418,7 @@ func TestFederationHierarchy(t *testing.T) {
 func TestFederationOriginConcurrency(t *testing.T) {
 	t.Parallel()
 	const slow = "slow.fed.test"
-	federationEngineRuns(t, func(t *testing.T, dbURL func(testing.TB) string) {
+	storagetest.EnginesEach(t, func(t *testing.T, dbURL func(testing.TB) string) {
 		// A server that accepts connections and never answers: A's fetch
 		// of its keys holds the request that needs them.
 		l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -39,16 +39,24 @@ const EnginesEnv = "HOMESERVER_TEST_ENGINES"
 // t.Cleanup rather than defer.
 func Engines(t *testing.T, fn func(t *testing.T, url string)) {
 	t.Helper()
-	t.Run("sqlite", func(t *testing.T) {
-		skipUnlessSelected(t, "sqlite")
-		t.Parallel()
-		fn(t, SQLiteURL(t))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		skipUnlessSelected(t, "postgres")
-		t.Parallel()
-		fn(t, PostgresURL(t))
-	})
+	EnginesEach(t, func(t *testing.T, newURL func(testing.TB) string) { fn(t, newURL(t)) })
+}
+
+// EnginesEach is Engines for a test that needs several databases per
+// engine (servers federating with each other): fn gets the subtest's
+// engine as a function returning a fresh database URL at each call.
+func EnginesEach(t *testing.T, fn func(t *testing.T, newURL func(testing.TB) string)) {
+	t.Helper()
+	for _, e := range []struct {
+		name   string
+		newURL func(testing.TB) string
+	}{{"sqlite", SQLiteURL}, {"postgres", PostgresURL}} {
+		t.Run(e.name, func(t *testing.T) {
+			skipUnlessSelected(t, e.name)
+			t.Parallel()
+			fn(t, e.newURL)
+		})
+	}
 }
 
 func skipUnlessSelected(t *testing.T, engine string) {
