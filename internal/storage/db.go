@@ -190,7 +190,7 @@ func (db *DB) writeAlone(ctx context.Context, fn func(b *Batch) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := runWithLater(ctx, tx, fn); err != nil {
+	if err := runWithLater(ctx, db.Dialect, tx, fn); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

@@ -112,7 +112,7 @@ func (g *groupCommit) run(tx *sql.Tx, r *writeReq, shared bool) (err error) {
 		return err
 	}
 	if !shared {
-		if err := runWithLater(r.ctx, tx, r.fn); err != nil {
+		if err := runWithLater(r.ctx, g.db.Dialect, tx, r.fn); err != nil {
 			// The batch holds this write alone: roll the whole
 			// transaction back by making the commit fail.
 			_ = tx.Rollback()
@@ -123,7 +123,7 @@ func (g *groupCommit) run(tx *sql.Tx, r *writeReq, shared bool) (err error) {
 	if _, err := tx.ExecContext(r.ctx, "SAVEPOINT write"); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
-	if err := runWithLater(r.ctx, tx, r.fn); err != nil {
+	if err := runWithLater(r.ctx, g.db.Dialect, tx, r.fn); err != nil {
 		if _, rbErr := tx.ExecContext(context.Background(), "ROLLBACK TO SAVEPOINT write"); rbErr != nil {
 			return fmt.Errorf("%w (and rolling back: %v)", err, rbErr)
 		}
@@ -171,7 +171,7 @@ func (g *groupCommit) commitOptimistic(batch []*writeReq) {
 			return
 		}
 	}
-	if err := later.flush(context.Background(), tx); err != nil {
+	if err := later.flush(context.Background(), tx, g.db.Dialect); err != nil {
 		replay()
 		return
 	}
@@ -186,10 +186,10 @@ func (g *groupCommit) commitOptimistic(batch []*writeReq) {
 
 // runWithLater runs fn in tx and then writes the rows it queued with
 // InsertLater.
-func runWithLater(ctx context.Context, tx *sql.Tx, fn func(b *Batch) error) error {
+func runWithLater(ctx context.Context, d Dialect, tx *sql.Tx, fn func(b *Batch) error) error {
 	later := newLaterInserts()
 	if err := fn(&Batch{Tx: tx, later: later}); err != nil {
 		return err
 	}
-	return later.flush(ctx, tx)
+	return later.flush(ctx, tx, d)
 }

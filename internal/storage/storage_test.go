@@ -115,7 +115,10 @@ func testConcurrentWritesFailAlone(t *testing.T, db *storage.DB, write func(*sto
 					return err
 				}
 				if later != nil {
+					// Two column lists: two inserts to flush, one
+					// statement for both on PostgreSQL.
 					later("registration_tokens (token, created_ts)", fmt.Sprint("later", i), i)
+					later("registration_tokens (created_ts, token)", i, fmt.Sprint("later-again", i))
 				}
 				if i%3 == 0 {
 					return errors.New("fail after writing")
@@ -138,7 +141,7 @@ func testConcurrentWritesFailAlone(t *testing.T, db *storage.DB, write func(*sto
 		t.Fatal(err)
 	}
 	if queuesLater {
-		laterRows = n - n/3
+		laterRows = 2 * (n - n/3)
 	}
 	if failed != n/3 || rows != n-n/3 || later != laterRows {
 		t.Fatalf("%d writes failed and %d rows (%d queued for later) remain; want %d and %d", failed, rows, later, n/3, n-n/3)
