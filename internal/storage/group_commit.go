@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -48,8 +49,8 @@ type writeReq struct {
 }
 
 // write queues fn and returns its outcome once its batch has committed.
-// The caller that finds fewer than maxLeaders batches running leads: it
-// commits batches until none is pending.
+// The caller that finds fewer than maxLeaders batches running leads (see
+// lead).
 func (g *groupCommit) write(ctx context.Context, fn func(b *Batch) error) error {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
@@ -60,24 +61,37 @@ func (g *groupCommit) write(ctx context.Context, fn func(b *Batch) error) error 
 	}
 	g.mu.Unlock()
 	if lead {
-		for {
-			g.mu.Lock()
-			batch := g.pending
-			g.pending = nil
-			if len(batch) == 0 {
-				g.leaders--
-				g.mu.Unlock()
-				break
-			}
-			g.mu.Unlock()
-			if g.optimistic {
-				g.commitOptimistic(batch)
-			} else {
-				g.commit(batch)
-			}
-		}
+		g.lead(req)
 	}
 	return <-req.done
+}
+
+// lead commits batches until none is pending. A caller leading for its
+// own write (own) leads only until the batch holding it has committed:
+// if writes are still pending then, a goroutine goes on leading in its
+// place, so that the caller hears its outcome at once and not after the
+// batches of writes that came later.
+func (g *groupCommit) lead(own *writeReq) {
+	for {
+		g.mu.Lock()
+		batch := g.pending
+		g.pending = nil
+		if len(batch) == 0 {
+			g.leaders--
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		if g.optimistic {
+			g.commitOptimistic(batch)
+		} else {
+			g.commit(batch)
+		}
+		if own != nil && slices.Contains(batch, own) {
+			go g.lead(nil)
+			return
+		}
+	}
 }
 
 // commit runs a batch in one transaction and reports to each request.
