@@ -23,26 +23,38 @@ const maxPrevEvents = 20
 
 // Send builds a local event on the room's forward extremities, checks it
 // against the current state and commits it.
+//
+// A send with a transaction id the device already used on the endpoint
+// returns the event sent the first time. The id is stored under a unique
+// key in the event's own commit, and the room's lock orders a retry after
+// the first attempt; so a retry fails (at the latest on that key) and
+// then finds the first event. Looking the id up only then spares every
+// send a read.
 func (in *Inputter) Send(ctx context.Context, roomID string, p api.ProtoEvent) (api.Event, error) {
+	ev, err := in.send(ctx, roomID, p)
+	if err == nil || p.Txn == nil {
+		return ev, err
+	}
+	nid, ok, lookupErr := in.deps.Store.TxnEvent(ctx, p.Sender, p.Txn.DeviceID, p.Txn.Scope, p.Txn.ID)
+	switch {
+	case lookupErr != nil:
+		return api.Event{}, fmt.Errorf("%w (and looking up the transaction id: %v)", err, lookupErr)
+	case !ok:
+		return api.Event{}, err
+	}
+	evs, lookupErr := in.deps.Events.ByNID(ctx, []int64{nid})
+	if lookupErr != nil || len(evs) == 0 {
+		return api.Event{}, fmt.Errorf("%w (and loading the event of the transaction id: %v)", err, lookupErr)
+	}
+	return in.deps.Events.APIEvent(ctx, evs[0])
+}
+
+// send is Send without the lookup of a retried transaction id.
+func (in *Inputter) send(ctx context.Context, roomID string, p api.ProtoEvent) (api.Event, error) {
 	r := in.lock(roomID)
 	defer r.mu.Unlock()
 	if err := in.loadLocked(ctx, r); err != nil {
 		return api.Event{}, err
-	}
-	if p.Txn != nil {
-		// A retry: the room's lock orders it after the first attempt,
-		// whose commit holds the transaction id.
-		nid, ok, err := in.deps.Store.TxnEvent(ctx, p.Sender, p.Txn.DeviceID, p.Txn.Scope, p.Txn.ID)
-		if err != nil {
-			return api.Event{}, err
-		}
-		if ok {
-			evs, err := in.deps.Events.ByNID(ctx, []int64{nid})
-			if err != nil {
-				return api.Event{}, err
-			}
-			return in.deps.Events.APIEvent(ctx, evs[0])
-		}
 	}
 	// Build, sign and authorise before the transaction: the room's lock
 	// keeps its view still, and the transaction (a scarce write slot)
