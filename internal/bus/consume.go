@@ -74,6 +74,9 @@ type consumeOptions struct {
 	backoffMin, backoffMax time.Duration
 	replayPending          bool
 	linger                 time.Duration
+	// lingerWhile, when set, limits lingering to batches whose every
+	// message it accepts.
+	lingerWhile func(Message) bool
 }
 
 // WithMaxAckPending lets n messages be in flight at once. The default, 1,
@@ -107,6 +110,16 @@ func WithReplayPendingFirst() ConsumeOption {
 // steady trickle it commits every d instead of at every message.
 func WithBatchLinger(d time.Duration) ConsumeOption {
 	return func(o *consumeOptions) { o.linger = max(d, 0) }
+}
+
+// WithBatchLingerWhile is WithBatchLinger for the batches whose every
+// message satisfies ok; a batch stops lingering at the first message ok
+// refuses and takes only what is already waiting after it. For a handler
+// whose messages are sometimes awaited and sometimes not (the sync
+// feeder writes events clients were already woken for, and wakes them
+// for the others).
+func WithBatchLingerWhile(d time.Duration, ok func(Message) bool) ConsumeOption {
+	return func(o *consumeOptions) { o.linger, o.lingerWhile = max(d, 0), ok }
 }
 
 // WithBackoff sets the redelivery delay after a failure: min at first,
@@ -282,15 +295,20 @@ func (c *consumer) drain(ctx context.Context, cons jetstream.Consumer) {
 		}
 		batch := []jetstream.Msg{msg}
 		lingerUntil := time.Now().Add(c.opts.linger)
+		lingering := c.mayLinger(msg)
 		for len(batch) < c.opts.maxBatch {
 			// Take what is already buffered; a short wait only, unless
 			// the consumer lingers.
-			wait := max(batchWait, time.Until(lingerUntil))
+			wait := batchWait
+			if lingering {
+				wait = max(batchWait, time.Until(lingerUntil))
+			}
 			more, err := it.Next(jetstream.NextMaxWait(wait))
 			if err != nil {
 				break
 			}
 			batch = append(batch, more)
+			lingering = lingering && c.mayLinger(more)
 		}
 		c.handle(ctx, batch)
 	}
@@ -315,17 +333,27 @@ func (c *consumer) release(it jetstream.MessagesContext) {
 	}
 }
 
+// mayLinger reports whether a batch holding jm may wait for more.
+func (c *consumer) mayLinger(jm jetstream.Msg) bool {
+	return c.opts.linger > 0 && (c.opts.lingerWhile == nil || c.opts.lingerWhile(c.message(jm)))
+}
+
+// message is what a handler sees of jm.
+func (c *consumer) message(jm jetstream.Msg) Message {
+	msg := Message{Subject: c.b.relSubject(jm.Subject()), ID: jm.Headers().Get(jetstream.MsgIDHeader), Data: jm.Data()}
+	if md, err := jm.Metadata(); err == nil {
+		msg.Sequence, msg.Delivery, msg.Time = md.Sequence.Stream, md.NumDelivered, md.Timestamp
+	}
+	if msg.Sequence <= c.replayedUpTo {
+		msg.Delivery = max(msg.Delivery, 2)
+	}
+	return msg
+}
+
 func (c *consumer) handle(ctx context.Context, jms []jetstream.Msg) {
 	msgs := make([]Message, len(jms))
 	for i, jm := range jms {
-		msg := Message{Subject: c.b.relSubject(jm.Subject()), ID: jm.Headers().Get(jetstream.MsgIDHeader), Data: jm.Data()}
-		if md, err := jm.Metadata(); err == nil {
-			msg.Sequence, msg.Delivery, msg.Time = md.Sequence.Stream, md.NumDelivered, md.Timestamp
-		}
-		if msg.Sequence <= c.replayedUpTo {
-			msg.Delivery = max(msg.Delivery, 2)
-		}
-		msgs[i] = msg
+		msgs[i] = c.message(jm)
 	}
 	c.mu.Lock()
 	c.current = jms

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -391,28 +392,35 @@ func TestConsumeBatchReplaysPendingFirst(t *testing.T) {
 }
 
 // TestConsumeBatchLingers: with WithBatchLinger, messages published a
-// little apart are handled as one batch; without it, each alone.
+// little apart are handled as one batch; without it, each alone; with
+// WithBatchLingerWhile, a batch stops lingering at a message refused.
 func TestConsumeBatchLingers(t *testing.T) {
 	eachBus(t, func(t *testing.T, b *Bus) {
 		ctx := context.Background()
-		for _, tc := range []struct {
+		for k, tc := range []struct {
 			name string
 			opts []ConsumeOption
 			want []int
 		}{
 			{"no linger", nil, []int{1, 1, 1}},
 			{"linger", []ConsumeOption{WithBatchLinger(time.Second)}, []int{3}},
+			{"linger while all accepted", []ConsumeOption{WithBatchLingerWhile(time.Second, func(Message) bool { return true })}, []int{3}},
+			// Message 1 ends the first batch at once; message 2 lingers alone.
+			{"second refused", []ConsumeOption{WithBatchLingerWhile(time.Second, refuse("1"))}, []int{2, 1}},
+			// Message 0 goes alone; 1 lingers and 2 joins it.
+			{"first refused", []ConsumeOption{WithBatchLingerWhile(time.Second, refuse("0"))}, []int{1, 2}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				sizes := make(chan int, 3)
-				stop, err := b.ConsumeBatch(ctx, StreamRoomserverOutput, "linger"+strconv.Itoa(len(tc.opts)), SubjectRoomserverOutput+".linger"+strconv.Itoa(len(tc.opts)),
+				name := "linger" + strconv.Itoa(k)
+				stop, err := b.ConsumeBatch(ctx, StreamRoomserverOutput, name, SubjectRoomserverOutput+"."+name,
 					func(_ context.Context, msgs []Message) error { sizes <- len(msgs); return nil }, 64, tc.opts...)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer stop()
 				for i := 0; i < 3; i++ {
-					if err := b.Publish(ctx, Subject(SubjectRoomserverOutput, "linger"+strconv.Itoa(len(tc.opts))), fmt.Sprint(tc.name, i), i); err != nil {
+					if err := b.Publish(ctx, Subject(SubjectRoomserverOutput, name), fmt.Sprint(tc.name, i), i); err != nil {
 						t.Fatal(err)
 					}
 					time.Sleep(100 * time.Millisecond)
@@ -433,4 +441,9 @@ func TestConsumeBatchLingers(t *testing.T) {
 			})
 		}
 	})
+}
+
+// refuse accepts every message but those whose id ends with suffix.
+func refuse(suffix string) func(Message) bool {
+	return func(m Message) bool { return !strings.HasSuffix(m.ID, suffix) }
 }
