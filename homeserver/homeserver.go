@@ -267,6 +267,11 @@ func (c *Component) buildSync(deps Deps, store *storage.Store, edus *eduPublishe
 	pending := &streams.PendingActions{}
 	c.feeder = &streams.Feeder{Bus: deps.Bus, Store: store, Rooms: deps.Rooms, Notifier: c.notifier,
 		Processor: p.Processor(), Pending: pending, Log: deps.Log}
+	if deps.DB.Dialect == dbstorage.Postgres {
+		// Each PostgreSQL commit is a WAL flush of its own; SQLite's
+		// writes already share commits (see streams.Feeder.WriteLinger).
+		c.feeder.WriteLinger = streams.PostgresWriteLinger
+	}
 	ed := ephemeral.Deps{
 		Store: store, Rooms: deps.Rooms, Notifier: c.notifier, Typing: c.typing, AccountData: c.accountData,
 		Unread: pending, Presence: presence, IdleAfter: syncv3.IdleAfter, MaxRequestBytes: deps.Config.MaxRequestBytes,

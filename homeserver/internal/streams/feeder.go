@@ -55,6 +55,14 @@ type Feeder struct {
 	Processor EventProcessor
 	Pending   *PendingActions
 	Log       *logrus.Entry
+	// WriteLinger is how long an event clients were already woken for
+	// may wait to be written with the next ones (0: not at all). Nobody
+	// waits for that write; on PostgreSQL each commit is a WAL flush,
+	// which the roomserver's commits on the send path queue behind, so
+	// under a steady trickle one commit per WriteLinger is better than
+	// one per event. On SQLite, whose writes share commits anyway, a
+	// larger write only lengthens the commit the sends share.
+	WriteLinger time.Duration
 
 	stop func()
 
@@ -88,13 +96,27 @@ func (f *Feeder) Start(ctx context.Context) error {
 	f.mu.Unlock()
 	// The messages an earlier run woke clients with but did not write
 	// come back first and in order, so that they get the same positions.
+	// Events OutputPublished woke clients for wait up to WriteLinger to
+	// be written together: one commit for several of them.
 	stop, err := f.Bus.ConsumeBatch(context.WithoutCancel(ctx), bus.StreamRoomserverOutput, feederDurable, "", f.handle, feederBatch,
-		bus.WithReplayPendingFirst())
+		bus.WithReplayPendingFirst(), bus.WithBatchLingerWhile(f.WriteLinger, f.woken))
 	if err != nil {
 		return fmt.Errorf("consume roomserver output: %w", err)
 	}
 	f.stop = stop
 	return nil
+}
+
+// PostgresWriteLinger is the Feeder's WriteLinger on PostgreSQL.
+const PostgresWriteLinger = 50 * time.Millisecond
+
+// woken reports whether OutputPublished woke clients for the event of m:
+// its write is not awaited.
+func (f *Feeder) woken(m bus.Message) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.early[m.ID]
+	return ok
 }
 
 // Stop detaches it, once the event in hand is done.
