@@ -5,7 +5,9 @@
 //
 // The input path hands each commit's output events to the publisher
 // directly, so that publishing does not wait for a read of the outbox;
-// the outbox rows are deleted in batches once published. The outbox is
+// the outbox rows are deleted in batches once published, beside the
+// publishing (a delete's commit does not hold up the next events). The
+// outbox is
 // read only at start (what a previous run committed but did not
 // publish), after a failed publish, and when the hand-off queue is full.
 package output
@@ -63,13 +65,19 @@ type Publisher struct {
 	// overflow: handed was dropped (full), the outbox has the events.
 	overflow bool
 
-	// fromOutbox and published are the loop's own.
-	// fromOutbox: the next round reads the outbox (at start, after a
-	// failure, after an overflow).
+	// fromOutbox is the loop's own: the next round reads the outbox (at
+	// start, after a failure, after an overflow).
 	fromOutbox bool
-	// published are events published whose outbox rows are still there.
-	published   []int64
-	lastRemoval time.Time
+
+	// removing is held while outbox rows are deleted, by the remover or
+	// by the loop before it reads the outbox.
+	removing sync.Mutex
+	// pubMu guards published: events published whose outbox rows are
+	// still there.
+	pubMu     sync.Mutex
+	published []int64
+	// removeNow wakes the remover when enough rows wait.
+	removeNow chan struct{}
 
 	// listener, when set, is told of each event stored (see Listen).
 	listener api.OutputListener
@@ -80,7 +88,7 @@ type Publisher struct {
 
 // New returns a publisher; Start runs it.
 func New(store Store, b *bus.Bus, log *logrus.Entry) *Publisher {
-	return &Publisher{store: store, bus: b, log: log, wake: make(chan struct{}, 1), fromOutbox: true}
+	return &Publisher{store: store, bus: b, log: log, wake: make(chan struct{}, 1), removeNow: make(chan struct{}, 1), fromOutbox: true}
 }
 
 // Listen makes l be told of each output event once the bus stored it, in
@@ -105,11 +113,11 @@ func (p *Publisher) Hand(entries []storage.OutboxEntry) {
 	}
 }
 
-// Start runs the publishing loop until Stop.
+// Start runs the publishing loop and the outbox remover until Stop.
 func (p *Publisher) Start(ctx context.Context) {
 	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	p.lastRemoval = time.Now()
-	p.done.Add(1)
+	p.done.Add(2)
+	go p.remover(ctx)
 	go func() {
 		defer p.done.Done()
 		tick := time.NewTicker(removeEvery)
@@ -141,8 +149,7 @@ func (p *Publisher) Stop(ctx context.Context) {
 }
 
 // round publishes what was handed, or what the outbox holds when it must
-// be read, and deletes the outbox rows of published events when enough
-// of them wait.
+// be read.
 func (p *Publisher) round(ctx context.Context) error {
 	p.mu.Lock()
 	handed := p.handed
@@ -172,9 +179,6 @@ func (p *Publisher) round(ctx context.Context) error {
 				return err
 			}
 		}
-	}
-	if len(p.published) >= removeBatch || (len(p.published) > 0 && time.Since(p.lastRemoval) >= removeEvery) {
-		return p.removePublished(ctx)
 	}
 	return nil
 }
@@ -213,21 +217,65 @@ func (p *Publisher) publish(ctx context.Context, e storage.OutboxEntry, tell boo
 	if err != nil {
 		return err
 	}
-	p.published = append(p.published, e.EventNID)
+	p.markPublished(e.EventNID)
 	if tell && p.listener != nil && !stored.Duplicate {
 		p.listener.OutputPublished(stored.Sequence, e.JSON)
 	}
 	return nil
 }
 
-// removePublished deletes the outbox rows of the events published.
+// markPublished records that an event is on the bus: its outbox row may
+// go.
+func (p *Publisher) markPublished(eventNID int64) {
+	p.pubMu.Lock()
+	p.published = append(p.published, eventNID)
+	full := len(p.published) >= removeBatch
+	p.pubMu.Unlock()
+	if full {
+		select {
+		case p.removeNow <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// remover deletes the outbox rows of published events every removeEvery,
+// or sooner when removeBatch of them wait: beside the publishing loop, so
+// that a delete's commit never holds up the events behind it.
+func (p *Publisher) remover(ctx context.Context) {
+	defer p.done.Done()
+	tick := time.NewTicker(removeEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-p.removeNow:
+		}
+		if err := p.removePublished(ctx); err != nil && ctx.Err() == nil {
+			p.log.WithError(err).Warn("delete published roomserver output from the outbox; will retry")
+		}
+	}
+}
+
+// removePublished deletes the outbox rows of the events published so far.
 func (p *Publisher) removePublished(ctx context.Context) error {
-	if len(p.published) == 0 {
+	p.removing.Lock()
+	defer p.removing.Unlock()
+	p.pubMu.Lock()
+	nids := p.published
+	p.published = nil
+	p.pubMu.Unlock()
+	if len(nids) == 0 {
 		return nil
 	}
-	if err := p.store.RemoveFromOutbox(ctx, p.published); err != nil {
+	if err := p.store.RemoveFromOutbox(ctx, nids); err != nil {
+		// Kept for the next try, before those published meanwhile.
+		p.pubMu.Lock()
+		p.published = append(nids, p.published...)
+		p.pubMu.Unlock()
 		return err
 	}
-	p.published, p.lastRemoval = p.published[:0], time.Now()
 	return nil
 }
