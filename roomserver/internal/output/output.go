@@ -7,9 +7,9 @@
 // directly, so that publishing does not wait for a read of the outbox;
 // the outbox rows are deleted in batches once published, beside the
 // publishing (a delete's commit does not hold up the next events). The
-// outbox is
-// read only at start (what a previous run committed but did not
-// publish), after a failed publish, and when the hand-off queue is full.
+// outbox is read only at start (what a previous run committed but did
+// not publish), after a failed publish, and when the hand-off queue is
+// full.
 package output
 
 import (
