@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/matrix-gouv/homeserver/internal/storage"
 	"github.com/matrix-gouv/homeserver/internal/storage/storagetest"
@@ -161,5 +162,46 @@ func TestExpandSchemaKeepsOnlyTheEnginesBlocks(t *testing.T) {
 		if got := storage.ExpandSchemaForTest(d, src); got != want {
 			t.Errorf("%s: got %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestWriteReturnsOnceItsBatchCommitted: on SQLite, where one batch
+// commits at a time, the caller that led the commit of its own write
+// hears its outcome while a later write's batch is still running (the
+// leader hands on instead of staying until nothing is pending).
+func TestWriteReturnsOnceItsBatchCommitted(t *testing.T) {
+	db := storagetest.Open(t, storagetest.SQLiteURL(t))
+	ctx := context.Background()
+	aStarted, releaseA := make(chan struct{}), make(chan struct{})
+	bStarted, releaseB := make(chan struct{}), make(chan struct{})
+	aDone, bDone := make(chan error, 1), make(chan error, 1)
+	go func() {
+		aDone <- db.Write(ctx, func(*sql.Tx) error { close(aStarted); <-releaseA; return nil })
+	}()
+	<-aStarted // a leads, and its batch is running
+	go func() {
+		bDone <- db.Write(ctx, func(*sql.Tx) error { close(bStarted); <-releaseB; return nil })
+	}()
+	// b waits for a's batch to commit: give it time to be queued.
+	time.Sleep(50 * time.Millisecond)
+	close(releaseA)
+	defer close(releaseB)
+	select {
+	case err := <-aDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first write did not return while a later write's batch was running")
+	}
+	select {
+	case <-bStarted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the later write's batch never ran")
+	}
+	select {
+	case err := <-bDone:
+		t.Fatalf("the later write returned before its fn did: %v", err)
+	default:
 	}
 }
