@@ -293,9 +293,9 @@ func (c *consumer) drain(ctx context.Context, cons jetstream.Consumer) {
 			}
 			return
 		}
-		batch := []jetstream.Msg{msg}
+		batch, msgs := []jetstream.Msg{msg}, []Message{c.message(msg)}
 		lingerUntil := time.Now().Add(c.opts.linger)
-		lingering := c.mayLinger(msg)
+		lingering := c.mayLinger(msgs[0])
 		for len(batch) < c.opts.maxBatch {
 			// Take what is already buffered; a short wait only, unless
 			// the consumer lingers.
@@ -307,10 +307,10 @@ func (c *consumer) drain(ctx context.Context, cons jetstream.Consumer) {
 			if err != nil {
 				break
 			}
-			batch = append(batch, more)
-			lingering = lingering && c.mayLinger(more)
+			batch, msgs = append(batch, more), append(msgs, c.message(more))
+			lingering = lingering && c.mayLinger(msgs[len(msgs)-1])
 		}
-		c.handle(ctx, batch)
+		c.handle(ctx, batch, msgs)
 	}
 }
 
@@ -333,9 +333,9 @@ func (c *consumer) release(it jetstream.MessagesContext) {
 	}
 }
 
-// mayLinger reports whether a batch holding jm may wait for more.
-func (c *consumer) mayLinger(jm jetstream.Msg) bool {
-	return c.opts.linger > 0 && (c.opts.lingerWhile == nil || c.opts.lingerWhile(c.message(jm)))
+// mayLinger reports whether a batch holding m may wait for more.
+func (c *consumer) mayLinger(m Message) bool {
+	return c.opts.linger > 0 && (c.opts.lingerWhile == nil || c.opts.lingerWhile(m))
 }
 
 // message is what a handler sees of jm.
@@ -350,11 +350,9 @@ func (c *consumer) message(jm jetstream.Msg) Message {
 	return msg
 }
 
-func (c *consumer) handle(ctx context.Context, jms []jetstream.Msg) {
-	msgs := make([]Message, len(jms))
-	for i, jm := range jms {
-		msgs[i] = c.message(jm)
-	}
+// handle runs the handler on a batch: jms as received, msgs as the
+// handler sees them.
+func (c *consumer) handle(ctx context.Context, jms []jetstream.Msg, msgs []Message) {
 	c.mu.Lock()
 	c.current = jms
 	c.mu.Unlock()
